@@ -1,0 +1,483 @@
+"""Load and validate mapping configs (`mappings/*.json`), reporting every problem at once."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path as FilePath
+from typing import Any
+
+from .actions import ACTION_TYPES, EXECUTION_ORDER
+from .errors import ConfigError, PathError
+from .paths import Path, compile_path
+from .specs import COERCIONS, Condition, ValueSpec, compile_condition, compile_spec
+
+SINK_TYPES = ("local", "dry-run", "knock")
+DEFAULT_WINDOW_HOURS = 24
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """A secret named by environment variable: `{"$env": "NAME"}`."""
+
+    name: str
+
+    def resolve(self, environ: Mapping[str, str]) -> str | None:
+        value = environ.get(self.name)
+        return value if value else None
+
+    def to_json(self):
+        return {"$env": self.name}
+
+
+@dataclass(frozen=True)
+class IdempotencyConfig:
+    path: Path
+    hashed: bool
+    window: timedelta
+
+    def to_json(self):
+        key = {"hash": self.path.text} if self.hashed else self.path.text
+        return {"key": key, "window_hours": self.window.total_seconds() / 3600}
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    type: str
+    api_key: EnvRef | None = None
+    base_url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionMapping:
+    event: str
+    action: str
+    params: Mapping[str, ValueSpec]
+    when: tuple[Condition, ...]
+    active: bool
+    index: int
+    raw: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        """Identifies the mapping within its environment (for replays of what did not succeed)."""
+        return f"{self.index}:{self.action}"
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    signing_secrets: tuple[EnvRef, ...]
+    idempotency: IdempotencyConfig | None
+    sink: SinkConfig
+    mappings: tuple[ActionMapping, ...]
+    by_event: Mapping[str, tuple[ActionMapping, ...]]
+
+    def mappings_for(self, event: str) -> tuple[ActionMapping, ...]:
+        """This event's mappings, in Knock's execution order (config order within a type)."""
+        return self.by_event.get(event, ())
+
+    def secrets(self, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        environ = os.environ if environ is None else environ
+        return tuple(s for s in (ref.resolve(environ) for ref in self.signing_secrets) if s)
+
+    def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        environ = os.environ if environ is None else environ
+        return [ref.name for ref in self.signing_secrets if not ref.resolve(environ)]
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    source: str
+    event_type_path: Path
+    environments: Mapping[str, Environment]
+    body_template: Mapping[str, Any] | None
+    raw: Mapping[str, Any]
+    origin: str | None = None
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments) or "none"
+            raise ConfigError(
+                [("environments", f"no environment `{name}` in this config (it has: {known})")], self.origin
+            ) from None
+
+
+def _hint_name(name: str, choices) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _env_ref(raw, problems, where, what) -> EnvRef | None:
+    if isinstance(raw, dict) and set(raw) == {"$env"} and isinstance(raw["$env"], str) and raw["$env"]:
+        return EnvRef(raw["$env"])
+    if isinstance(raw, str):
+        problems.append(
+            (
+                where,
+                f"{what} must not be written into the mapping file; store it in an "
+                'environment variable and write {"$env": "VARIABLE_NAME"} here',
+            )
+        )
+    else:
+        problems.append((where, f'{what} must be {{"$env": "VARIABLE_NAME"}}'))
+    return None
+
+
+def _unknown_keys(raw: Mapping, allowed, problems, where):
+    for key in raw:
+        if key not in allowed:
+            problems.append(
+                (
+                    f"{where}.{key}" if where else str(key),
+                    f"unknown key{_hint_name(key, allowed)} (allowed: {', '.join(allowed)})",
+                )
+            )
+
+
+def _parse_mapping(raw, index, where, problems) -> ActionMapping | None:
+    if not isinstance(raw, dict):
+        problems.append(
+            (
+                where,
+                'a mapping is an object like {"event": "lead.enriched", "action": '
+                '"users_identify", "params": {...}}',
+            )
+        )
+        return None
+    start = len(problems)
+    _unknown_keys(raw, ("event", "action", "params", "when", "active", "description"), problems, where)
+    event = raw.get("event")
+    if not isinstance(event, str) or not event.strip():
+        problems.append((f"{where}.event", 'needs the event name sent in body.event, e.g. "lead.enriched"'))
+    action = raw.get("action")
+    spec = ACTION_TYPES.get(action) if isinstance(action, str) else None
+    if spec is None:
+        problems.append(
+            (
+                f"{where}.action",
+                f"unknown action {json.dumps(action)}{_hint_name(action, ACTION_TYPES)}; "
+                f"use one of {', '.join(EXECUTION_ORDER)}",
+            )
+        )
+    active = raw.get("active", True)
+    if not isinstance(active, bool):
+        problems.append((f"{where}.active", "`active` is true or false"))
+    params_raw = raw.get("params", {})
+    params: dict[str, ValueSpec] = {}
+    if not isinstance(params_raw, dict):
+        problems.append((f"{where}.params", "`params` is an object of parameter name → value spec"))
+        params_raw = {}
+    for name, value in params_raw.items():
+        if spec is not None and name not in spec.params:
+            problems.append(
+                (
+                    f"{where}.params.{name}",
+                    f"{spec.name} has no param `{name}`"
+                    f"{_hint_name(name, spec.params)}; its params are "
+                    f"{', '.join(spec.params)}",
+                )
+            )
+            continue
+        compiled = compile_spec(value, problems, f"{where}.params.{name}")
+        if compiled is not None:
+            params[name] = compiled
+    if spec is not None:
+        for name in spec.params:
+            if name in spec.required and name not in params_raw:
+                problems.append(
+                    (
+                        f"{where}.params.{name}",
+                        f"{spec.name} requires `{name}`; map it to a path "
+                        'such as "body.email" or a {"value": ...}',
+                    )
+                )
+    when_raw = raw.get("when", [])
+    if isinstance(when_raw, dict):
+        when_raw = [when_raw]
+    if not isinstance(when_raw, list):
+        problems.append((f"{where}.when", "`when` is a list of conditions"))
+        when_raw = []
+    when = [compile_condition(c, problems, f"{where}.when[{i}]") for i, c in enumerate(when_raw)]
+    if len(problems) > start:
+        return None
+    ordered = {name: params[name] for name in spec.params if name in params}
+    return ActionMapping(
+        event=event.strip(),
+        action=action,
+        params=ordered,
+        when=tuple(when),
+        active=active,
+        index=index,
+        raw=raw,
+    )
+
+
+def _parse_sink(raw, problems, where) -> SinkConfig:
+    if raw is None:
+        return SinkConfig("local")
+    if isinstance(raw, str):
+        if raw in SINK_TYPES and raw != "knock":
+            return SinkConfig(raw)
+        if raw == "knock":
+            problems.append(
+                (
+                    where,
+                    'the knock sink needs an API key: {"type": "knock", "api_key": '
+                    '{"$env": "KNOCK_API_KEY"}}',
+                )
+            )
+        else:
+            problems.append(
+                (
+                    where,
+                    f"unknown sink {json.dumps(raw)}{_hint_name(raw, SINK_TYPES)}; "
+                    f'use "local", "dry-run" or a knock sink object',
+                )
+            )
+        return SinkConfig("dry-run")
+    if not isinstance(raw, dict):
+        problems.append((where, '`sink` is "local", "dry-run" or {"type": "knock", ...}'))
+        return SinkConfig("dry-run")
+    kind = raw.get("type")
+    if kind not in SINK_TYPES:
+        problems.append(
+            (f"{where}.type", f"unknown sink type {json.dumps(kind)}; use one of {', '.join(SINK_TYPES)}")
+        )
+        return SinkConfig("dry-run")
+    _unknown_keys(
+        raw, ("type", "api_key", "base_url", "timeout", "max_retries", "rate_per_second"), problems, where
+    )
+    api_key = None
+    if kind == "knock":
+        api_key = _env_ref(raw.get("api_key"), problems, f"{where}.api_key", "the Knock API key")
+    base_url = raw.get("base_url")
+    if base_url is not None and (not isinstance(base_url, str) or not re.match(r"https?://", base_url)):
+        problems.append((f"{where}.base_url", '`base_url` is an http(s) URL such as "https://api.knock.app"'))
+    options = {k: raw[k] for k in ("timeout", "max_retries", "rate_per_second") if k in raw}
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            problems.append((f"{where}.{key}", f"`{key}` is a non-negative number"))
+    return SinkConfig(kind, api_key, base_url, options)
+
+
+def _parse_idempotency(raw, problems, where) -> IdempotencyConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append((where, '`idempotency` is {"key": "body.row_id", "window_hours": 24} or null'))
+        return None
+    _unknown_keys(raw, ("key", "window_hours"), problems, where)
+    key = raw.get("key")
+    hashed = isinstance(key, dict)
+    if hashed:
+        if set(key) != {"hash"} or not isinstance(key["hash"], str):
+            problems.append((f"{where}.key", '`key` is a path or {"hash": "body"}'))
+            return None
+        key = key["hash"]
+    if not isinstance(key, str):
+        problems.append(
+            (
+                f"{where}.key",
+                'needs a path such as "body.row_id", or {"hash": "body"} to dedupe unchanged re-runs',
+            )
+        )
+        return None
+    try:
+        path = compile_path(key)
+    except PathError as exc:
+        problems.append((f"{where}.key", str(exc)))
+        return None
+    hours = raw.get("window_hours", DEFAULT_WINDOW_HOURS)
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 365:
+        problems.append((f"{where}.window_hours", "`window_hours` is a number of hours between 0 and 8760"))
+        return None
+    return IdempotencyConfig(path=path, hashed=hashed, window=timedelta(hours=hours))
+
+
+def _parse_environment(name, raw, problems, where) -> Environment | None:
+    start = len(problems)
+    if not _NAME.match(str(name)):
+        problems.append((where, "environment names use letters, digits, `-`, `_` and `.`"))
+    if not isinstance(raw, dict):
+        problems.append((where, "an environment is an object with signing_secrets, sink and mappings"))
+        return None
+    _unknown_keys(raw, ("signing_secrets", "idempotency", "sink", "mappings", "description"), problems, where)
+    secrets_raw = raw.get("signing_secrets", [])
+    if not isinstance(secrets_raw, list):
+        secrets_raw = [secrets_raw]
+    secrets = [
+        _env_ref(s, problems, f"{where}.signing_secrets[{i}]", "a signing secret")
+        for i, s in enumerate(secrets_raw)
+    ]
+    idempotency = _parse_idempotency(raw.get("idempotency"), problems, f"{where}.idempotency")
+    sink = _parse_sink(raw.get("sink", "local"), problems, f"{where}.sink")
+    mappings_raw = raw.get("mappings", [])
+    if not isinstance(mappings_raw, list):
+        problems.append((f"{where}.mappings", "`mappings` is a list"))
+        mappings_raw = []
+    mappings = [_parse_mapping(m, i, f"{where}.mappings[{i}]", problems) for i, m in enumerate(mappings_raw)]
+    if len(problems) > start:
+        return None
+    by_event: dict[str, list[ActionMapping]] = {}
+    for mapping in mappings:
+        by_event.setdefault(mapping.event, []).append(mapping)
+    ordered = {
+        event: tuple(sorted(items, key=lambda m: (EXECUTION_ORDER.index(m.action), m.index)))
+        for event, items in by_event.items()
+    }
+    return Environment(
+        name=name,
+        signing_secrets=tuple(secrets),
+        idempotency=idempotency,
+        sink=sink,
+        mappings=tuple(mappings),
+        by_event=ordered,
+    )
+
+
+def _check_body_template(raw, problems, where):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append((where, "`body_template` maps body keys to Clay column names"))
+        return None
+    for key, spec in raw.items():
+        loc = f"{where}.{key}"
+        if isinstance(spec, str):
+            continue
+        if isinstance(spec, dict) and set(spec) == {"value"}:
+            continue
+        if isinstance(spec, dict) and "column" in spec and set(spec) <= {"column", "as"}:
+            if not isinstance(spec["column"], str):
+                problems.append((f"{loc}.column", "`column` is the Clay column name"))
+            if spec.get("as") is not None and spec["as"] not in COERCIONS:
+                problems.append((f"{loc}.as", f"use one of {', '.join(COERCIONS)}"))
+            continue
+        problems.append(
+            (loc, 'write a column name, {"column": "ICP Score", "as": "number"} or {"value": ...}')
+        )
+    return raw
+
+
+def parse_config(data: Any, origin: str | None = None) -> SourceConfig:
+    """Validate a parsed config; raise `ConfigError` listing every problem."""
+    problems: list[tuple[str, str]] = []
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [("", "the config must be a JSON object with source, environments and mappings")], origin
+        )
+    _unknown_keys(
+        data, ("$schema", "description", "source", "event_type_path", "environments", "clay"), problems, ""
+    )
+    source = data.get("source")
+    if not isinstance(source, str) or not _NAME.match(source):
+        problems.append(
+            ("source", 'needs the source name used in the URL, e.g. "clay" (letters, digits, `-`, `_`, `.`)')
+        )
+    try:
+        event_type_path = compile_path(data.get("event_type_path", "body.event"))
+    except PathError as exc:
+        problems.append(("event_type_path", str(exc)))
+        event_type_path = None
+    envs_raw = data.get("environments")
+    environments: dict[str, Environment] = {}
+    if not isinstance(envs_raw, dict) or not envs_raw:
+        problems.append(("environments", 'needs at least one environment, e.g. {"development": {...}}'))
+    else:
+        for name, raw in envs_raw.items():
+            env = _parse_environment(name, raw, problems, f"environments.{name}")
+            if env is not None:
+                environments[name] = env
+    clay = data.get("clay", {})
+    template = None
+    if not isinstance(clay, dict):
+        problems.append(("clay", '`clay` is an object such as {"body_template": {...}}'))
+    else:
+        _unknown_keys(clay, ("body_template",), problems, "clay")
+        template = _check_body_template(clay.get("body_template"), problems, "clay.body_template")
+    if problems:
+        raise ConfigError(problems, origin)
+    return SourceConfig(
+        source=source,
+        event_type_path=event_type_path,
+        environments=environments,
+        body_template=template,
+        raw=data,
+        origin=origin,
+    )
+
+
+def load_config(path: str | os.PathLike) -> SourceConfig:
+    """Read and validate a config file."""
+    origin = str(path)
+    try:
+        text = FilePath(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([("", f"file not found: {origin}")], origin) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([("", f"cannot read the file: {exc}")], origin) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            [("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")], origin
+        ) from None
+    return parse_config(data, origin)
+
+
+_KEY_ORDER = {
+    "": ("$schema", "description", "source", "event_type_path", "environments", "clay"),
+    "environment": ("description", "signing_secrets", "idempotency", "sink", "mappings"),
+    "mapping": ("event", "action", "description", "active", "when", "params"),
+}
+
+
+def _ordered(obj: Mapping, order) -> dict:
+    known = [k for k in order if k in obj]
+    return {**{k: obj[k] for k in known}, **{k: obj[k] for k in obj if k not in order}}
+
+
+def canonical_config(data: Mapping[str, Any]) -> dict:
+    """The config with keys in a stable order (params in the action's own order)."""
+    out = _ordered(data, _KEY_ORDER[""])
+    envs = {}
+    for name, env in (data.get("environments") or {}).items():
+        env = _ordered(env, _KEY_ORDER["environment"])
+        mappings = []
+        for m in env.get("mappings", []):
+            m = _ordered(m, _KEY_ORDER["mapping"])
+            spec = ACTION_TYPES.get(m.get("action"))
+            if spec and isinstance(m.get("params"), dict):
+                m["params"] = _ordered(m["params"], spec.params)
+            mappings.append(m)
+        env["mappings"] = mappings
+        envs[name] = env
+    if envs:
+        out["environments"] = envs
+    return out
+
+
+def dump_config(data: Mapping[str, Any]) -> str:
+    """Pretty-printed config text with a stable key order, so diffs stay readable."""
+    return json.dumps(canonical_config(data), indent=2, ensure_ascii=False) + "\n"
+
+
+def save_config(data: Mapping[str, Any], path: str | os.PathLike) -> SourceConfig:
+    """Validate, then write atomically; return the loaded config."""
+    config = parse_config(data, str(path))
+    target = FilePath(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(dump_config(data), encoding="utf-8")
+    os.replace(tmp, target)
+    return config

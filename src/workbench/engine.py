@@ -1,0 +1,475 @@
+"""The source engine: a `SourceEvent` in, an `Outcome` out.
+
+Parses the body, reads the event type, picks the environment's mappings for it in Knock's
+execution order, checks idempotency, evaluates conditions, resolves parameters, validates
+them against Knock's limits and hands each action to the injected sink. Storage and sinks
+are reached only through the small `Sink` and `IdempotencyPort` interfaces below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .actions import ACTION_TYPES, normalize
+from .config import ActionMapping, Environment, SourceConfig
+from .errors import CoercionError, InvalidBody, SinkError, TransientSinkError
+from .paths import is_nothing
+
+ORIGINS = ("live", "backfill", "replay")
+MAX_DEPTH = 100
+MAX_IDEMPOTENCY_KEY = 255
+REDACTED = "[redacted]"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id(now: datetime | None = None) -> str:
+    """`evt_` + a ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time."""
+    millis = int((now or utcnow()).timestamp() * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, digit = divmod(value, 32)
+        chars.append(_CROCKFORD[digit])
+    return "evt_" + "".join(reversed(chars))
+
+
+# -- ports -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """What a sink receives: the action type and its validated payload."""
+
+    action: str
+    payload: dict[str, Any]
+    event_id: str | None
+    mapping_key: str
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """Stable per event and mapping, so a retried trigger never runs twice in Knock."""
+        return f"{self.event_id}:{self.mapping_key}" if self.event_id else None
+
+
+class Sink(Protocol):
+    def apply(self, request: ActionRequest) -> Any:
+        """Apply one action; return its result or raise Transient/TerminalSinkError."""
+
+
+class IdempotencyPort(Protocol):
+    def reserve(self, scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float) -> bool:
+        """Reserve `key`; False when a live reservation or a remembered success exists."""
+
+    def complete(self, scope: tuple[str, str, str], key: str, now: datetime) -> None:
+        """Remember a successful execution."""
+
+    def release(self, scope: tuple[str, str, str], key: str) -> None:
+        """Forget a reservation whose execution did not succeed."""
+
+
+# -- events and outcomes -----------------------------------------------------------------
+
+
+def normalize_headers(headers: Any) -> dict[str, str]:
+    """Header names lower-cased, repeated headers joined, Authorization redacted."""
+    out: dict[str, str] = {}
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for name, value in items:
+        key = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).strip().lower()
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        if key == "authorization":
+            text = REDACTED
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """One request (or one export row): raw body, headers and where it came from.
+
+    `body` is the raw bytes or text as received, or an already-parsed dict (backfill).
+    """
+
+    body: bytes | str | dict
+    headers: Mapping[str, str] = field(default_factory=dict)
+    origin: str = "live"
+    id: str | None = None
+    received_at: datetime | None = None
+
+    def __post_init__(self):
+        if self.origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}, got {self.origin!r}")
+        object.__setattr__(self, "headers", normalize_headers(self.headers))
+
+    @property
+    def raw_text(self) -> str:
+        """The body as text for the event log (undecodable bytes replaced)."""
+        if isinstance(self.body, dict):
+            return json.dumps(self.body, ensure_ascii=False)
+        if isinstance(self.body, str):
+            return self.body
+        return self.body.decode("utf-8", "replace")
+
+
+@dataclass
+class ActionResult:
+    action: str
+    status: str  # success, skipped, failed, queued
+    mapping: str
+    params: Any = None
+    payload: dict[str, Any] | None = None
+    result: Any = None
+    error: str | None = None
+    retry_after: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.action, "status": self.status, "payload": self.payload}
+        if self.error is not None:
+            out["error"] = self.error
+        else:
+            out["result"] = self.result
+        return out
+
+
+@dataclass
+class Outcome:
+    status: str  # processed, idempotent, no_mapping, queued, invalid, failed
+    event: str | None
+    actions: list[ActionResult] = field(default_factory=list)
+    error: str | None = None
+    idempotency_key: str | None = None
+    idempotency_note: str | None = None
+    body: Any = None
+
+    def to_dict(self, event_id: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if event_id is not None:
+            out["id"] = event_id
+        out["status"] = self.status
+        out["event"] = self.event
+        if self.error is not None:
+            out["error"] = self.error
+        if self.idempotency_note is not None:
+            out["idempotency"] = self.idempotency_note
+        out["actions"] = [a.to_dict() for a in self.actions]
+        return out
+
+
+# -- body parsing ------------------------------------------------------------------------
+
+_QUOTE_HINT = (
+    'wrap each inserted Clay column in double quotes, e.g. "email": "/Work Email", '
+    "and make sure the cell text has no unescaped double quotes"
+)
+
+
+def _visible(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _snippet(text: str, pos: int, radius: int = 24) -> str:
+    start, end = max(0, pos - radius), min(len(text), pos + radius)
+    shown = _visible(text[start:pos]) + "⟨here⟩" + _visible(text[pos:end])
+    return ("…" if start else "") + shown + ("…" if end < len(text) else "")
+
+
+def _decode_hint(text: str, exc: json.JSONDecodeError) -> str:
+    msg, pos = exc.msg, exc.pos
+    char = text[pos : pos + 1]
+    if msg == "Expecting value":
+        if not char:
+            return "the body ends where a value should be; " + _QUOTE_HINT
+        if char in ",}]":
+            return (
+                "a value is missing (an empty Clay cell inserted without quotes leaves nothing there); "
+                + _QUOTE_HINT
+            )
+        return "a value is not valid JSON (text must be in double quotes); " + _QUOTE_HINT
+    if msg.startswith("Expecting ',' delimiter") or msg.startswith("Expecting ':' delimiter"):
+        return "a value probably contains a double quote that is not escaped; " + _QUOTE_HINT
+    if msg.startswith("Expecting property name"):
+        return "keys need double quotes, and there must be no comma before a closing }"
+    if msg.startswith("Extra data"):
+        return "there is text after the JSON object; the body must be exactly one object"
+    if msg.startswith("Invalid \\escape") or msg.startswith("Invalid \\u"):
+        return "a backslash in a value is not escaped; write \\\\ for a literal backslash"
+    if msg.startswith("Unterminated string"):
+        return "a string is not closed; " + _QUOTE_HINT
+    return _QUOTE_HINT
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    return False
+
+
+def parse_body(raw: bytes | str | dict) -> dict:
+    """The body as a JSON object; control characters inside strings are tolerated.
+
+    Raises `InvalidBody` saying exactly what is wrong, where, and what to change in Clay.
+    """
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InvalidBody(
+                f"body is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}); "
+                "send the body as UTF-8 JSON"
+            ) from None
+        nesting = raw.count(b"{") + raw.count(b"[")
+    else:
+        text = raw[1:] if raw.startswith("\ufeff") else raw
+        nesting = text.count("{") + text.count("[")
+    if not text.strip():
+        raise InvalidBody(
+            "body is empty; set the HTTP API column body to a JSON object such as "
+            '{"event": "lead.enriched", "email": "/Work Email"}'
+        )
+    try:
+        body = json.loads(text, strict=False)
+    except json.JSONDecodeError as exc:
+        raise InvalidBody(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
+            f"(near {_snippet(text, exc.pos)}); {_decode_hint(text, exc)}"
+        ) from None
+    except RecursionError:
+        raise InvalidBody(f"body is nested too deeply (more than {MAX_DEPTH} levels)") from None
+    if not isinstance(body, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(body), "a number"
+        )
+        raise InvalidBody(f'body must be a JSON object such as {{"event": "lead.enriched", ...}}, got {kind}')
+    if nesting > MAX_DEPTH and _too_deep(body):
+        raise InvalidBody(f"body is nested too deeply (more than {MAX_DEPTH} levels)")
+    return body
+
+
+def content_hash(value: Any) -> str:
+    """SHA-256 of the canonical JSON of `value` (sorted keys, no spaces)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- the engine ---------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """An event parsed and resolved: actions with their payloads, nothing applied yet."""
+
+    outcome: Outcome
+    context: dict[str, Any] | None = None
+    todo: list[tuple[ActionMapping, ActionResult]] = field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        return self.context is None
+
+
+class Engine:
+    """Processes events for one environment of one source config."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        environment: str | Environment,
+        sink: Sink,
+        idempotency: IdempotencyPort | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.config = config
+        self.env = environment if isinstance(environment, Environment) else config.environment(environment)
+        self.sink = sink
+        self.idempotency = idempotency
+        self.clock = clock
+
+    # The three steps are public so the backfill and the designer can use them separately.
+
+    def plan(self, event: SourceEvent, previous: Mapping[str, ActionResult] | None = None) -> Plan:
+        """Parse, read the event type and resolve every mapped action (nothing is applied)."""
+        try:
+            body = parse_body(event.body)
+        except InvalidBody as exc:
+            return Plan(Outcome("invalid", None, error=str(exc)))
+        context = {"body": body, "headers": event.headers}
+        event_type = self.config.event_type_path.resolve(context)
+        if is_nothing(event_type) or not isinstance(event_type, str):
+            where = f"`{self.config.event_type_path}`"
+            problem = (
+                "is missing" if is_nothing(event_type) else f"is {json.dumps(event_type)[:40]}, not text"
+            )
+            return Plan(
+                Outcome(
+                    "invalid",
+                    None,
+                    body=body,
+                    error=(
+                        f'no event type: {where} {problem}; add "event": "lead.enriched" (or your event name) '
+                        "to the HTTP API column body"
+                    ),
+                )
+            )
+        mappings = self.env.mappings_for(event_type)
+        outcome = Outcome("processed", event_type, body=body)
+        if not any(m.active for m in mappings):
+            outcome.status = "no_mapping"
+            outcome.error = (
+                f"no active mapping for event `{event_type}` in environment `{self.env.name}`; "
+                "nothing was done (add a mapping for it to act on it)"
+            )
+            return Plan(outcome)
+        size_hint = 6 * len(event.body) + 1024 if isinstance(event.body, (bytes, str)) else None
+        plan = Plan(outcome, context)
+        for mapping in mappings:
+            if previous and mapping.key in previous and previous[mapping.key].status == "success":
+                outcome.actions.append(previous[mapping.key])
+                continue
+            result = self._resolve(mapping, context, size_hint)
+            outcome.actions.append(result)
+            if result.status == "pending":
+                plan.todo.append((mapping, result))
+        return plan
+
+    def _resolve(self, mapping: ActionMapping, context, size_hint) -> ActionResult:
+        result = ActionResult(mapping.action, "pending", mapping.key, params=mapping.raw.get("params"))
+        if not mapping.active:
+            result.status, result.result = "skipped", {"reason": "mapping is inactive"}
+            return result
+        for condition in mapping.when:
+            verdict = condition.evaluate(context)
+            if not verdict.ok:
+                result.status, result.result = "skipped", {"reason": f"condition not met: {verdict.reason}"}
+                return result
+        payload: dict[str, Any] = {}
+        errors: list[str] = []
+        required = ACTION_TYPES[mapping.action].required
+        for name, spec in mapping.params.items():
+            try:
+                value = spec.resolve(context)
+            except CoercionError as exc:
+                errors.append(f"param `{name}`: {exc}")
+                continue
+            if is_nothing(value):
+                if name in required:
+                    errors.append(f"param `{name}`: {spec.describe()} resolved to nothing")
+                continue
+            payload[name] = value
+        if not errors:
+            errors = normalize(mapping.action, payload, size_hint)
+        result.payload = payload
+        if errors:
+            result.status, result.error = "failed", "; ".join(errors)
+        return result
+
+    def apply(self, plan: Plan, event_id: str | None = None) -> Outcome:
+        """Hand every resolved action to the sink and settle the outcome's status."""
+        for mapping, result in plan.todo:
+            request = ActionRequest(mapping.action, result.payload, event_id, mapping.key)
+            try:
+                result.result = self.sink.apply(request)
+                result.status = "success"
+            except TransientSinkError as exc:
+                result.status, result.error, result.retry_after = "queued", str(exc), exc.retry_after
+            except SinkError as exc:
+                result.status, result.error = "failed", str(exc)
+        plan.todo = []
+        outcome = plan.outcome
+        statuses = {a.status for a in outcome.actions}
+        outcome.status = (
+            "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
+        )
+        return outcome
+
+    def idempotency_key(self, body: Any, headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """(key, None) when the event has a valid key, else (None, why it is processed without one)."""
+        config = self.env.idempotency
+        if config is None:
+            return None, None
+        value = config.path.resolve({"body": body, "headers": headers})
+        if config.hashed:
+            if is_nothing(value):
+                return (
+                    None,
+                    f"idempotency not applied: `{config.path}` resolved to nothing, so there is nothing to hash",
+                )
+            try:
+                return content_hash(value), None
+            except (TypeError, ValueError, RecursionError) as exc:
+                return None, f"idempotency not applied: cannot hash `{config.path}` ({type(exc).__name__})"
+        if is_nothing(value):
+            return None, f"idempotency not applied: key path `{config.path}` resolved to nothing"
+        if not isinstance(value, str):
+            return None, (
+                f"idempotency not applied: key at `{config.path}` must be a string, "
+                f"got {type(value).__name__}"
+            )
+        if len(value) > MAX_IDEMPOTENCY_KEY:
+            return None, (
+                f"idempotency not applied: key at `{config.path}` is {len(value)} characters; "
+                f"the limit is {MAX_IDEMPOTENCY_KEY}"
+            )
+        return value, None
+
+    def process(
+        self,
+        event: SourceEvent,
+        previous: Mapping[str, ActionResult] | None = None,
+    ) -> Outcome:
+        """Run one event end to end. `previous` holds earlier results of a replayed event,
+        whose successful actions are kept as they are and not applied again."""
+        plan = self.plan(event, previous)
+        if plan.final:
+            return plan.outcome
+        outcome = plan.outcome
+        key, note = (None, None)
+        if event.origin != "replay":
+            key, note = self.idempotency_key(outcome.body, event.headers)
+        outcome.idempotency_key, outcome.idempotency_note = key, note
+        scope = (self.config.source, self.env.name, outcome.event)
+        if key is not None and self.idempotency is not None:
+            window = self.env.idempotency.window.total_seconds()
+            if not self.idempotency.reserve(scope, key, self.clock(), window):
+                return Outcome(
+                    "idempotent",
+                    outcome.event,
+                    idempotency_key=key,
+                    body=outcome.body,
+                    error=f"duplicate of an event already processed with key {json.dumps(key)[:80]} "
+                    f"within {window / 3600:g} h; no action ran",
+                )
+        try:
+            self.apply(plan, event.id)
+        except BaseException:
+            if key is not None and self.idempotency is not None:
+                self.idempotency.release(scope, key)
+            raise
+        if key is not None and self.idempotency is not None:
+            # Only successful executions are remembered; a queued one is owned by the retry worker.
+            if outcome.status in ("processed", "queued"):
+                self.idempotency.complete(scope, key, self.clock())
+            else:
+                self.idempotency.release(scope, key)
+        return outcome

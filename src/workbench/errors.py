@@ -1,0 +1,87 @@
+"""One exception hierarchy for the whole project; the HTTP status lives on the class."""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    http_status = 500
+    status = "error"
+
+    def __init__(self, message: str, **context):
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(WorkbenchError):
+    """A mapping config is invalid; `problems` lists every (location, message)."""
+
+    http_status = 500
+    status = "config_error"
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        count = len(self.problems)
+        lines = [f"{where}{count} problem{'s' if count != 1 else ''} in the mapping config:"]
+        lines += [f"  - {loc}: {msg}" if loc else f"  - {msg}" for loc, msg in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class PathError(WorkbenchError):
+    """A path expression does not parse."""
+
+    status = "config_error"
+
+
+class CoercionError(WorkbenchError):
+    """A value cannot be read as the requested type."""
+
+    status = "failed"
+
+
+class VerificationError(WorkbenchError):
+    """The request is not signed with one of the environment's secrets."""
+
+    http_status = 401
+    status = "rejected"
+
+
+class InvalidBody(WorkbenchError):
+    """The body is not a JSON object carrying an event type."""
+
+    http_status = 400
+    status = "invalid"
+
+
+class NotFound(WorkbenchError):
+    http_status = 404
+    status = "not_found"
+
+
+class SinkError(WorkbenchError):
+    """An action could not be applied by a sink."""
+
+    status = "failed"
+
+
+class TransientSinkError(SinkError):
+    """Worth retrying later: timeouts, 408/409/429/5xx, the sink being unreachable."""
+
+    status = "queued"
+
+    def __init__(self, message: str, retry_after: float | None = None, **context):
+        super().__init__(message, **context)
+        self.retry_after = retry_after
+
+
+class TerminalSinkError(SinkError):
+    """The sink refused the action; retrying unchanged will not help."""
+
+    status = "failed"

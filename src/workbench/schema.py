@@ -1,0 +1,201 @@
+"""JSON Schema (draft 2020-12) of the mapping config format, printed by `workbench schema`."""
+
+from __future__ import annotations
+
+from .actions import ACTION_TYPES, EXECUTION_ORDER
+from .specs import COERCIONS, OPERATORS
+
+
+def config_schema() -> dict:
+    env_ref = {
+        "type": "object",
+        "properties": {"$env": {"type": "string", "minLength": 1}},
+        "required": ["$env"],
+        "additionalProperties": False,
+        "description": "A secret read from this environment variable; secrets never live in mapping files.",
+    }
+    path = {
+        "type": "string",
+        "minLength": 1,
+        "description": "Dot path rooted at body or headers, e.g. body.email",
+    }
+    value_spec = {
+        "oneOf": [
+            path,
+            {
+                "type": "object",
+                "required": ["path"],
+                "additionalProperties": False,
+                "properties": {"path": path, "as": {"enum": list(COERCIONS)}, "default": {}},
+            },
+            {
+                "type": "object",
+                "required": ["value"],
+                "additionalProperties": False,
+                "properties": {"value": {}},
+            },
+            {
+                "type": "object",
+                "required": ["template"],
+                "additionalProperties": False,
+                "properties": {"template": {"type": "string", "pattern": r"\{\{.+\}\}"}},
+            },
+            {
+                "type": "object",
+                "required": ["first"],
+                "additionalProperties": False,
+                "properties": {
+                    "first": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/value_spec"}}
+                },
+            },
+        ]
+    }
+    condition = {
+        "type": "object",
+        "required": ["path"],
+        "properties": {
+            "path": path,
+            "as": {"enum": list(COERCIONS)},
+            **{op: {} for op in OPERATORS},
+            "in": {"type": "array"},
+            "matches": {"type": "string"},
+            "exists": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+        "minProperties": 2,
+        "oneOf": [{"required": [op]} for op in OPERATORS],
+    }
+    mapping_variants = []
+    for action in EXECUTION_ORDER:
+        spec = ACTION_TYPES[action]
+        mapping_variants.append(
+            {
+                "if": {"properties": {"action": {"const": action}}},
+                "then": {
+                    "properties": {
+                        "params": {
+                            "type": "object",
+                            "properties": {p: {"$ref": "#/$defs/value_spec"} for p in spec.params},
+                            "required": sorted(spec.required),
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            }
+        )
+    mapping = {
+        "type": "object",
+        "required": ["event", "action", "params"],
+        "additionalProperties": False,
+        "properties": {
+            "event": {"type": "string", "minLength": 1},
+            "action": {"enum": list(EXECUTION_ORDER)},
+            "description": {"type": "string"},
+            "active": {"type": "boolean"},
+            "when": {"type": "array", "items": {"$ref": "#/$defs/condition"}},
+            "params": {"type": "object"},
+        },
+        "allOf": mapping_variants,
+    }
+    sink = {
+        "oneOf": [
+            {"enum": ["local", "dry-run"]},
+            {
+                "type": "object",
+                "required": ["type"],
+                "additionalProperties": False,
+                "properties": {
+                    "type": {"enum": ["local", "dry-run", "knock"]},
+                    "api_key": {"$ref": "#/$defs/env_ref"},
+                    "base_url": {"type": "string", "pattern": "^https?://"},
+                    "timeout": {"type": "number", "minimum": 0},
+                    "max_retries": {"type": "number", "minimum": 0},
+                    "rate_per_second": {"type": "number", "minimum": 0},
+                },
+                "if": {"properties": {"type": {"const": "knock"}}},
+                "then": {"required": ["api_key"]},
+            },
+        ]
+    }
+    environment = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string"},
+            "signing_secrets": {"type": "array", "items": {"$ref": "#/$defs/env_ref"}},
+            "idempotency": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["key"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "key": {
+                                "oneOf": [
+                                    path,
+                                    {
+                                        "type": "object",
+                                        "required": ["hash"],
+                                        "additionalProperties": False,
+                                        "properties": {"hash": path},
+                                    },
+                                ]
+                            },
+                            "window_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 8760},
+                        },
+                    },
+                ]
+            },
+            "sink": sink,
+            "mappings": {"type": "array", "items": {"$ref": "#/$defs/mapping"}},
+        },
+    }
+    column = {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "object",
+                "required": ["column"],
+                "additionalProperties": False,
+                "properties": {"column": {"type": "string"}, "as": {"enum": list(COERCIONS)}},
+            },
+            {
+                "type": "object",
+                "required": ["value"],
+                "additionalProperties": False,
+                "properties": {"value": {}},
+            },
+        ]
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Clay source mapping config",
+        "type": "object",
+        "required": ["source", "environments"],
+        "additionalProperties": False,
+        "properties": {
+            "$schema": {"type": "string"},
+            "description": {"type": "string"},
+            "source": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+            "event_type_path": path,
+            "environments": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+                "additionalProperties": {"$ref": "#/$defs/environment"},
+            },
+            "clay": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"body_template": {"type": "object", "additionalProperties": column}},
+            },
+        },
+        "$defs": {
+            "env_ref": env_ref,
+            "value_spec": value_spec,
+            "condition": condition,
+            "mapping": mapping,
+            "environment": environment,
+        },
+    }
