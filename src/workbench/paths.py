@@ -171,7 +171,7 @@ def compile_path(text: str) -> Path:
         ch = text[pos]
         if ch == ".":
             key = _KEY.match(text, pos + 1)
-            if not key:
+            if not key or key.group(0) == "*":
                 bad = text[pos + 1 : pos + 2]
                 if bad == "*":
                     raise _fail(original, pos + 1, "`.*` is not supported", "use `[*]` for every element")
