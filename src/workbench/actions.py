@@ -136,8 +136,8 @@ def normalize(action: str, payload: dict[str, Any], size_hint: int | None = None
     (several times the raw body length); values under it skip the exact measurement.
     """
     problems: list[str] = []
-    for name, value in list(payload.items()):
-        if name in STRING_PARAMS:
+    for name, value in payload.items():
+        if type(value) is not str and name in STRING_PARAMS:
             text = _scalar_text(value)
             if text is None:
                 problems.append(f"param `{name}`: expected text, got {type(value).__name__}")
@@ -145,7 +145,7 @@ def normalize(action: str, payload: dict[str, Any], size_hint: int | None = None
             payload[name] = text
     for name in USER_ID_PARAMS.get(action, ()):
         user_id = payload.get(name)
-        if isinstance(user_id, str):
+        if isinstance(user_id, str) and (len(user_id) > MAX_USER_ID or "/" in user_id or "#" in user_id):
             if len(user_id) > MAX_USER_ID:
                 problems.append(
                     f"param `{name}`: user id is {len(user_id)} characters; Knock allows {MAX_USER_ID}"
@@ -157,25 +157,7 @@ def normalize(action: str, payload: dict[str, Any], size_hint: int | None = None
                 )
     list_param = LIST_PARAMS.get(action)
     if list_param and list_param in payload:
-        value = payload[list_param]
-        if isinstance(value, (str, dict)):
-            value = payload[list_param] = [value]
-        if not isinstance(value, list):
-            problems.append(
-                f"param `{list_param}`: expected a list of recipients, got {type(value).__name__}"
-            )
-        else:
-            if len(value) > MAX_RECIPIENTS:
-                problems.append(
-                    f"param `{list_param}`: {len(value)} recipients; Knock allows {MAX_RECIPIENTS}"
-                )
-            for i, item in enumerate(value):
-                if not (isinstance(item, dict) or (isinstance(item, str) and item)):
-                    problems.append(
-                        f"param `{list_param}`: item {i} is {json.dumps(item)}; "
-                        "a recipient is a user id or an object reference"
-                    )
-                    break
+        _check_recipients(list_param, payload, problems)
     for name, limit in OBJECT_PARAMS.items():
         if name not in payload:
             continue
@@ -188,3 +170,21 @@ def normalize(action: str, payload: dict[str, Any], size_hint: int | None = None
             if size > limit:
                 problems.append(f"param `{name}`: {size:,} bytes; Knock allows {limit:,}")
     return problems
+
+
+def _check_recipients(list_param: str, payload: dict[str, Any], problems: list[str]) -> None:
+    value = payload[list_param]
+    if isinstance(value, (str, dict)):
+        value = payload[list_param] = [value]
+    if not isinstance(value, list):
+        problems.append(f"param `{list_param}`: expected a list of recipients, got {type(value).__name__}")
+        return
+    if len(value) > MAX_RECIPIENTS:
+        problems.append(f"param `{list_param}`: {len(value)} recipients; Knock allows {MAX_RECIPIENTS}")
+    for i, item in enumerate(value):
+        if not (isinstance(item, dict) or (isinstance(item, str) and item)):
+            problems.append(
+                f"param `{list_param}`: item {i} is {json.dumps(item)}; "
+                "a recipient is a user id or an object reference"
+            )
+            break

@@ -65,10 +65,10 @@ class ActionMapping:
     index: int
     raw: Mapping[str, Any]
 
-    @property
-    def key(self) -> str:
-        """Identifies the mapping within its environment (for replays of what did not succeed)."""
-        return f"{self.index}:{self.action}"
+    key: str = ""  # "<index>:<action>": identifies the mapping for replays of what did not succeed
+
+    def __post_init__(self):
+        object.__setattr__(self, "key", f"{self.index}:{self.action}")
 
 
 @dataclass(frozen=True)

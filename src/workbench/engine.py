@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import msgspec
+
 from .actions import ACTION_TYPES, normalize
 from .config import ActionMapping, Environment, SourceConfig
 from .errors import CoercionError, InvalidBody, SinkError, TransientSinkError
-from .paths import is_nothing
+from .paths import MISSING, is_nothing
+from .specs import PathValue
 
 ORIGINS = ("live", "backfill", "replay")
 MAX_DEPTH = 100
@@ -48,7 +51,7 @@ def new_event_id(now: datetime | None = None) -> str:
 # -- ports -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ActionRequest:
     """What a sink receives: the action type and its validated payload."""
 
@@ -84,7 +87,13 @@ class IdempotencyPort(Protocol):
 
 def normalize_headers(headers: Any) -> dict[str, str]:
     """Header names lower-cased, repeated headers joined, Authorization redacted."""
-    out: dict[str, str] = {}
+    if type(headers) is dict and all(type(k) is str and type(v) is str for k, v in headers.items()):
+        out = {k.strip().lower(): v for k, v in headers.items()}
+        if len(out) == len(headers):
+            if "authorization" in out:
+                out["authorization"] = REDACTED
+            return out
+    out = {}
     items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for name, value in items:
         key = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).strip().lower()
@@ -95,23 +104,33 @@ def normalize_headers(headers: Any) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
 class SourceEvent:
     """One request (or one export row): raw body, headers and where it came from.
 
     `body` is the raw bytes or text as received, or an already-parsed dict (backfill).
+    Headers are normalised on the way in (see `normalize_headers`).
     """
 
-    body: bytes | str | dict
-    headers: Mapping[str, str] = field(default_factory=dict)
-    origin: str = "live"
-    id: str | None = None
-    received_at: datetime | None = None
+    __slots__ = ("body", "headers", "origin", "id", "received_at")
 
-    def __post_init__(self):
-        if self.origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {ORIGINS}, got {self.origin!r}")
-        object.__setattr__(self, "headers", normalize_headers(self.headers))
+    def __init__(
+        self,
+        body: bytes | str | dict,
+        headers: Any = None,
+        origin: str = "live",
+        id: str | None = None,
+        received_at: datetime | None = None,
+    ):
+        if origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
+        self.body = body
+        self.headers = normalize_headers(headers) if headers else {}
+        self.origin = origin
+        self.id = id
+        self.received_at = received_at
+
+    def __repr__(self) -> str:
+        return f"SourceEvent(origin={self.origin!r}, id={self.id!r}, body={len(self.raw_text)} chars)"
 
     @property
     def raw_text(self) -> str:
@@ -120,10 +139,10 @@ class SourceEvent:
             return json.dumps(self.body, ensure_ascii=False)
         if isinstance(self.body, str):
             return self.body
-        return self.body.decode("utf-8", "replace")
+        return bytes(self.body).decode("utf-8", "replace")
 
 
-@dataclass
+@dataclass(slots=True)
 class ActionResult:
     action: str
     status: str  # success, skipped, failed, queued
@@ -143,7 +162,7 @@ class ActionResult:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     status: str  # processed, idempotent, no_mapping, queued, invalid, failed
     event: str | None
@@ -210,6 +229,15 @@ def _decode_hint(text: str, exc: json.JSONDecodeError) -> str:
     return _QUOTE_HINT
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"`{name}` is not JSON; send numbers as digits or as text")
+
+
+# strict=False: Clay's templating puts raw control characters inside strings.
+_DECODER = json.JSONDecoder(strict=False, parse_constant=_refuse_constant)
+_FAST_DECODER = msgspec.json.Decoder()
+
+
 def _too_deep(value: Any) -> bool:
     stack = [(value, 1)]
     while stack:
@@ -232,6 +260,16 @@ def parse_body(raw: bytes | str | dict) -> dict:
         return raw
     if isinstance(raw, (bytes, bytearray, memoryview)):
         raw = bytes(raw)
+        nesting = raw.count(b"{") + raw.count(b"[")
+        # msgspec is strict (no control characters, no BOM): it takes the well-formed bodies
+        # fast, and everything else goes the tolerant way below, which also explains errors.
+        try:
+            body = _FAST_DECODER.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            pass
+        else:
+            if type(body) is dict and nesting <= MAX_DEPTH:
+                return body
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -239,7 +277,6 @@ def parse_body(raw: bytes | str | dict) -> dict:
                 f"body is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}); "
                 "send the body as UTF-8 JSON"
             ) from None
-        nesting = raw.count(b"{") + raw.count(b"[")
     else:
         text = raw[1:] if raw.startswith("\ufeff") else raw
         nesting = text.count("{") + text.count("[")
@@ -249,7 +286,7 @@ def parse_body(raw: bytes | str | dict) -> dict:
             '{"event": "lead.enriched", "email": "/Work Email"}'
         )
     try:
-        body = json.loads(text, strict=False)
+        body = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidBody(
             f"body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
@@ -257,6 +294,8 @@ def parse_body(raw: bytes | str | dict) -> dict:
         ) from None
     except RecursionError:
         raise InvalidBody(f"body is nested too deeply (more than {MAX_DEPTH} levels)") from None
+    except ValueError as exc:
+        raise InvalidBody(f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
             type(body), "a number"
@@ -276,7 +315,7 @@ def content_hash(value: Any) -> str:
 # -- the engine ---------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Plan:
     """An event parsed and resolved: actions with their payloads, nothing applied yet."""
 
@@ -305,6 +344,15 @@ class Engine:
         self.sink = sink
         self.idempotency = idempotency
         self.clock = clock
+        # Per mapping: (param, resolver, required, spec). Plain paths resolve without the spec layer.
+        self._params = {
+            m.index: tuple(
+                (name, _resolver(spec), name in ACTION_TYPES[m.action].required, spec)
+                for name, spec in m.params.items()
+            )
+            for m in self.env.mappings
+        }
+        self._active_events = frozenset(m.event for m in self.env.mappings if m.active)
 
     # The three steps are public so the backfill and the designer can use them separately.
 
@@ -334,7 +382,7 @@ class Engine:
             )
         mappings = self.env.mappings_for(event_type)
         outcome = Outcome("processed", event_type, body=body)
-        if not any(m.active for m in mappings):
+        if event_type not in self._active_events:
             outcome.status = "no_mapping"
             outcome.error = (
                 f"no active mapping for event `{event_type}` in environment `{self.env.name}`; "
@@ -344,7 +392,7 @@ class Engine:
         size_hint = 6 * len(event.body) + 1024 if isinstance(event.body, (bytes, str)) else None
         plan = Plan(outcome, context)
         for mapping in mappings:
-            if previous and mapping.key in previous and previous[mapping.key].status == "success":
+            if previous and previous.get(mapping.key) and previous[mapping.key].status == "success":
                 outcome.actions.append(previous[mapping.key])
                 continue
             result = self._resolve(mapping, context, size_hint)
@@ -365,15 +413,14 @@ class Engine:
                 return result
         payload: dict[str, Any] = {}
         errors: list[str] = []
-        required = ACTION_TYPES[mapping.action].required
-        for name, spec in mapping.params.items():
+        for name, resolve, required, spec in self._params[mapping.index]:
             try:
-                value = spec.resolve(context)
+                value = resolve(context)
             except CoercionError as exc:
                 errors.append(f"param `{name}`: {exc}")
                 continue
-            if is_nothing(value):
-                if name in required:
+            if value is MISSING or value is None or value == "":
+                if required:
                     errors.append(f"param `{name}`: {spec.describe()} resolved to nothing")
                 continue
             payload[name] = value
@@ -445,7 +492,7 @@ class Engine:
             return plan.outcome
         outcome = plan.outcome
         key, note = (None, None)
-        if event.origin != "replay":
+        if self.env.idempotency is not None and event.origin != "replay":
             key, note = self.idempotency_key(outcome.body, event.headers)
         outcome.idempotency_key, outcome.idempotency_note = key, note
         scope = (self.config.source, self.env.name, outcome.event)
@@ -473,3 +520,9 @@ class Engine:
             else:
                 self.idempotency.release(scope, key)
         return outcome
+
+
+def _resolver(spec):
+    if type(spec) is PathValue and spec.as_ is None and spec.default is MISSING:
+        return spec.path.resolve
+    return spec.resolve

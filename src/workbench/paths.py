@@ -217,7 +217,36 @@ def compile_path(text: str) -> Path:
         steps[0] = steps[0].lower()
     compiled = jsonpath_parse(_jsonpath_text(root, steps)) if wildcard else None
     canonical = root + "".join(_render(step) for step in steps)
-    return Path(text=canonical, root=root, steps=tuple(steps), wildcard=wildcard, _compiled=compiled)
+    path = Path(text=canonical, root=root, steps=tuple(steps), wildcard=wildcard, _compiled=compiled)
+    fast = _fast_resolver(root, steps) if not wildcard else None
+    if fast is not None:
+        # An instance attribute shadows the general method: the common shapes skip the loop.
+        object.__setattr__(path, "resolve", fast)
+    return path
+
+
+def _fast_resolver(root: str, steps: list):
+    """Specialised resolvers for `body`, `body.key` and `body.key.key` (most Clay paths)."""
+    if not steps:
+        return lambda context: context.get(root, MISSING)
+    if len(steps) == 1 and type(steps[0]) is str:
+        key = steps[0]
+
+        def one(context):
+            value = context.get(root, MISSING)
+            return value.get(key, MISSING) if type(value) is dict else MISSING
+
+        return one
+    if len(steps) == 2 and type(steps[0]) is str and type(steps[1]) is str:
+        first, second = steps
+
+        def two(context):
+            value = context.get(root, MISSING)
+            value = value.get(first, MISSING) if type(value) is dict else MISSING
+            return value.get(second, MISSING) if type(value) is dict else MISSING
+
+        return two
+    return None
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][\w\-]*\Z")

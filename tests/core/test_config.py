@@ -29,8 +29,12 @@ def test_default_config_loads_with_knocks_defaults():
     assert dev.sink.type == "local"
     prod = config.environment("production")
     assert prod.sink.type == "knock" and prod.sink.api_key.name == "KNOCK_API_KEY"
-    assert {m.event for m in dev.mappings} == {"lead.enriched", "account.enriched", "lead.high_intent",
-                                               "contact.updated"}
+    assert {m.event for m in dev.mappings} == {
+        "lead.enriched",
+        "account.enriched",
+        "lead.high_intent",
+        "contact.updated",
+    }
 
 
 def test_default_config_matches_the_published_schema():
@@ -75,7 +79,7 @@ def test_every_problem_is_reported_at_once_with_its_location(raw_config):
         "environments.development.mappings[1].action": "did you mean `objects_set`",
         "environments.development.mappings[2].when[0]": "exactly one operator",
         "environments.development.mappings[3].params.id": "users_identify requires `id`",
-        "environments.development.sink": 'did you mean `local`',
+        "environments.development.sink": "did you mean `local`",
         "environments.development.idempotency.key": "did you mean `body.row_id`",
         "environments.production.sink.api_key": "must not be written into the mapping file",
     }
@@ -95,17 +99,28 @@ def test_every_problem_is_reported_at_once_with_its_location(raw_config):
         (lambda c: c.update(colour="red"), "colour"),
         (lambda c: c.update(clay={"body_template": {"email": 5}}), "clay.body_template.email"),
         (lambda c: c["environments"]["development"].update(mappings={}), "environments.development.mappings"),
-        (lambda c: c["environments"]["development"]["mappings"][0].update(active="yes"),
-         "environments.development.mappings[0].active"),
-        (lambda c: c["environments"]["development"]["mappings"][0].update(event=""),
-         "environments.development.mappings[0].event"),
-        (lambda c: c["environments"]["development"].update(sink={"type": "knock"}),
-         "environments.development.sink.api_key"),
-        (lambda c: c["environments"]["development"].update(
-            sink={"type": "knock", "api_key": {"$env": "K"}, "base_url": "ftp://x"}),
-         "environments.development.sink.base_url"),
-        (lambda c: c["environments"]["development"].update(idempotency={"key": {"hash": 1}}),
-         "environments.development.idempotency.key"),
+        (
+            lambda c: c["environments"]["development"]["mappings"][0].update(active="yes"),
+            "environments.development.mappings[0].active",
+        ),
+        (
+            lambda c: c["environments"]["development"]["mappings"][0].update(event=""),
+            "environments.development.mappings[0].event",
+        ),
+        (
+            lambda c: c["environments"]["development"].update(sink={"type": "knock"}),
+            "environments.development.sink.api_key",
+        ),
+        (
+            lambda c: c["environments"]["development"].update(
+                sink={"type": "knock", "api_key": {"$env": "K"}, "base_url": "ftp://x"}
+            ),
+            "environments.development.sink.base_url",
+        ),
+        (
+            lambda c: c["environments"]["development"].update(idempotency={"key": {"hash": 1}}),
+            "environments.development.idempotency.key",
+        ),
     ],
 )
 def test_single_problems(raw_config, mutate, location):
@@ -137,7 +152,11 @@ def test_idempotency_config(raw_config):
 
 def test_mappings_are_ordered_by_execution_order(raw_config):
     raw_config["environments"]["development"]["mappings"] = [
-        {"event": "e", "action": "workflows_cancel", "params": {"key": "body.k", "cancellation_key": "body.c"}},
+        {
+            "event": "e",
+            "action": "workflows_cancel",
+            "params": {"key": "body.k", "cancellation_key": "body.c"},
+        },
         {"event": "e", "action": "workflows_trigger", "params": {"key": "body.k", "recipients": "body.r"}},
         {"event": "e", "action": "objects_set", "params": {"collection": "body.c", "id": "body.i"}},
         {"event": "e", "action": "users_identify", "params": {"id": "body.email"}},
@@ -146,7 +165,10 @@ def test_mappings_are_ordered_by_execution_order(raw_config):
     env = parse_config(raw_config).environment("development")
     ordered = env.mappings_for("e")
     assert [(m.action, m.index) for m in ordered] == [
-        ("users_identify", 3), ("objects_set", 2), ("objects_set", 4), ("workflows_trigger", 1),
+        ("users_identify", 3),
+        ("objects_set", 2),
+        ("objects_set", 4),
+        ("workflows_trigger", 1),
         ("workflows_cancel", 0),
     ]
 

@@ -138,8 +138,17 @@ def test_coercions(value, as_, expected):
 
 @pytest.mark.parametrize(
     "value, as_",
-    [("abc", "number"), ("nan", "number"), ("inf", "number"), (True, "number"), ("87.5", "integer"),
-     ("maybe", "boolean"), (2, "boolean"), ("{bad", "json"), ([1], "number")],
+    [
+        ("abc", "number"),
+        ("nan", "number"),
+        ("inf", "number"),
+        (True, "number"),
+        ("87.5", "integer"),
+        ("maybe", "boolean"),
+        (2, "boolean"),
+        ("{bad", "json"),
+        ([1], "number"),
+    ],
 )
 def test_coercion_errors(value, as_):
     with pytest.raises(CoercionError) as info:
@@ -147,9 +156,12 @@ def test_coercion_errors(value, as_):
     assert as_ in str(info.value).lower()
 
 
-@given(st.one_of(st.text(), st.integers(), st.floats(), st.booleans(), st.none(),
-                 st.lists(st.integers(), max_size=3)),
-       st.sampled_from(["string", "number", "integer", "boolean", "json", "list"]))
+@given(
+    st.one_of(
+        st.text(), st.integers(), st.floats(), st.booleans(), st.none(), st.lists(st.integers(), max_size=3)
+    ),
+    st.sampled_from(["string", "number", "integer", "boolean", "json", "list"]),
+)
 def test_coercion_never_raises_anything_but_its_own_error(value, as_):
     try:
         coerce(value, as_)

@@ -67,15 +67,19 @@ def test_no_secret_configured_rejects_everything():
         verify({"Authorization": "Bearer x"}, ["", None])
 
 
-header_values = st.one_of(st.text(), st.binary(), st.none(), st.integers(), st.floats(),
-                          st.lists(st.text(), max_size=2))
-header_names = st.one_of(st.sampled_from(["Authorization", "authorization", " AUTHORIZATION "]), st.text(),
-                         st.binary(max_size=8))
+header_values = st.one_of(
+    st.text(), st.binary(), st.none(), st.integers(), st.floats(), st.lists(st.text(), max_size=2)
+)
+header_names = st.one_of(
+    st.sampled_from(["Authorization", "authorization", " AUTHORIZATION "]), st.text(), st.binary(max_size=8)
+)
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.dictionaries(header_names, header_values, max_size=4),
-       st.lists(st.one_of(st.text(), st.binary()), max_size=3))
+@given(
+    st.dictionaries(header_names, header_values, max_size=4),
+    st.lists(st.one_of(st.text(), st.binary()), max_size=3),
+)
 def test_only_our_error_escapes_whatever_arrives(headers, secrets):
     try:
         verify(headers, secrets)
