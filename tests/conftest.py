@@ -1,0 +1,28 @@
+"""Fixtures shared across the suite. Area-specific fixtures live in each folder's conftest."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.postgres import PostgresServer, PostgresUnavailable
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the session (skipped outside CI when it cannot start)."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres_server.create_database()
