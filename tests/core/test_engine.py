@@ -3,6 +3,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.actions import EXECUTION_ORDER
 from workbench.config import load_config, parse_config
@@ -493,3 +495,59 @@ def test_event_ids_sort_by_time():
     early = new_event_id(datetime(2026, 1, 1, tzinfo=UTC))
     late = new_event_id(datetime(2026, 1, 2, tzinfo=UTC))
     assert early.startswith("evt_") and len(early) == 30 and early < late
+
+
+# -- whatever arrives, the engine answers with an outcome -------------------------------------
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+json_objects = st.dictionaries(
+    st.text(max_size=6),
+    st.recursive(
+        json_leaves,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+        max_leaves=8,
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200)))
+def test_any_bytes_parse_or_raise_invalid_body(raw):
+    try:
+        assert isinstance(parse_body(raw), dict)
+    except InvalidBody as exc:
+        assert str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    json_objects,
+    st.sampled_from(["lead.enriched", "lead.high_intent", "account.enriched", "other"]),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+)
+def test_any_object_body_gets_an_outcome(body, event_type, headers):
+    engine = Engine(load_config(DEFAULT_CONFIG), "development", DryRunSink())
+    body = {**body, "event": event_type}
+    outcome = engine.process(SourceEvent(json.dumps(body).encode(), headers))
+    assert outcome.status in {"processed", "failed", "no_mapping"}
+    assert outcome.to_dict("evt_x")["event"] == event_type
+    json.dumps(outcome.to_dict("evt_x"))
+
+
+def test_infinity_and_nan_are_not_json(default_engine):
+    outcome = default_engine.process(event(b'{"event": "lead.enriched", "score": NaN}'))
+    assert outcome.status == "invalid" and "`NaN` is not JSON" in outcome.error
+
+
+def test_integers_beyond_64_bits_are_kept_exactly(default_engine):
+    outcome = default_engine.process(
+        event(b'{"event": "lead.enriched", "email": "a@b.co", "big": 123456789012345678901234567890}')
+    )
+    assert outcome.actions[0].payload["properties"]["big"] == 123456789012345678901234567890
