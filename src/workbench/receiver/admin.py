@@ -1,0 +1,204 @@
+"""Admin side: the event log (JSON and HTML), one event, replay and status, behind the admin token."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+
+from ..errors import NotFound, WorkbenchError
+from .app import runtime
+
+admin = Blueprint("admin", __name__)
+
+BASE = "/sources/<source>/<environment>"
+MAX_LIMIT = 1000
+HOW_TO = (
+    "send `Authorization: Bearer <admin token>`, or give the admin token as the password "
+    "of HTTP Basic auth (any user name)"
+)
+
+
+class AdminAuthError(WorkbenchError):
+    """Missing or wrong admin token."""
+
+    http_status = 401
+    status = "unauthorized"
+
+    def __init__(self, message: str, challenge: str):
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class AdminDisabled(WorkbenchError):
+    """No admin token is configured, so nobody gets in."""
+
+    http_status = 403
+    status = "admin_disabled"
+
+
+class BadQuery(WorkbenchError):
+    http_status = 400
+    status = "bad_request"
+
+
+@admin.before_request
+def require_admin_token():
+    token = current_app.config.get("ADMIN_TOKEN")
+    if not token:
+        raise AdminDisabled(
+            "admin access is disabled because WORKBENCH_ADMIN_TOKEN is not set on this receiver; "
+            "set it and restart the receiver to use the event log"
+        )
+    challenge = (
+        'Basic realm="workbench admin", charset="UTF-8"'
+        if request.endpoint == "admin.page"
+        else 'Bearer realm="workbench admin"'
+    )
+    auth = request.authorization
+    given = None
+    if auth is not None:
+        given = auth.token if auth.type == "bearer" else auth.password if auth.type == "basic" else None
+    if not given:
+        raise AdminAuthError(f"this admin endpoint needs the admin token; {HOW_TO}", challenge)
+    if not hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+    ):
+        raise AdminAuthError(f"the admin token is wrong; {HOW_TO}", challenge)
+
+
+def _limit(default: int = 50) -> int:
+    raw = request.args.get("limit", "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {raw[:40]!r}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise BadQuery(f"limit must be from 1 to {MAX_LIMIT}, got {value}")
+    return value
+
+
+def _since() -> datetime | None:
+    raw = request.args.get("since", "").strip()
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise BadQuery(
+            f"since must be an ISO 8601 time such as 2026-01-31T09:00:00Z, got {raw[:40]!r}"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _filters() -> dict:
+    return {
+        "status": request.args.get("status") or None,
+        "event": request.args.get("event") or None,
+        "since": _since(),
+        "limit": _limit(),
+    }
+
+
+def _event(source: str, environment: str, event_id: str) -> dict:
+    entry = runtime().store.get_event(event_id)
+    if entry is None or entry.get("source") != source or entry.get("environment") != environment:
+        raise NotFound(f"no event `{event_id}` in the log of {source}/{environment}")
+    return entry
+
+
+@admin.get(f"{BASE}/logs")
+def logs(source: str, environment: str):
+    rt = runtime()
+    rt.environment(source, environment)
+    events = rt.store.list_events(source, environment, **_filters())
+    return jsonify({"source": source, "environment": environment, "events": events})
+
+
+@admin.get(f"{BASE}/logs/<event_id>")
+def log_entry(source: str, environment: str, event_id: str):
+    return jsonify(_event(source, environment, event_id))
+
+
+def _same_origin() -> bool:
+    """Browsers send Basic credentials on any form post; only our own page may replay."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc == request.host
+    return True
+
+
+@admin.post(f"{BASE}/logs/<event_id>/replay")
+def replay(source: str, environment: str, event_id: str):
+    rt = runtime()
+    rt.reload_configs()
+    if not _same_origin():
+        raise AdminAuthError("replay requests must come from the event-log page itself", "Bearer")
+    _event(source, environment, event_id)
+    entry = rt.service.replay(event_id)
+    if request.form.get("from") == "page":
+        target = url_for("admin.page", source=source, environment=environment, replayed=event_id)
+        return redirect(f"{target}#{event_id}", code=303)
+    return jsonify(entry)
+
+
+@admin.get(f"{BASE}/status")
+def status(source: str, environment: str):
+    rt = runtime()
+    _, env = rt.environment(source, environment)
+    summary = rt.store.status_summary(source, environment)
+    return jsonify(
+        {
+            "source": source,
+            "environment": environment,
+            "days": 30,
+            "counts": summary.get("counts", {}),
+            "last_received_at": summary.get("last_received_at"),
+            "mappings": len(env.mappings),
+            "active_mappings": sum(1 for m in env.mappings if m.active),
+            "missing_secrets": env.missing_secrets(rt.environ),
+        }
+    )
+
+
+def pretty(value) -> str:
+    """Indented JSON for the page; text that is JSON is re-indented, other text shown as is."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value, strict=False)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@admin.get(BASE)
+def page(source: str, environment: str):
+    rt = runtime()
+    rt.reload_configs()
+    _, env = rt.environment(source, environment)
+    filters = _filters()
+    events = [
+        rt.store.get_event(item["id"]) or item
+        for item in rt.store.list_events(source, environment, **filters)
+    ]
+    summary = rt.store.status_summary(source, environment)
+    event_types = sorted({m.event for m in env.mappings} | {e["event"] for e in events if e.get("event")})
+    return render_template(
+        "events.html",
+        source=source,
+        environment=environment,
+        events=events,
+        summary=summary,
+        filters=filters,
+        event_types=event_types,
+        statuses=("processed", "idempotent", "no_mapping", "queued", "invalid", "failed"),
+        replayed=request.args.get("replayed"),
+        pretty=pretty,
+    )

@@ -1,0 +1,187 @@
+"""The Flask app factory: one `SourceService` per process, JSON errors everywhere."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import ConfigError, NotFound, WorkbenchError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATHS = ("mappings/clay.json",)
+DEFAULT_MAX_CONTENT_LENGTH = 5 * 1024 * 1024
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+@dataclass
+class Runtime:
+    """What a receiver process holds: its configs, its store and the service over them."""
+
+    configs: Any
+    store: Any
+    service: Any
+    environ: Any = None
+    reload_interval: float = 1.0
+    _checked: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reload_configs(self) -> None:
+        """Pick up edited config files, looking at most once per `reload_interval`."""
+        now = time.monotonic()
+        if now - self._checked < self.reload_interval:
+            return
+        with self._lock:
+            if now - self._checked < self.reload_interval:
+                return
+            self._checked = now
+            self.configs.reload_if_changed()
+
+    def environment(self, source: str, environment: str):
+        """(config, environment) or NotFound, for the admin side."""
+        config = self.configs.get(source)
+        try:
+            return config, config.environment(environment)
+        except ConfigError:
+            known = ", ".join(config.environments) or "none"
+            raise NotFound(
+                f"source `{source}` has no environment `{environment}` (it has: {known})"
+            ) from None
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["workbench"]
+
+
+def _config_paths(value) -> list[str]:
+    if value is None:
+        env = os.environ.get("WORKBENCH_CONFIG_PATHS")
+        return env.split(os.pathsep) if env else list(DEFAULT_CONFIG_PATHS)
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(p) for p in value]
+
+
+def build_runtime(config: dict) -> Runtime:
+    from ..service import ConfigSet, SourceService
+    from ..store import DEFAULT_STORE_URL, Store
+
+    configs = ConfigSet(_config_paths(config.get("CONFIG_PATHS")))
+    url = config.get("STORE_URL") or os.environ.get("WORKBENCH_STORE_URL") or DEFAULT_STORE_URL
+    store = Store(url)
+    service = SourceService(configs, store, environ=config.get("ENVIRON"))
+    return Runtime(
+        configs,
+        store,
+        service,
+        environ=config.get("ENVIRON"),
+        reload_interval=float(config.get("RELOAD_INTERVAL", 1.0)),
+    )
+
+
+def error_body(status: str, message: str, code: int):
+    return jsonify({"status": status, "error": message}), code
+
+
+def _too_large_message() -> str:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    size = f"{limit / 1024 / 1024:g} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return (
+        f"body is larger than this receiver's limit of {size}; send fewer or shorter columns "
+        "(the limit is the receiver's MAX_CONTENT_LENGTH)"
+    )
+
+
+def _drain_input() -> None:
+    """Read what the client is still sending, so it can read our answer instead of a reset."""
+    stream = request.environ.get("wsgi.input")
+    length = request.content_length or 0
+    if stream is None or length > 64 * 1024 * 1024:
+        return
+    try:
+        while length > 0:
+            chunk = stream.read(min(length, 1 << 16))
+            if not chunk:
+                break
+            length -= len(chunk)
+    except Exception:  # the client went away: nothing left to protect
+        pass
+
+
+_HTTP_MESSAGES = {
+    404: (
+        "not_found",
+        "no such URL; Clay rows go to POST /sources/<source>/<environment>, e.g. /sources/clay/development",
+    ),
+    405: ("method_not_allowed", "use POST to send events here (GET serves the admin event-log page)"),
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(WorkbenchError)
+    def workbench_error(exc: WorkbenchError):
+        response = error_body(exc.status, str(exc), exc.http_status)
+        for name, value in getattr(exc, "headers", {}).items():
+            response[0].headers[name] = value
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        if code == 413:
+            _drain_input()
+            response = error_body("too_large", _too_large_message(), 413)
+            response[0].headers["Connection"] = "close"
+            return response
+        status, message = _HTTP_MESSAGES.get(code, (exc.name.lower().replace(" ", "_"), exc.description))
+        response = error_body(status, message, code)
+        if code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response[0].headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_body(
+            "error", f"internal error ({type(exc).__name__}); the receiver's log has the details", 500
+        )
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The receiver. `config` keys: CONFIG_PATHS, STORE_URL, ADMIN_TOKEN, MAX_CONTENT_LENGTH,
+    ENVIRON (secrets; default os.environ), RELOAD_INTERVAL, RETRY_INTERVAL (None: no retry thread)."""
+    from .admin import admin
+    from .ingest import ingest
+
+    app = Flask("workbench.receiver", template_folder=str(TEMPLATES))
+    app.config.from_mapping(
+        CONFIG_PATHS=None,
+        STORE_URL=None,
+        ADMIN_TOKEN=os.environ.get("WORKBENCH_ADMIN_TOKEN") or None,
+        MAX_CONTENT_LENGTH=DEFAULT_MAX_CONTENT_LENGTH,
+        ENVIRON=None,
+        RELOAD_INTERVAL=1.0,
+        RETRY_INTERVAL=None,
+    )
+    app.config.update(config or {})
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.extensions["workbench"] = build_runtime(app.config)
+    register_error_handlers(app)
+    app.register_blueprint(ingest)
+    app.register_blueprint(admin)
+    if app.config["RETRY_INTERVAL"]:
+        from .background import RetryWorker
+
+        app.extensions["workbench.retry"] = RetryWorker(
+            app.extensions["workbench"], float(app.config["RETRY_INTERVAL"])
+        ).start()
+    return app
