@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 lint: install
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
+
+# The receiver on http://127.0.0.1:8000 with the default config and store; set
+# CLAY_SIGNING_SECRET_DEVELOPMENT (and WORKBENCH_ADMIN_TOKEN for the event-log page) first.
+serve: install
+	$(BIN)/workbench serve mappings/clay.json --host 127.0.0.1 --port 8000 --workers 2
 
 bench: install
 	$(BIN)/python bench/engine.py
