@@ -29,7 +29,10 @@ from . import main
     type=click.FloatRange(min=0.5),
     help="Seconds between passes that retry queued actions.",
 )
-def serve(configs, store_url, host, port, workers, retry_interval):
+@click.option(
+    "--access-log", type=click.Path(dir_okay=False), help="Write gunicorn's access log here (- for stderr)."
+)
+def serve(configs, store_url, host, port, workers, retry_interval, access_log):
     """Serve the receiver under gunicorn: POST rows to /sources/<source>/<environment>.
 
     CONFIG files default to mappings/clay.json; they are reloaded when they change. Signing
@@ -62,4 +65,12 @@ def serve(configs, store_url, host, port, workers, retry_interval):
     click.echo(
         f"Receiving at http://{host}:{port}/sources/<source>/<environment> (store {store_url})", err=True
     )
-    run(paths, store_url, host=host, port=port, workers=workers, retry_interval=retry_interval)
+    run(
+        paths,
+        store_url,
+        host=host,
+        port=port,
+        workers=workers,
+        retry_interval=retry_interval,
+        accesslog=access_log,
+    )

@@ -1,0 +1,225 @@
+"""Requests/s of `workbench serve --workers 2` against a Flask hello-world under the same gunicorn.
+
+The receiver verifies the Bearer secret, commits each ~1 KB Clay row to a SQLite event log,
+maps it with the default Clay config and applies it to the local sink. The anchor is a Flask
+app answering "hello" under the same gunicorn settings (sync workers, 2 of them, access log
+on). Both are driven by wrk on 127.0.0.1 in this one run. Target: ratio >= 0.5.
+
+Also checks that the event log holds exactly the number of 2xx responses the server sent
+(gunicorn's access log), and that wrk saw no other answers.
+
+    .venv/bin/python bench/receiver.py [--seconds 10] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SECRET = "bench-signing-secret-6c2e"
+PATH = "/sources/clay/development"
+
+HELLO = """
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.post("/sources/clay/development")
+def hello():
+    return "hello"
+"""
+
+LUA = r"""
+local threads = {}
+local template = [[__TEMPLATE__]]
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  ok, other = 0, 0
+end
+
+function request()
+  counter = counter + 1
+  local n = tostring(tid) .. "-" .. tostring(counter)
+  local body = string.gsub(template, "__N__", n)
+  return wrk.format("POST", "__PATH__", {
+    ["Authorization"] = "Bearer __SECRET__",
+    ["Content-Type"] = "application/json",
+    ["User-Agent"] = "Clay/1.0",
+  }, body)
+end
+
+function response(status, headers, body)
+  if status >= 200 and status < 300 then ok = ok + 1 else other = other + 1 end
+end
+
+function done(summary, latency, requests)
+  local total_ok, total_other = 0, 0
+  for _, t in ipairs(threads) do
+    total_ok = total_ok + t:get("ok")
+    total_other = total_other + t:get("other")
+  end
+  io.write(string.format("RESULT ok=%d other=%d errors=%d p50=%d p99=%d\n", total_ok, total_other,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def clay_row() -> dict:
+    """A lead row as Clay's HTTP API column sends it, ~1 KB; __N__ makes every email unique."""
+    return {
+        "event": "lead.enriched",
+        "email": "jane.doe__N__@acme.com",
+        "full_name": "Jane Doe",
+        "phone_number": "+1 415 555 0100",
+        "avatar_url": "https://cdn.example.com/avatars/jane-doe.png",
+        "job_title": "VP Sales",
+        "company_name": "Acme",
+        "company_domain": "acme.com",
+        "linkedin_url": "https://www.linkedin.com/in/jane-doe-__N__",
+        "icp_score": "87",
+        "employee_count": "420",
+        "industry": "Software",
+        "location": "San Francisco, California, United States",
+        "headline": "VP Sales at Acme | Building revenue teams that scale | ex-Globex, ex-Initech",
+        "company_enrichment": {
+            "founded": "2012",
+            "funding": "Series B",
+            "total_raised": "$48M",
+            "hq": "San Francisco, CA",
+            "technologies": ["Salesforce", "HubSpot", "Segment", "Snowflake", "dbt", "Looker"],
+        },
+        "find_work_email": "jane.doe@acme.com",
+        "find_work_email_2": "",
+        "notes": "Met at SaaStr; interested in the enterprise plan. Follow up after Q3 planning, "
+        "mention the case study with Globex and the SOC 2 report.",
+    }
+
+
+def start(cmd: list[str], env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+    out = open(log, "wb")  # noqa: SIM115 - the server owns it until it exits
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        found = re.search(r"Listening at: (http://\S+)", text)
+        if proc.poll() is not None:
+            sys.exit(f"{cmd[0]} exited:\n{text}")
+        if found and len(re.findall(r"Booting worker", text)) >= 2:
+            return proc, found.group(1)
+        time.sleep(0.1)
+    sys.exit(f"server did not start:\n{log.read_text(errors='replace')}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests finish and are logged
+    proc.wait(60)
+
+
+def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + PATH],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    fields = dict(re.findall(r"(\w+)=(\d+)", out.split("RESULT", 1)[1]))
+    return {"rps": rps, **{k: int(v) for k, v in fields.items()}}
+
+
+def served_2xx(access_log: Path) -> int:
+    return sum(1 for line in access_log.read_text().splitlines() if re.search(r'"POST [^"]*" 2\d\d ', line))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install -y --no-install-recommends wrk")
+
+    from workbench.store import Store
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-receiver-"))
+    env = {**os.environ, "CLAY_SIGNING_SECRET_DEVELOPMENT": SECRET, "PYTHONPATH": str(tmp)}
+    env.pop("WORKBENCH_ADMIN_TOKEN", None)
+    template = json.dumps(clay_row())
+    script = tmp / "post.lua"
+    script.write_text(
+        LUA.replace("__TEMPLATE__", template).replace("__PATH__", PATH).replace("__SECRET__", SECRET)
+    )
+    (tmp / "hello.py").write_text(HELLO)
+    store_url = f"sqlite:///{tmp / 'events.sqlite'}"
+    print(
+        f"body: {len(template.encode())} bytes; wrk -t2 -c{args.connections} -d{args.seconds}s on 127.0.0.1"
+    )
+
+    receiver_log = tmp / "receiver-access.log"
+    cmd = [str(BIN / "workbench"), "serve", str(ROOT / "mappings" / "clay.json"), "--store", store_url]
+    cmd += ["--port", "0", "--workers", "2", "--access-log", str(receiver_log)]
+    proc, url = start(cmd, env, tmp / "receiver.log")
+    try:
+        probe = requests.post(
+            url + PATH,
+            data=template.replace("__N__", "probe"),
+            headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert probe.status_code == 200 and probe.json()["status"] == "processed", probe.text
+        receiver = run_wrk(url, script, args.seconds, args.connections)
+    finally:
+        stop(proc)
+
+    hello_log = tmp / "hello-access.log"
+    cmd = [str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync", "--bind", "127.0.0.1:0"]
+    cmd += ["--timeout", "60", "--access-logfile", str(hello_log), "hello:app"]
+    proc, url = start(cmd, env, tmp / "hello.log")
+    try:
+        hello = run_wrk(url, script, args.seconds, args.connections)
+    finally:
+        stop(proc)
+
+    store = Store(store_url)
+    logged = sum(store.status_summary("clay", "development")["counts"].values())
+    sent_2xx = served_2xx(receiver_log)  # includes the probe
+    ratio = receiver["rps"] / hello["rps"]
+    print(f"hello-world: {hello['rps']:9.1f} req/s  p99 {hello['p99'] / 1000:6.2f} ms")
+    print(
+        f"receiver:    {receiver['rps']:9.1f} req/s  p99 {receiver['p99'] / 1000:6.2f} ms  "
+        f"p50 {receiver['p50'] / 1000:.2f} ms"
+    )
+    print(f"ratio receiver/hello-world: {ratio:.2f} (target >= 0.5)")
+    print(
+        f"2xx seen by wrk: {receiver['ok'] + 1} (incl. probe), other answers: {receiver['other']}, "
+        f"socket errors: {receiver['errors']}; 2xx sent by the server: {sent_2xx}; events in the log: {logged}"
+    )
+    consistent = logged == sent_2xx and receiver["other"] == 0 and receiver["ok"] + 1 <= sent_2xx
+    print("event log == 2xx responses:", "yes" if consistent else "NO")
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(0 if consistent else 1)
+
+
+if __name__ == "__main__":
+    main()

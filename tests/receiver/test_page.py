@@ -1,0 +1,83 @@
+"""The server-rendered event-log page: everything escaped, filters, the replay form."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+from .conftest import ADMIN_TOKEN, auth, lead, receiver_config, write_config
+
+DEV = "/sources/clay/development"
+BROWSER = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_TOKEN}".encode()).decode()}
+
+
+def post(client, body, headers=None):
+    return client.post(DEV, data=json.dumps(body), headers=headers or auth()).get_json()
+
+
+def page(client, query=""):
+    r = client.get(f"{DEV}{query}", headers=BROWSER)
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    return r.get_data(as_text=True)
+
+
+def test_page_lists_events_newest_first_with_details(client):
+    first = post(client, lead(email="first@acme.com"))
+    second = post(client, lead(email=""), {**auth(), "X-Clay-Table-Id": "t_42"})
+    html = page(client)
+    assert html.index(second["id"]) < html.index(first["id"])
+    assert "first@acme.com" in html and "t_42" in html
+    assert "param `id`" in html and "body.email" in html
+    assert "[redacted]" in html or "authorization" not in html.lower().split('<pre class="headers">', 1)[-1]
+
+
+def test_everything_is_escaped(client):
+    evil = '<script>alert("x")</script>'
+    post(client, lead(full_name=evil, email=""), {**auth(), "X-Evil": "<img src=x onerror=alert(1)>"})
+    post(client, {"event": evil})
+    html = page(client)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html and "&lt;img src=x" in html
+
+
+def test_filters_by_status_and_event(client):
+    ok = post(client, lead())
+    failed = post(client, lead(email=""))
+    other = post(client, {"event": "lead.archived"})
+    html = page(client, "?status=failed")
+    assert failed["id"] in html and ok["id"] not in html and other["id"] not in html
+    html = page(client, "?event=lead.archived")
+    assert other["id"] in html and ok["id"] not in html
+    assert '<option value="lead.archived" selected>' in html
+
+
+def test_replay_button_only_for_failed_and_queued(client):
+    ok = post(client, lead())
+    failed = post(client, lead(email=""))
+    html = page(client)
+    buttons = re.findall(r'action="[^"]*/logs/(evt_\w+)/replay"', html)
+    assert buttons == [failed["id"]] and ok["id"] not in buttons
+
+
+def test_replay_form_redirects_back_to_the_event(client, config_path):
+    failed = post(client, {"event": "lead.enriched", "work_email": "jane@acme.com"})
+    raw = receiver_config()
+    raw["environments"]["development"]["mappings"][0]["params"]["id"] = "body.work_email"
+    write_config(config_path, raw)
+    r = client.post(
+        f"{DEV}/logs/{failed['id']}/replay",
+        data={"from": "page"},
+        headers={**BROWSER, "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert r.status_code == 303
+    assert r.headers["Location"].endswith(f"replayed={failed['id']}#{failed['id']}")
+    html = page(client, f"?replayed={failed['id']}")
+    assert f"Replayed <code>{failed['id']}</code>" in html
+    block = html.split(f'id="{failed["id"]}"', 1)[1].split("</details>", 1)[0]
+    assert 'data-status="processed"' in html.split(f'id="{failed["id"]}"', 1)[1][:40] or "processed" in block
+
+
+def test_unknown_environment_page_is_404(client):
+    r = client.get("/sources/clay/staging", headers=BROWSER)
+    assert r.status_code == 404 and "staging" in r.get_json()["error"]

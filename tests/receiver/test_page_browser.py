@@ -1,0 +1,82 @@
+"""The event-log page in Debian's Chromium: see a failed row, fix the config, replay, see it processed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import requests
+
+from .conftest import ADMIN_TOKEN, auth, receiver_config, write_config
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def browser():
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package")
+        pytest.skip(f"Debian's Chromium is not installed ({CHROMIUM}); apt-get install chromium to run this")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def test_replay_a_failed_event_from_the_page(browser, tmp_path):
+    from workbench.receiver import run_in_background
+
+    from .conftest import ENVIRON
+
+    config = write_config(tmp_path / "clay.json", receiver_config())
+    handle = run_in_background(
+        config_paths=[config],
+        store_url=f"sqlite:///{tmp_path / 'events.sqlite'}",
+        ENVIRON=ENVIRON,
+        ADMIN_TOKEN=ADMIN_TOKEN,
+        RELOAD_INTERVAL=0,
+        retry_interval=None,
+    )
+    try:
+        row = {"event": "lead.enriched", "work_email": "jane@acme.com", "full_name": "Jane <b>Doe</b>"}
+        reply = requests.post(handle.source_url(), json=row, headers=auth(), timeout=30).json()
+        assert reply["status"] == "failed"
+        event_id = reply["id"]
+
+        context = browser.new_context(http_credentials={"username": "admin", "password": ADMIN_TOKEN})
+        page = context.new_page()
+        page.goto(handle.source_url())
+        event = page.locator(f"details#{event_id}")
+        assert event.get_attribute("data-status") == "failed"
+        event.locator("summary").click()
+        assert "param `id`" in event.inner_text() and "body.email" in event.inner_text()
+        assert "Jane <b>Doe</b>" in event.locator("pre.raw-body").inner_text()  # shown as text, not markup
+
+        raw = receiver_config()
+        raw["environments"]["development"]["mappings"][0]["params"]["id"] = "body.work_email"
+        write_config(config, raw)
+
+        with page.expect_navigation():
+            event.locator("button.replay").click()
+        replayed = page.locator(f"details#{event_id}")
+        assert page.locator("#replay-notice").is_visible()
+        assert replayed.get_attribute("data-status") == "processed"
+        assert replayed.locator("button.replay").count() == 0
+        assert "success" in replayed.locator("tr.action").inner_text()
+        context.close()
+    finally:
+        handle.stop()
