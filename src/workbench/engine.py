@@ -265,7 +265,7 @@ def parse_body(raw: bytes | str | dict) -> dict:
         # fast, and everything else goes the tolerant way below, which also explains errors.
         try:
             body = _FAST_DECODER.decode(raw)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass
         else:
             if type(body) is dict and nesting <= MAX_DEPTH:
