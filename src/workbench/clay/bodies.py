@@ -1,0 +1,125 @@
+"""Export rows into bodies: what the Clay HTTP API column would POST for a row."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from ..errors import CoercionError
+from ..paths import MISSING
+from ..specs import coerce
+
+DEFAULT_EVENT = "lead.enriched"
+META_COLUMNS = ("_row_number", "_source_file", "_loaded_at")
+
+# Clay's status marks: a success mark prefixes the value, a failure mark replaces it.
+SUCCESS_MARKS = ("✅", "✔️", "✔", "☑️")
+FAILURE_MARKS = ("❌", "✖️", "✖", "⛔", "🚫")
+
+
+@lru_cache(maxsize=4096)
+def snake_case(column: str) -> str:
+    """`"Work Email"` → `work_email`, `"Find Work Email (2)"` → `find_work_email_2`."""
+    text = unicodedata.normalize("NFKD", column)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+
+
+def clean_cell(cell: Any) -> Any:
+    """A cell's value as the body carries it: blank or a failure mark → MISSING, `✅ x` → `x`."""
+    if cell is None:
+        return MISSING
+    if not isinstance(cell, str):
+        return cell
+    if not cell or cell.isspace():
+        return MISSING
+    first = cell[0]
+    if first in "✅✔☑":
+        for mark in SUCCESS_MARKS:
+            if cell.startswith(mark):
+                value = cell[len(mark) :].strip()
+                return value if value else MISSING
+    elif first in "❌✖⛔🚫":
+        return MISSING
+    return cell
+
+
+def template_column(spec: Any) -> tuple[str | None, str | None]:
+    """(column, as) of a body template entry; (None, None) for a literal `{"value": V}`."""
+    if isinstance(spec, str):
+        return spec, None
+    if isinstance(spec, Mapping) and "column" in spec:
+        return spec["column"], spec.get("as")
+    return None, None
+
+
+def _default_keys(columns: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    keys: list[tuple[str, str]] = []
+    used: set[str] = set()
+    for column in columns:
+        if column in META_COLUMNS:
+            continue
+        base = snake_case(column) or "column"
+        key, n = base, 1
+        while key in used:
+            n += 1
+            key = f"{base}_{n}"
+        used.add(key)
+        keys.append((column, key))
+    return tuple(keys)
+
+
+_default_keys_cached = lru_cache(maxsize=64)(_default_keys)
+
+
+def row_to_body(
+    row: Mapping[str, Any], body_template: Mapping[str, Any] | None = None, default_event: str | None = None
+) -> dict[str, Any]:
+    """The body the HTTP API column would POST for `row` ({column: cell}).
+
+    With a template: each body key from its column (status marks cleaned, blank cells left out,
+    `{"column": C, "as": T}` coerced, `{"value": V}` literal). Without one: every non-empty
+    column under its snake_case name. `default_event` fills `event` when the body has none.
+    Raises `CoercionError` naming the column when a cell cannot be read as its `as` type.
+    """
+    body: dict[str, Any] = {}
+    if body_template is None:
+        for column, key in _default_keys_cached(tuple(row)):
+            value = clean_cell(row[column])
+            if value is not MISSING:
+                body[key] = value
+    else:
+        for key, spec in body_template.items():
+            if isinstance(spec, str):
+                column, as_ = spec, None
+            elif "value" in spec:
+                body[key] = spec["value"]
+                continue
+            else:
+                column, as_ = spec["column"], spec.get("as")
+            value = clean_cell(row.get(column))
+            if value is MISSING:
+                continue
+            if as_ is not None:
+                try:
+                    value = coerce(value, as_)
+                except CoercionError as exc:
+                    raise CoercionError(
+                        f"column `{column}` (body key `{key}`): {exc}", column=column
+                    ) from None
+            body[key] = value
+    if default_event is not None and "event" not in body:
+        body["event"] = default_event
+    return body
+
+
+def template_event(body_template: Mapping[str, Any] | None) -> str | None:
+    """The literal event a template sets, if any."""
+    spec = (body_template or {}).get("event")
+    if isinstance(spec, Mapping) and "value" in spec and isinstance(spec["value"], str):
+        return spec["value"]
+    return None

@@ -1,0 +1,100 @@
+"""Column profiles of a loaded export: how full each column is and what it holds."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+import duckdb
+
+from .bodies import FAILURE_MARKS, SUCCESS_MARKS
+from .loading import data_columns, quote
+
+KINDS = ("empty", "json_object", "clay_status", "email", "url", "phone", "number", "text")
+SAMPLE = 200
+SHARE = 0.9  # of the sampled non-empty cells that must match for a column to get a kind
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}\Z")
+_URL = re.compile(r"(https?://|www\.)\S+\Z", re.I)
+_PHONE = re.compile(r"\+?[\d\s().-]{7,24}\Z")
+# No leading zeros: "00123" is a code to keep as text, not a number.
+_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?\Z")
+_MARKS = SUCCESS_MARKS + FAILURE_MARKS + ("⚠️", "⚠", "⏳", "🟢", "🟡", "🔴")
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    column: str
+    non_empty: float  # share of rows with a non-blank cell
+    distinct: int
+    examples: tuple[str, ...]
+    kind: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _is_json_object(text: str) -> bool:
+    if not text.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _is_phone(text: str) -> bool:
+    digits = sum(c.isdigit() for c in text)
+    return bool(_PHONE.match(text)) and 7 <= digits <= 15 and (text.startswith("+") or not text.isdigit())
+
+
+_TESTS = (
+    ("json_object", _is_json_object),
+    ("clay_status", lambda t: t.startswith(_MARKS)),
+    ("email", lambda t: bool(_EMAIL.match(t))),
+    ("url", lambda t: bool(_URL.match(t))),
+    ("phone", _is_phone),
+    ("number", lambda t: bool(_NUMBER.match(t))),
+)
+
+
+def detect_kind(values: list[str]) -> str:
+    """The kind most of `values` (non-empty cells) share, else `text`; `empty` when none."""
+    values = [v.strip() for v in values if v and v.strip()]
+    if not values:
+        return "empty"
+    for kind, test in _TESTS:
+        if sum(1 for v in values if test(v)) >= SHARE * len(values):
+            return kind
+    return "text"
+
+
+def profile(con: duckdb.DuckDBPyConnection, table: str, examples: int = 3) -> list[ColumnProfile]:
+    """One `ColumnProfile` per export column of `table`, in column order."""
+    columns = data_columns(con, table)
+    total = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
+    out = []
+    for column in columns:
+        q = quote(column)
+        filled, distinct = con.execute(
+            f"SELECT count(*) FILTER (WHERE trim({q}) <> ''), count(DISTINCT {q}) FROM {quote(table)}"
+        ).fetchone()
+        sample = [
+            r[0]
+            for r in con.execute(
+                f"SELECT {q} FROM {quote(table)} WHERE trim({q}) <> '' ORDER BY _row_number LIMIT {SAMPLE}"
+            ).fetchall()
+        ]
+        seen: list[str] = []
+        for value in sample:
+            if value not in seen:
+                seen.append(value)
+            if len(seen) == examples:
+                break
+        out.append(
+            ColumnProfile(
+                column, filled / total if total else 0.0, distinct, tuple(seen), detect_kind(sample)
+            )
+        )
+    return out

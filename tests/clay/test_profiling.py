@@ -1,0 +1,49 @@
+import pytest
+
+from workbench.clay import detect_kind, load_export, profile
+
+from .conftest import SAMPLES
+
+
+def test_profile_of_the_leads_sample(con):
+    load_export(SAMPLES / "clay_leads_sample.csv", con)
+    profiles = {p.column: p for p in profile(con, "clay_leads_sample")}
+    assert "_row_number" not in profiles and len(profiles) == 34
+    kinds = {c: p.kind for c, p in profiles.items()}
+    assert kinds["Work Email"] == "email"
+    assert kinds["Find Work Email"] == "clay_status"
+    assert kinds["Phone Number"] == "phone"
+    assert kinds["Profile Picture"] == "url"
+    assert kinds["ICP Score"] == "number"
+    assert kinds["Enrich Company"] == "json_object"
+    assert kinds["Zip Code"] == "text"  # leading zeros: not a number
+    blank = con.execute("""SELECT count(*) FROM clay_leads_sample WHERE "Work Email" IS NULL""").fetchone()[0]
+    assert blank > 0 and profiles["Work Email"].non_empty == pytest.approx(1 - blank / 200)
+    assert (
+        profiles["Job Title"].distinct
+        == con.execute('SELECT count(DISTINCT "Job Title") FROM clay_leads_sample').fetchone()[0]
+    )
+    assert 1 <= len(profiles["Job Title"].examples) <= 3
+
+
+def test_profile_of_an_empty_table(con):
+    load_export(SAMPLES / "clay_header_only.csv", con)
+    assert {p.kind for p in profile(con, "clay_header_only")} == {"empty"}
+
+
+@pytest.mark.parametrize(
+    "values, kind",
+    [
+        (["jane@acme.com", "x@y.io"], "email"),
+        (["87", "3.5", "-2"], "number"),
+        (["00123", "02110"], "text"),
+        (["+1 415 555 0100", "(415) 555-0199"], "phone"),
+        (['{"a": 1}', "{}"], "json_object"),
+        (["[1, 2]"], "text"),
+        (["✅ jane@acme.com", "❌ No email found"], "clay_status"),
+        (["https://acme.com", "www.globex.io"], "url"),
+        ([], "empty"),
+    ],
+)
+def test_detect_kind(values, kind):
+    assert detect_kind(values) == kind
