@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable
 from os import PathLike
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,19 @@ class RetryWorker:
             self._thread.join(timeout)
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access line per request: in a notebook it would flood the cell output."""
+
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+
 class BackgroundReceiver:
     """A receiver serving on a thread of this process; `url` is where to POST, `stop()` ends it."""
 
     def __init__(self, app, host: str, port: int):
         self.app = app
-        self._server = make_server(host, port, app, threaded=True)
+        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         self.host = host
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
