@@ -1,0 +1,494 @@
+"""`MappingDesigner`: an ipywidgets UI that edits a mapping config against a Clay export table."""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import logging
+import os
+import traceback
+from pathlib import Path as FilePath
+from typing import Any
+
+import duckdb
+import ipywidgets as w
+
+from ..actions import ACTION_TYPES, EXECUTION_ORDER
+from ..clay import row_to_body, setup_text, snake_case
+from ..config import SourceConfig, load_config, parse_config, save_config
+from ..errors import ConfigError, WorkbenchError
+from . import draft as d
+from .counts import MappingCount, TableEvaluator
+from .editors import ConditionEditor, ParamEditor
+from .preview import PreviewRow, preview_rows, render_counts, render_preview
+from .table import ExportTable, list_tables
+
+log = logging.getLogger(__name__)
+DEFAULT_SAVE_PATH = "mappings/designed.json"
+DEFAULT_RECEIVER_URL = "http://127.0.0.1:8000"
+
+
+class MappingDesigner:
+    """Design the mappings of one event against an export table, with a live preview.
+
+    `con` is a DuckDB connection holding the loaded export (`table`); `config` is a path or a
+    config dict to start from (None starts empty, with every column in the body template).
+    Display `designer.widget`; the state is on the object (`config`, `preview`, `counts`).
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str | None = None,
+        config: str | os.PathLike | dict | None = None,
+        environment: str = "development",
+        sample_size: int = 20,
+        save_path: str | os.PathLike = DEFAULT_SAVE_PATH,
+        receiver_url: str = DEFAULT_RECEIVER_URL,
+    ):
+        self.con = con
+        tables = list_tables(con)
+        if table is None:
+            if not tables:
+                raise WorkbenchError("the DuckDB database has no table yet; load a Clay export first")
+            table = tables[0]
+        self.table = ExportTable(con, table)
+        self.evaluator = TableEvaluator(self.table, row_to_body)
+        self.preview: list[PreviewRow] = []
+        self.counts: list[MappingCount] = []
+        self.problems: list[tuple[str, str]] = []
+        self.last_error: BaseException | None = None
+        self.saved_path: FilePath | None = None
+        self._syncing = False
+        self._samples: dict[int, list[dict]] = {}
+        self._build_widgets(tables, table, sample_size, save_path)
+        self.receiver_url.value = receiver_url
+        if config is None or isinstance(config, dict):
+            self._start(config, environment)
+        else:
+            self.load(config, environment)
+
+    # -- widgets -----------------------------------------------------------------------
+
+    def _build_widgets(self, tables, table, sample_size, save_path) -> None:
+        g = self._guard
+        self.table_choice = w.Dropdown(description="Table", options=tables, value=table)
+        self.environment_choice = w.Dropdown(description="Environment", options=[])
+        self.event_name = w.Combobox(
+            description="Event", placeholder="lead.enriched", ensure_option=False, continuous_update=False
+        )
+        self.mapping_list = w.Select(
+            description="Actions", options=[], rows=4, layout=w.Layout(width="520px")
+        )
+        self.new_action = w.Dropdown(
+            options=[(f"{a} ({ACTION_TYPES[a].label})", a) for a in EXECUTION_ORDER], value="users_identify"
+        )
+        self.add_button = w.Button(description="Add action", icon="plus")
+        self.remove_button = w.Button(description="Remove action", icon="trash")
+        self.action_choice = w.Dropdown(description="Action", options=EXECUTION_ORDER)
+        self.active = w.Checkbox(description="active", value=True)
+        self.params_box = w.VBox()
+        self.param_editors: dict[str, ParamEditor] = {}
+        self.conditions = ConditionEditor(g(self._mapping_edited))
+        self.idempotency_kind = w.Dropdown(
+            description="Idempotency",
+            options=[("off", "off"), ("key path", "path"), ("hash of", "hash")],
+            value="off",
+        )
+        self.idempotency_path = w.Text(placeholder="body.row_id or body", continuous_update=False)
+        self.idempotency_window = w.BoundedFloatText(
+            description="window (h)", value=24, min=0.01, max=8760, continuous_update=False
+        )
+        self.template_text = w.Textarea(
+            continuous_update=False, layout=w.Layout(width="640px", height="180px")
+        )
+        self.sample_size = w.BoundedIntText(description="Sample rows", value=sample_size, min=1, max=1000)
+        self.summary = w.HTML()
+        self.counts_html = w.HTML()
+        self.preview_html = w.HTML()
+        self.path_text = w.Text(description="File", value=str(save_path), layout=w.Layout(width="520px"))
+        self.save_button = w.Button(description="Save", icon="save", button_style="primary")
+        self.load_button = w.Button(description="Load", icon="folder-open")
+        self.receiver_url = w.Text(
+            description="Receiver", value=DEFAULT_RECEIVER_URL, layout=w.Layout(width="520px")
+        )
+        self.message = w.HTML()
+        self.setup_text = w.Textarea(layout=w.Layout(width="720px", height="200px", display="none"))
+        self.error_area = w.HTML()
+
+        self.table_choice.observe(g(self._table_changed), names="value")
+        self.environment_choice.observe(g(self._environment_changed), names="value")
+        self.event_name.observe(g(self._event_changed), names="value")
+        self.mapping_list.observe(g(self._mapping_selected), names="value")
+        self.add_button.on_click(g(lambda _: self.add_mapping(self.new_action.value)))
+        self.remove_button.on_click(g(lambda _: self.remove_mapping()))
+        self.action_choice.observe(g(self._action_changed), names="value")
+        self.active.observe(g(self._mapping_edited), names="value")
+        self.conditions.add.on_click(g(lambda _: self.conditions.append()))
+        for widget in (self.idempotency_kind, self.idempotency_path, self.idempotency_window):
+            widget.observe(g(self._idempotency_edited), names="value")
+        self.template_text.observe(g(self._template_edited), names="value")
+        self.sample_size.observe(g(lambda _: self.refresh()), names="value")
+        self.save_button.on_click(g(lambda _: self.save()))
+        self.load_button.on_click(g(lambda _: self.load(self.path_text.value)))
+
+        editor = w.VBox(
+            [
+                w.HBox([self.action_choice, self.active]),
+                w.HTML("<b>Parameters</b> (<b>*</b> required)"),
+                self.params_box,
+                self.conditions.widget,
+            ]
+        )
+        settings = w.VBox(
+            [
+                w.HBox([self.idempotency_kind, self.idempotency_path, self.idempotency_window]),
+                w.HTML(
+                    '<b>Body template</b>: body key → Clay column, {"column": C, "as": T} or {"value": V}'
+                ),
+                self.template_text,
+            ]
+        )
+        tabs = w.Tab(children=[editor, settings])
+        tabs.set_title(0, "Mapping")
+        tabs.set_title(1, "Idempotency and body")
+        self.widget = w.VBox(
+            [
+                self.error_area,
+                w.HBox([self.table_choice, self.environment_choice, self.event_name]),
+                w.HBox([self.mapping_list, w.VBox([self.new_action, self.add_button, self.remove_button])]),
+                tabs,
+                w.HTML("<h4>Preview</h4>"),
+                self.sample_size,
+                self.summary,
+                self.counts_html,
+                self.preview_html,
+                w.HBox([self.path_text, self.save_button, self.load_button]),
+                self.receiver_url,
+                self.message,
+                self.setup_text,
+            ]
+        )
+        self.widget.add_class("wb-designer")
+
+    def _guard(self, fn):
+        """Run a callback; show its error in the UI (and log it) instead of losing it."""
+
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            if self._syncing:
+                return None
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, and logged
+                self.show_error(exc)
+                return None
+            self.error_area.value = ""
+            self.last_error = None
+            return result
+
+        return run
+
+    def show_error(self, exc: BaseException) -> None:
+        self.last_error = exc
+        log.warning("designer callback failed", exc_info=exc)
+        if isinstance(exc, (WorkbenchError, ValueError)):
+            body = f"<pre style='white-space:pre-wrap'>{html.escape(str(exc))}</pre>"
+        else:
+            trace = "".join(traceback.format_exception(exc))
+            body = (
+                f"<pre style='white-space:pre-wrap'>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</pre>"
+                f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre></details>"
+            )
+        self.error_area.value = (
+            "<div class='wb-error' style='border:1px solid #b3261e;background:#fce8e6;padding:6px'>"
+            f"<b>Error</b>{body}</div>"
+        )
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def environment(self) -> str:
+        return self.environment_choice.value
+
+    @property
+    def event(self) -> str:
+        return (self.event_name.value or "").strip() or d.DEFAULT_EVENT
+
+    @property
+    def template(self) -> dict:
+        clay = self.config.setdefault("clay", {})
+        if not isinstance(clay.get("body_template"), dict):
+            clay["body_template"] = self.default_template()
+        return clay["body_template"]
+
+    def _env(self) -> dict:
+        return self.config["environments"][self.environment]
+
+    def _mappings(self) -> list[dict]:
+        return self._env().setdefault("mappings", [])
+
+    def _selected(self) -> dict | None:
+        index = self.mapping_list.value
+        mappings = self._mappings()
+        return mappings[index] if index is not None and index < len(mappings) else None
+
+    def default_template(self) -> dict:
+        """Every column under its snake_case name, plus the event (what Clay sends without a template)."""
+        template: dict[str, Any] = {"event": {"value": self.event_name.value or d.DEFAULT_EVENT}}
+        for column in self.table.columns:
+            d.key_for_column(template, column, snake_case)
+        return template
+
+    def _start(self, config: dict | None, environment: str) -> None:
+        if config is None:
+            data = d.new_config(environment)
+            data["clay"]["body_template"] = None
+        else:
+            data = d.copy_config(config)
+        self._adopt(data, environment)
+
+    def _adopt(self, data: dict, environment: str | None) -> None:
+        envs = data.setdefault("environments", {})
+        if environment and environment not in envs:
+            envs[environment] = d.new_environment(environment)
+        self.config = data
+        env = environment if environment in envs else next(iter(envs))
+        events = [m.get("event") for m in envs[env].get("mappings", []) if m.get("event")]
+        self._syncing = True
+        try:
+            self.environment_choice.options = list(envs)
+            self.environment_choice.value = env
+            self.event_name.options = list(dict.fromkeys(events))
+            self.event_name.value = events[0] if events else d.DEFAULT_EVENT
+        finally:
+            self._syncing = False
+        _ = self.template  # materialise the default template if the config has none
+        self._sync_all()
+
+    # -- syncing the widgets from the config ----------------------------------------------
+
+    def _sync_all(self, select: int | None = None, editors: bool = True) -> None:
+        self._syncing = True
+        try:
+            env = self._env()
+            events = [m.get("event") for m in env.get("mappings", []) if m.get("event")]
+            self.event_name.options = list(dict.fromkeys(events + [self.event]))
+            order = d.ordered_mappings(self._mappings(), self.event)
+            labels = []
+            for pos, index in enumerate(order, start=1):
+                m = self._mappings()[index]
+                extra = "" if m.get("active", True) else " (inactive)"
+                extra += " when …" if m.get("when") else ""
+                labels.append((f"{pos}. {m.get('action')}{extra}", index))
+            self.mapping_list.options = labels
+            if select is None and self.mapping_list.value in order:
+                select = self.mapping_list.value
+            self.mapping_list.value = select if select in order else (order[0] if order else None)
+            idem = env.get("idempotency")
+            key = idem.get("key") if isinstance(idem, dict) else None
+            if isinstance(key, dict):
+                self.idempotency_kind.value, self.idempotency_path.value = "hash", str(key.get("hash", ""))
+            elif isinstance(key, str):
+                self.idempotency_kind.value, self.idempotency_path.value = "path", key
+            else:
+                self.idempotency_kind.value, self.idempotency_path.value = "off", ""
+            if isinstance(idem, dict):
+                self.idempotency_window.value = idem.get("window_hours", 24)
+            self.template_text.value = json.dumps(self.template, indent=2, ensure_ascii=False)
+        finally:
+            self._syncing = False
+        if editors:
+            self._sync_mapping()
+
+    def _sync_mapping(self) -> None:
+        mapping = self._selected()
+        self._syncing = True
+        try:
+            if mapping is None:
+                self.params_box.children = ()
+                self.param_editors = {}
+                self.conditions.set([])
+                return
+            action = mapping.get("action")
+            self.action_choice.value = action
+            self.active.value = mapping.get("active", True)
+            spec = ACTION_TYPES[action]
+            if tuple(self.param_editors) != spec.params:
+                # Editors are kept while the action type stays, so widget references stay valid.
+                self.param_editors = {
+                    name: ParamEditor(
+                        name, name in spec.required, self.table.columns, self._guard(self._mapping_edited)
+                    )
+                    for name in spec.params
+                }
+                self.params_box.children = tuple(e.widget for e in self.param_editors.values())
+            for name, editor in self.param_editors.items():
+                editor.set(*d.choice_from_spec(mapping.get("params", {}).get(name), self.template))
+            when = mapping.get("when", [])
+            self.conditions.set(when if isinstance(when, list) else [when])
+        finally:
+            self._syncing = False
+
+    # -- callbacks ----------------------------------------------------------------------
+
+    def _table_changed(self, change) -> None:
+        self.table = ExportTable(self.con, change["new"])
+        self.evaluator = TableEvaluator(self.table, row_to_body)
+        self._samples = {}
+        for editor in self.param_editors.values():
+            editor.set_columns(self.table.columns)
+        self.refresh()
+
+    def _environment_changed(self, change) -> None:
+        self._sync_all()
+        self.refresh()
+
+    def _event_changed(self, change) -> None:
+        entry = self.template.get("event")
+        if isinstance(entry, dict) and set(entry) == {"value"}:
+            # The Clay column sends the event being designed.
+            entry["value"] = self.event
+        self._sync_all()
+        self.refresh()
+
+    def _mapping_selected(self, change) -> None:
+        self._sync_mapping()
+
+    def _action_changed(self, change) -> None:
+        mapping = self._selected()
+        if mapping is None or mapping.get("action") == change["new"]:
+            return
+        allowed = ACTION_TYPES[change["new"]].params
+        fresh = d.new_mapping(self.event, change["new"], self.template, snake_case, self.table.columns)
+        kept = {k: v for k, v in mapping.get("params", {}).items() if k in allowed}
+        mapping["action"], mapping["params"] = change["new"], {**fresh["params"], **kept}
+        self._sync_all(select=self.mapping_list.value)
+        self.refresh()
+
+    def _mapping_edited(self, *_) -> None:
+        mapping = self._selected()
+        if mapping is None:
+            return
+        params = {}
+        for name, editor in self.param_editors.items():
+            spec = d.spec_from_choice(*editor.choice(), self.template, snake_case)
+            if spec is not None:
+                params[name] = spec
+        mapping["params"] = params
+        when = self.conditions.conditions()
+        if when:
+            mapping["when"] = when
+        else:
+            mapping.pop("when", None)
+        if self.active.value:
+            mapping.pop("active", None)
+        else:
+            mapping["active"] = False
+        self._sync_all(select=self.mapping_list.value, editors=False)
+        self.refresh()
+
+    def _idempotency_edited(self, change) -> None:
+        kind, path = self.idempotency_kind.value, self.idempotency_path.value.strip()
+        env = self._env()
+        if kind == "off":
+            env["idempotency"] = None
+        else:
+            path = path or ("body" if kind == "hash" else "body.row_id")
+            key = {"hash": path} if kind == "hash" else path
+            env["idempotency"] = {"key": key, "window_hours": self.idempotency_window.value}
+        self.refresh()
+
+    def _template_edited(self, change) -> None:
+        try:
+            template = json.loads(change["new"])
+        except ValueError as exc:
+            raise ValueError(
+                f"the body template is not valid JSON ({exc}); fix it to refresh the preview"
+            ) from None
+        if not isinstance(template, dict):
+            raise ValueError('the body template is a JSON object: {"email": "Work Email", ...}')
+        self.config.setdefault("clay", {})["body_template"] = template
+        self._sync_mapping()
+        self.refresh()
+
+    # -- actions (also callable from code) ------------------------------------------------
+
+    def add_mapping(self, action: str) -> None:
+        """Add a mapping of `action` for the current event, pre-filled where a column fits."""
+        if action not in ACTION_TYPES:
+            raise ValueError(f"unknown action {action!r}; use one of {', '.join(EXECUTION_ORDER)}")
+        mapping = d.new_mapping(self.event, action, self.template, snake_case, self.table.columns)
+        self._mappings().append(mapping)
+        self._sync_all(select=len(self._mappings()) - 1)
+        self.refresh()
+
+    def remove_mapping(self) -> None:
+        index = self.mapping_list.value
+        if index is None:
+            raise ValueError("select an action to remove first")
+        del self._mappings()[index]
+        self._sync_all(select=None)
+        self.refresh()
+
+    def validated(self) -> SourceConfig:
+        """The config as the core reads it (raises `ConfigError` listing every problem)."""
+        return parse_config(self.config)
+
+    def refresh(self) -> None:
+        """Recompute the preview of the sample rows and the counts over the whole table."""
+        try:
+            config = self.validated()
+        except ConfigError as exc:
+            self.problems, self.preview, self.counts = exc.problems, [], []
+            items = "".join(
+                f"<li><code>{html.escape(loc)}</code>: {html.escape(msg)}</li>" for loc, msg in exc.problems
+            )
+            self.summary.value = f"<div class='wb-problems' style='color:#b3261e'>The config has problems:<ul>{items}</ul></div>"
+            self.counts_html.value = self.preview_html.value = ""
+            return
+        self.problems = []
+        n = self.sample_size.value
+        rows = self._samples.get(n)
+        if rows is None:
+            rows = self._samples[n] = self.table.sample(n)
+        self.preview = preview_rows(config, self.environment, rows, row_to_body, self.event)
+        self.counts = self.evaluator.counts(config, self.environment, self.event)
+        failed = sum(row.failed for row in self.preview)
+        self.summary.value = (
+            f"<p>Table <code>{html.escape(self.table.name)}</code>: {self.table.rows:,} rows. "
+            f"Event <code>{html.escape(self.event)}</code> in <code>{html.escape(self.environment)}</code>: "
+            f"{len(self.counts)} action(s) in execution order. Sample: {len(self.preview)} rows, "
+            f"<span class='wb-sample-failed'>{failed} with a failure</span>.</p>"
+        )
+        self.counts_html.value = render_counts(self.counts, self.table.rows, self.event)
+        self.preview_html.value = render_preview(self.preview, [c.action for c in self.counts])
+
+    def save(self, path: str | os.PathLike | None = None) -> FilePath:
+        """Validate and write the config (stable key order), then show the Clay column setup."""
+        target = FilePath(path if path is not None else self.path_text.value)
+        config = save_config(self.config, target)
+        self.saved_path = target
+        self.setup_text.value = setup_text(
+            config, self.environment, self.receiver_url.value, self.table.columns
+        )
+        self.setup_text.layout.display = ""
+        self.message.value = (
+            f"<p class='wb-saved'>Saved <code>{html.escape(str(target))}</code>. "
+            "Paste this into Clay's HTTP API column:</p>"
+        )
+        return target
+
+    def load(self, path: str | os.PathLike, environment: str | None = None) -> None:
+        """Open an existing config for editing."""
+        config = load_config(path)
+        self.path_text.value = str(path)
+        self._adopt(d.copy_config(config.raw), environment or self.environment_choice.value or "development")
+        self.message.value = f"<p>Loaded <code>{html.escape(str(path))}</code>.</p>"
+        self.refresh()
+
+    def _ipython_display_(self):  # pragma: no cover - only in a notebook
+        from IPython.display import display
+
+        display(self.widget)

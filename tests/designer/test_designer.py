@@ -1,0 +1,262 @@
+"""The designer driven headlessly: set widget values, click buttons, read the state and the files."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from workbench import Engine, SourceEvent, dump_config, load_config
+from workbench.clay import row_to_body
+from workbench.cli import main
+from workbench.designer import MappingDesigner
+from workbench.errors import CoercionError
+from workbench.paths import is_nothing
+from workbench.sinks import DryRunSink
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def designer(con):
+    return MappingDesigner(con, "leads", config=ROOT / "mappings" / "clay.json")
+
+
+def body_or_none(row, template, event="lead.enriched"):
+    """The row's body, or None when a cell cannot be read as its template type (an invalid row)."""
+    try:
+        return row_to_body(row, template, event)
+    except CoercionError:
+        return None
+
+
+def brute_force(designer, rows):
+    """Every row through the engine, one by one: the reference the whole-table counts must match."""
+    config = designer.validated()
+    engine = Engine(config, designer.environment, DryRunSink())
+    tallies = {}
+    for row in rows:
+        body = body_or_none(row, config.body_template, designer.event)
+        if body is None:
+            continue
+        outcome = engine.process(SourceEvent(json.dumps(body), origin="backfill"))
+        for result in outcome.actions:
+            tally = tallies.setdefault(result.mapping, {"failed": 0, "skipped": 0, "success": 0})
+            tally[result.status] += 1
+    return tallies
+
+
+def assert_counts_match_engine(designer, rows):
+    expected = brute_force(designer, rows)
+    for count in designer.counts:
+        got = {"failed": count.failed, "skipped": count.skipped, "success": count.would_run - count.failed}
+        assert got == expected.get(count.mapping, {"failed": 0, "skipped": 0, "success": 0}), count.mapping
+
+
+def test_preview_shows_sample_rows_through_the_engine(designer, rows):
+    assert designer.last_error is None, designer.error_area.value
+    assert len(designer.preview) == 20
+    first = designer.preview[0]
+    assert first.body == row_to_body(rows[0], designer.validated().body_template, "lead.enriched")
+    assert [a["action"] for a in first.outcome["actions"]] == ["users_identify"]
+    # Row 2 has an email: its payload carries it as the user id.
+    second = designer.preview[1].outcome["actions"][0]
+    assert second["status"] == "success"
+    assert second["payload"]["id"] == "person1@acme1.com"
+    assert second["payload"]["properties"]["full_name"] == "Person 1"
+    # Row 1 has a blank email: highlighted as a failure naming the param and the path.
+    assert designer.preview[0].failed
+    assert "param `id`" in first.outcome["actions"][0]["error"]
+    assert 'class="wb-failed"' in designer.preview_html.value
+
+
+def test_sample_size_is_choosable(designer):
+    designer.sample_size.value = 7
+    assert len(designer.preview) == 7
+    assert designer.preview_html.value.count("<tr data-row=") == 7
+
+
+def test_failure_counts_cover_the_whole_table(designer, rows):
+    template = designer.validated().body_template
+    bodies = [body_or_none(r, template) for r in rows]
+    no_email = sum(is_nothing(b.get("email")) for b in bodies if b is not None)
+    assert no_email >= 8  # the blank cells, at least
+    (count,) = designer.counts
+    assert count.failed == no_email
+    assert count.invalid_rows == 1 and "n/a" in count.invalid_example  # row 14's ICP score
+    assert f"{no_email} of {len(rows)} rows have no `id`" in designer.counts_html.value
+    assert "they would fail users_identify" in count.messages()[0]
+    assert_counts_match_engine(designer, rows)
+
+
+def test_changing_a_column_changes_preview_and_counts(designer, rows):
+    editor = designer.param_editors["id"]
+    assert (editor.kind.value, editor.column.value) == ("column", "Work Email")
+    editor.column.value = "Company Domain"
+    assert designer.last_error is None, designer.error_area.value
+    mapping = designer.config["environments"]["development"]["mappings"][0]
+    assert mapping["params"]["id"] == "body.company_domain"
+    assert designer.preview[1].outcome["actions"][0]["payload"]["id"] == "acme1.com"
+    blank_domains = sum(r["Company Domain"] == "" for r in rows)
+    assert designer.counts[0].failed == blank_domains
+    assert_counts_match_engine(designer, rows)
+    # A column that breaks Knock's user-id rule is counted as invalid, with an example.
+    editor.column.value = "LinkedIn URL"
+    (param,) = [p for p in designer.counts[0].params if p.param == "id"]
+    assert param.invalid == len(rows) - 1  # every row but the one that cannot become a body
+    assert "`/` or `#`" in param.example
+    assert_counts_match_engine(designer, rows)
+
+
+def test_a_column_not_in_the_template_is_added_to_it(designer):
+    designer.param_editors["locale"].kind.value = "column"
+    designer.param_editors["locale"].column.value = "Job Title"
+    template = designer.validated().body_template
+    assert template["job_title"] == "Job Title"
+    designer.param_editors["timezone"].kind.value = "column"
+    designer.param_editors["timezone"].column.value = "Company Name"
+    assert designer.validated().body_template["company_name"] == "Company Name"
+    payload = designer.preview[1].outcome["actions"][0]["payload"]
+    assert payload["locale"] == "VP Sales" and payload["timezone"] == "Acme 1"
+
+
+def test_literal_template_and_coercion(designer, rows):
+    designer.event_name.value = "account.synced"  # a new event: this mapping is its only one
+    template = json.loads(designer.template_text.value)
+    template["icp_score"] = "ICP Score"  # the text as exported; the param coerces it
+    designer.template_text.value = json.dumps(template)
+    designer.add_mapping("objects_set")
+    editors = designer.param_editors
+    editors["collection"].kind.value = "value"
+    editors["collection"].text.value = "companies"
+    editors["id"].kind.value = "template"
+    editors["id"].text.value = "acct-{{body.company_domain}}"
+    editors["properties"].kind.value = "none"
+    editors["name"].kind.value = "column"
+    editors["name"].column.value = "ICP Score"
+    editors["name"].coerce.value = "integer"
+    assert designer.last_error is None, designer.error_area.value
+    params = designer.config["environments"]["development"]["mappings"][-1]["params"]
+    assert params["collection"] == {"value": "companies"}
+    assert params["id"] == {"template": "acct-{{body.company_domain}}"}
+    assert params["name"] == {"path": "body.icp_score", "as": "integer"}
+    result = designer.preview[1].outcome["actions"][0]
+    assert result["payload"]["id"] == "acct-acme1.com"
+    assert result["payload"]["collection"] == "companies"
+    assert result["payload"]["name"] == str((1 * 37) % 100)
+    # Row 14 scores "n/a": integer coercion fails there, and the counts say so.
+    (name,) = [p for p in designer.counts[-1].params if p.param == "name"]
+    assert name.invalid == 1 and "n/a" in name.example
+    assert designer.counts[-1].invalid_rows == 0
+    assert_counts_match_engine(designer, rows)
+
+
+def test_several_actions_are_listed_in_execution_order_with_conditions(designer, rows):
+    designer.add_mapping("workflows_trigger")
+    designer.conditions.path.value = "body.icp_score"
+    designer.conditions.op.value = "gte"
+    designer.conditions.operand.value = "80"
+    designer.conditions.coerce.value = "number"
+    designer.conditions.add.click()
+    assert designer.last_error is None, designer.error_area.value
+    designer.add_mapping("tenants_set")
+    labels = [label for label, _ in designer.mapping_list.options]
+    assert [label.split(" ")[1] for label in labels] == ["users_identify", "tenants_set", "workflows_trigger"]
+    assert "when" in labels[2]
+    actions = [a["action"] for a in designer.preview[1].outcome["actions"]]
+    assert actions == ["users_identify", "tenants_set", "workflows_trigger"]
+    trigger = designer.counts[2]
+    high = sum(1 for i, r in enumerate(rows) if i != 13 and int(r["ICP Score"]) >= 80)
+    assert trigger.would_run == high and trigger.skipped == len(rows) - 1 - high  # one row is invalid
+    assert_counts_match_engine(designer, rows)
+    # Removing the selected action takes it out of the list and the preview.
+    designer.mapping_list.value = labels_index(designer, "tenants_set")
+    designer.remove_button.click()
+    assert [c.action for c in designer.counts] == ["users_identify", "workflows_trigger"]
+
+
+def labels_index(designer, action):
+    return next(index for label, index in designer.mapping_list.options if action in label)
+
+
+def test_idempotency_and_body_template_are_editable(designer):
+    designer.idempotency_kind.value = "hash"
+    designer.idempotency_path.value = "body"
+    env = designer.validated().environment("development")
+    assert env.idempotency is not None and env.idempotency.hashed
+    template = json.loads(designer.template_text.value)
+    template["title"] = "Job Title"
+    designer.template_text.value = json.dumps(template)
+    assert designer.last_error is None, designer.error_area.value
+    assert designer.preview[1].body["title"] == "VP Sales"
+
+
+def test_callback_errors_are_shown_not_swallowed(designer):
+    designer.template_text.value = "{not json"
+    assert designer.last_error is not None
+    assert "body template is not valid JSON" in designer.error_area.value
+    assert "wb-error" in designer.error_area.value
+    designer.conditions.text.value = '[{"path": "body.icp_score", "gte": 80'
+    assert "conditions are not valid JSON" in designer.error_area.value
+    designer.path_text.value = "/nonexistent/dir/config.json"
+    designer.load_button.click()
+    assert "file not found" in designer.error_area.value
+
+
+def test_an_invalid_mapping_shows_every_problem(designer):
+    designer.param_editors["id"].kind.value = "none"
+    assert designer.problems
+    assert "requires `id`" in designer.summary.value
+    assert designer.preview == [] and designer.counts == []
+    designer.param_editors["id"].kind.value = "path"
+    designer.param_editors["id"].text.value = "body.email"
+    assert designer.problems == [] and len(designer.preview) == 20
+
+
+def test_save_writes_a_config_the_core_loads_and_rehearse_runs(designer, tmp_path, rows):
+    designer.param_editors["id"].column.value = "Company Domain"
+    target = tmp_path / "mappings" / "designed.json"
+    designer.path_text.value = str(target)
+    designer.save_button.click()
+    assert designer.last_error is None, designer.error_area.value
+    text = target.read_text()
+    assert text == dump_config(json.loads(text))  # stable key order
+    config = load_config(target)
+    assert config.environment("development").mappings_for("lead.enriched")[0].raw["params"]["id"] == (
+        "body.company_domain"
+    )
+    assert "Saved" in designer.message.value
+    assert designer.setup_text.value.strip() and designer.setup_text.layout.display == ""
+    # `workbench rehearse` accepts the saved file, and answers what the preview showed.
+    body = tmp_path / "row.json"
+    body.write_text(json.dumps(designer.preview[1].body))
+    result = CliRunner().invoke(main, ["rehearse", str(target), "--env", "development", str(body)])
+    assert result.exit_code == 0, result.output
+    rehearsed = json.loads(result.output)
+    assert rehearsed["actions"] == designer.preview[1].outcome["actions"]
+
+
+def test_load_opens_an_existing_config(con, tmp_path):
+    source = tmp_path / "start.json"
+    shutil.copy(ROOT / "mappings" / "clay.json", source)
+    designer = MappingDesigner(con, "leads")
+    assert designer.counts == []  # a fresh config has no mapping yet
+    designer.path_text.value = str(source)
+    designer.load_button.click()
+    assert designer.last_error is None, designer.error_area.value
+    assert set(designer.environment_choice.options) == {"development", "production"}
+    designer.event_name.value = "lead.high_intent"
+    assert [c.action for c in designer.counts] == ["workflows_trigger"]
+    designer.environment_choice.value = "production"
+    assert designer.environment == "production" and designer.counts
+
+
+def test_a_fresh_designer_puts_every_column_in_the_template(con, rows):
+    designer = MappingDesigner(con, "leads", environment="development")
+    template = designer.validated().body_template
+    assert {"Work Email", "Full Name"} <= {v for v in template.values() if isinstance(v, str)}
+    designer.add_mapping("users_identify")
+    assert designer.param_editors["id"].column.value == "Work Email"
+    assert len(designer.preview) == 20
+    assert_counts_match_engine(designer, rows)
