@@ -1,0 +1,299 @@
+"""The transport-free pipeline shared by the HTTP receiver, `workbench replay` and the retry worker.
+
+Verify, record (committed), process, record the outcome. A verified request is in the log before
+any action runs; if processing crashes, the event is marked `failed` so a replay picks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .config import Environment, SourceConfig, load_config
+from .engine import ActionResult, Engine, Outcome, SourceEvent, utcnow
+from .errors import ConfigError, NotFound, WorkbenchError
+from .verify import verify
+
+log = logging.getLogger(__name__)
+
+HTTP_STATUS = {
+    "processed": 200,
+    "idempotent": 200,
+    "no_mapping": 200,
+    "queued": 202,
+    "invalid": 400,
+    "failed": 422,
+}
+# An event still `received` this long after it arrived lost its process mid-way; retry it.
+STALLED_AFTER = timedelta(minutes=10)
+
+
+@dataclass
+class Reply:
+    """What the receiver answers: an HTTP status and the JSON body."""
+
+    http_status: int
+    body: dict[str, Any]
+
+
+class ConfigSet:
+    """Source configs by source name, loaded from files and reloaded when a file changes."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike]):
+        self.paths = [Path(p) for p in paths]
+        self._lock = threading.Lock()
+        self._loaded: dict[Path, tuple[tuple[int, int], SourceConfig]] = {}
+        self._by_source: dict[str, SourceConfig] = {}
+        self.version = 0
+        for path in self.paths:
+            self._loaded[path] = (self._stamp(path), load_config(path))
+        self._index()
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int]:
+        try:
+            stat = path.stat()
+        except OSError:
+            return (-1, -1)
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def _index(self) -> None:
+        by_source: dict[str, SourceConfig] = {}
+        for path, (_, config) in self._loaded.items():
+            if config.source in by_source:
+                raise ConfigError(
+                    [
+                        (
+                            "source",
+                            f"source `{config.source}` is configured twice: {by_source[config.source].origin} "
+                            f"and {path}; give each config its own `source` name",
+                        )
+                    ]
+                )
+            by_source[config.source] = config
+        self._by_source = by_source
+        self.version += 1
+
+    def reload_if_changed(self) -> None:
+        """Reload edited files; a file that no longer loads keeps its last good config (logged)."""
+        with self._lock:
+            changed = False
+            for path in self.paths:
+                stamp = self._stamp(path)
+                if stamp == self._loaded[path][0]:
+                    continue
+                try:
+                    config = load_config(path)
+                except WorkbenchError as exc:
+                    log.error(
+                        "keeping the previous config of %s, the edited file does not load: %s", path, exc
+                    )
+                    self._loaded[path] = (stamp, self._loaded[path][1])
+                    continue
+                self._loaded[path] = (stamp, config)
+                changed = True
+            if changed:
+                previous = dict(self._by_source)
+                try:
+                    self._index()
+                except ConfigError as exc:
+                    log.error("keeping the previous configs: %s", exc)
+                    self._by_source = previous
+
+    def get(self, source: str) -> SourceConfig:
+        try:
+            return self._by_source[source]
+        except KeyError:
+            known = ", ".join(sorted(self._by_source)) or "none"
+            raise NotFound(f"no source `{source}` is configured on this receiver (known: {known})") from None
+
+    def environment(self, source: str, environment: str) -> tuple[SourceConfig, Environment]:
+        config = self.get(source)
+        env = config.environments.get(environment)
+        if env is None:
+            known = ", ".join(config.environments) or "none"
+            raise NotFound(f"source `{source}` has no environment `{environment}` (it has: {known})")
+        return config, env
+
+    def __iter__(self):
+        return iter(list(self._by_source.values()))
+
+
+class SourceService:
+    """Receives, replays and retries events for every configured source."""
+
+    def __init__(
+        self,
+        configs: ConfigSet,
+        store,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.configs = configs
+        self.store = store
+        self.environ = os.environ if environ is None else environ
+        self.clock = clock
+        self._sinks: dict[int, tuple[Any, Environment]] = {}
+        self._sinks_version = -1
+        self._sinks_lock = threading.Lock()
+
+    # -- sinks -----------------------------------------------------------------------------
+
+    def sink_for(self, env: Environment):
+        """One sink per environment of the loaded configs; a reload starts afresh."""
+        from .sinks import make_sink
+
+        with self._sinks_lock:
+            if self._sinks_version != self.configs.version:
+                self._sinks, self._sinks_version = {}, self.configs.version
+            # The entry holds `env` itself, so its id cannot be reused while the entry lives.
+            entry = self._sinks.get(id(env))
+            if entry is None or entry[1] is not env:
+                entry = self._sinks[id(env)] = (make_sink(env.sink, self.store, self.environ), env)
+            return entry[0]
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def receive(self, source: str, environment: str, headers: Any, body: bytes | str) -> Reply:
+        """Verify, log, map and apply one request; the reply says exactly what happened."""
+        config, env = self.configs.environment(source, environment)
+        verify(headers, env.secrets(self.environ))
+        event = SourceEvent(body, headers, origin="live", received_at=self.clock())
+        event_id = self.store.record_received(event, source, environment)
+        try:
+            outcome = self._process(config, env, event)
+        except Exception as exc:
+            log.exception("processing %s crashed", event_id)
+            message = (
+                f"internal error while processing ({type(exc).__name__}); the event is logged as "
+                f"{event_id} and can be replayed"
+            )
+            self._mark_error(event_id, message)
+            return Reply(
+                500, {"id": event_id, "status": "error", "event": None, "error": message, "actions": []}
+            )
+        return Reply(HTTP_STATUS.get(outcome.status, 500), outcome.to_dict(event_id))
+
+    def _mark_error(self, event_id: str, message: str) -> None:
+        try:
+            self.store.mark_error(event_id, message, self.clock())
+        except Exception:  # the event stays `received`, which the retry worker picks up later
+            log.exception("could not mark %s as failed", event_id)
+
+    def _process(self, config: SourceConfig, env: Environment, event: SourceEvent) -> Outcome:
+        sink = self.sink_for(env)
+        if getattr(sink, "transactional", False):
+            # The sink's writes, the idempotency key and the action log commit together.
+            with self.store.unit_of_work() as conn:
+                engine = Engine(config, env, sink.bind(conn), self.store.idempotency(conn), self.clock)
+                outcome = engine.process(event)
+                self.store.record_outcome(event.id, outcome, conn=conn, now=self.clock())
+            return outcome
+        engine = Engine(config, env, sink, self.store.idempotency(), self.clock)
+        outcome = engine.process(event)
+        self.store.record_outcome(event.id, outcome, now=self.clock())
+        return outcome
+
+    # -- replays and retries ---------------------------------------------------------------
+
+    def replay(self, event_id: str) -> dict[str, Any]:
+        """Re-run the actions of a logged event that did not succeed; returns the updated entry."""
+        self._rerun(event_id, keep=("success",))
+        return self.store.get_event(event_id)
+
+    def _rerun(self, event_id: str, keep: tuple[str, ...]) -> Outcome | None:
+        entry = self.store.get_event(event_id)
+        if entry is None:
+            raise NotFound(f"no event `{event_id}` in the log")
+        if entry["status"] == "idempotent":
+            return None  # a duplicate ran nothing on purpose; replaying it would run the actions twice
+        config, env = self.configs.environment(entry["source"], entry["environment"])
+        earlier = {a["mapping"]: a for a in entry["actions"]}
+        previous = {
+            mapping: ActionResult(
+                a["action"],
+                a["status"],
+                mapping,
+                params=a["params"],
+                payload=a["payload"],
+                result=a["result"],
+                error=a["error"],
+            )
+            for mapping, a in earlier.items()
+            if a["status"] in keep
+        }
+        event = SourceEvent(
+            self.store.raw_body(event_id),
+            entry["headers"],
+            origin="replay",
+            id=event_id,
+            received_at=self.clock(),
+        )
+        sink = self.sink_for(env)
+        if getattr(sink, "transactional", False):
+            with self.store.unit_of_work() as conn:
+                outcome, applied = self._apply(config, env, sink.bind(conn), event, previous)
+                self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
+                self.store.count_replay(event_id, conn)
+        else:
+            outcome, applied = self._apply(config, env, sink, event, previous)
+            with self.store.transaction() as conn:
+                self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
+                self.store.count_replay(event_id, conn)
+        self._remember_key(config, env, entry, outcome)
+        return outcome
+
+    def _apply(self, config, env, sink, event, previous) -> tuple[Outcome, list[str]]:
+        """Plan afresh, keep the earlier results in `previous`, apply the rest."""
+        engine = Engine(config, env, sink, None, self.clock)
+        plan = engine.plan(event)
+        if plan.final:
+            return plan.outcome, []
+        kept = set()
+        for index, result in enumerate(plan.outcome.actions):
+            earlier = previous.get(result.mapping)
+            if earlier is not None:
+                plan.outcome.actions[index] = earlier
+                kept.add(id(result))
+        plan.todo = [(m, r) for m, r in plan.todo if id(r) not in kept]
+        applied = [m.key for m, _ in plan.todo]
+        return engine.apply(plan, event.id), applied
+
+    def _remember_key(self, config, env, entry, outcome: Outcome) -> None:
+        """A replayed event that now succeeded is remembered under its idempotency key."""
+        key = entry.get("idempotency_key")
+        if not key or env.idempotency is None or outcome.status != "processed" or not outcome.event:
+            return
+        port = self.store.idempotency()
+        scope = (config.source, env.name, outcome.event)
+        now = self.clock()
+        if port.reserve(scope, key, now, env.idempotency.window.total_seconds()):
+            port.complete(scope, key, now)
+
+    def retry_due(self, now: datetime | None = None, limit: int = 100) -> int:
+        """Retry queued actions whose backoff has elapsed, and events whose process died; returns
+        how many events were retried."""
+        now = now or self.clock()
+        done = 0
+        for event_id in self.store.claim_due(now, limit):
+            done += self._retry_one(event_id, keep=("success", "failed"))
+        for event_id in self.store.claim_stalled(STALLED_AFTER, now, limit):
+            done += self._retry_one(event_id, keep=("success",))
+        return done
+
+    def _retry_one(self, event_id: str, keep: tuple[str, ...]) -> int:
+        try:
+            self._rerun(event_id, keep)
+        except WorkbenchError as exc:
+            log.warning("cannot retry %s: %s", event_id, exc)
+            return 0
+        except Exception:
+            log.exception("retrying %s crashed", event_id)
+            return 0
+        return 1

@@ -1,0 +1,429 @@
+"""The event log: every verified request, its outcome and its actions, in one database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from ..engine import Outcome, SourceEvent, new_event_id, utcnow
+from ..retry import DEFAULT_RETRY, RetryPolicy
+from .db import READ, StoreError, make_engine
+from .idempotency import StoreIdempotency
+from .schema import actions, events, idempotency_keys, metadata
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE_URL = "sqlite:///data/workbench.sqlite"
+EVENT_STATUSES = ("received", "processed", "idempotent", "no_mapping", "queued", "invalid", "failed")
+# Statuses a replay can change: the ones where some action did not (yet) succeed.
+REPLAYABLE = ("received", "queued", "failed")
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z`, as the HTTP API shows times."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def as_datetime(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _stored_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k != "authorization"}
+
+
+def _raw_body(event: SourceEvent) -> tuple[str, bytes | None]:
+    """The body as text, plus the raw bytes when they are not UTF-8 (so nothing is lost)."""
+    body = event.body
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        raw = bytes(body)
+        try:
+            return raw.decode("utf-8"), None
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "replace"), raw
+    return event.raw_text, None
+
+
+class Store:
+    """Event log, action log, idempotency keys and the local recipient store, over SQLAlchemy Core."""
+
+    def __init__(self, url: str | None = None, retry: RetryPolicy = DEFAULT_RETRY, create: bool = True):
+        self.url = url or DEFAULT_STORE_URL
+        self.engine = make_engine(self.url)
+        self.retry = retry
+        if create:
+            self.create_tables()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def create_tables(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as exc:
+            # Another process created them between our check and our CREATE.
+            if "already exists" not in str(exc):
+                raise StoreError(f"cannot create the event-log tables in {self!r}: {exc.orig}") from None
+            metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A write transaction, committed on success; within `conn` when one is given."""
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.begin() as own:
+            yield own
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Connection]:
+        """A connection whose transaction begins at its first statement and commits at the end."""
+        with self.engine.connect() as conn:
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(**READ) as conn, conn.begin():
+            yield conn
+
+    def idempotency(self, conn: Connection | None = None) -> StoreIdempotency:
+        return StoreIdempotency(self.engine, conn)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def record_received(self, event: SourceEvent, source: str, environment: str, conn=None) -> str:
+        """Log a verified request before anything else happens to it; returns its `evt_` id.
+
+        Sets `event.id` and `event.received_at` when they are not set yet.
+        """
+        event.received_at = event.received_at or utcnow()
+        event.id = event.id or new_event_id(event.received_at)
+        text, raw = _raw_body(event)
+        row = {
+            "id": event.id,
+            "received_at": event.received_at,
+            "source": source,
+            "environment": environment,
+            "origin": event.origin,
+            "event": None,
+            "status": "received",
+            "body": text,
+            "body_bytes": raw,
+            "headers": _stored_headers(event.headers),
+            "replays": 0,
+            "updated_at": event.received_at,
+        }
+        try:
+            with self.transaction(conn) as c:
+                c.execute(events.insert().values(**row))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write the event log ({type(exc).__name__}): {exc}") from exc
+        return event.id
+
+    def record_outcome(
+        self,
+        event_id: str,
+        outcome: Outcome,
+        conn: Connection | None = None,
+        *,
+        now: datetime | None = None,
+        applied: Iterable[str] | None = None,
+    ) -> None:
+        """Store an outcome and its actions (updating earlier ones by mapping).
+
+        `applied` names the mappings handed to the sink in this pass (default: every action that
+        was not skipped and is not an earlier success); each counts one attempt. A queued action
+        gets its next attempt time, or becomes failed when it has had its last attempt; the
+        outcome is updated in place to match.
+        """
+        now = now or utcnow()
+        applied = set(applied) if applied is not None else None
+        with self.transaction(conn) as c:
+            existing = {
+                row.mapping: row
+                for row in c.execute(
+                    select(actions.c.id, actions.c.mapping, actions.c.status, actions.c.attempts).where(
+                        actions.c.event_id == event_id
+                    )
+                )
+            }
+            inserts, seen = [], set()
+            for position, result in enumerate(outcome.actions):
+                before = existing.get(result.mapping)
+                attempts = before.attempts if before is not None else 0
+                if applied is None:
+                    ran = result.status != "skipped" and not (
+                        before is not None and before.status == "success" and result.status == "success"
+                    )
+                else:
+                    ran = result.mapping in applied
+                if ran:
+                    attempts += 1
+                next_attempt = None
+                if result.status == "queued":
+                    if self.retry.exhausted(attempts):
+                        result.status = "failed"
+                        result.error = f"gave up after {attempts} attempts; last error: {result.error}"
+                    else:
+                        next_attempt = self.retry.next_attempt(now, attempts, result.retry_after)
+                values = {
+                    "position": position,
+                    "action": result.action,
+                    "status": result.status,
+                    "params": result.params,
+                    "payload": result.payload,
+                    "result": result.result if result.error is None else None,
+                    "error": result.error,
+                    "attempts": attempts,
+                    "next_attempt_at": next_attempt,
+                    "updated_at": now,
+                }
+                seen.add(result.mapping)
+                if before is None:
+                    inserts.append({"event_id": event_id, "mapping": result.mapping, **values})
+                else:
+                    c.execute(update(actions).where(actions.c.id == before.id).values(**values))
+            if inserts:
+                c.execute(actions.insert(), inserts)
+            stale = [row.id for m, row in existing.items() if m not in seen and row.status != "success"]
+            if stale:
+                c.execute(delete(actions).where(actions.c.id.in_(stale)))
+            if outcome.actions and outcome.status in ("processed", "queued", "failed"):
+                statuses = {a.status for a in outcome.actions}
+                outcome.status = (
+                    "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
+                )
+            values = {"status": outcome.status, "error": outcome.error, "updated_at": now}
+            if outcome.event is not None:
+                values["event"] = outcome.event
+            if outcome.idempotency_key is not None:
+                values["idempotency_key"] = outcome.idempotency_key
+            if outcome.idempotency_note is not None:
+                values["idempotency_note"] = outcome.idempotency_note
+            c.execute(update(events).where(events.c.id == event_id).values(**values))
+
+    def mark_error(self, event_id: str, message: str, now: datetime | None = None) -> None:
+        """Record that processing crashed: the event becomes `failed`, so a replay picks it up."""
+        with self.transaction() as c:
+            c.execute(
+                update(events)
+                .where(events.c.id == event_id)
+                .values(status="failed", error=message, updated_at=now or utcnow())
+            )
+
+    def count_replay(self, event_id: str, conn: Connection | None = None) -> None:
+        with self.transaction(conn) as c:
+            c.execute(update(events).where(events.c.id == event_id).values(replays=events.c.replays + 1))
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        """The whole log entry, or None."""
+        with self._read() as c:
+            row = c.execute(select(events).where(events.c.id == event_id)).first()
+            if row is None:
+                return None
+            rows = c.execute(
+                select(actions).where(actions.c.event_id == event_id).order_by(actions.c.position)
+            ).all()
+        return {
+            "id": row.id,
+            "received_at": iso(row.received_at),
+            "source": row.source,
+            "environment": row.environment,
+            "origin": row.origin,
+            "event": row.event,
+            "status": row.status,
+            "body": row.body,
+            "headers": row.headers or {},
+            "idempotency_key": row.idempotency_key,
+            "idempotency_note": row.idempotency_note,
+            "error": row.error,
+            "replays": row.replays,
+            "updated_at": iso(row.updated_at),
+            "actions": [
+                {
+                    "action": a.action,
+                    "status": a.status,
+                    "payload": a.payload,
+                    "params": a.params,
+                    "result": a.result,
+                    "error": a.error,
+                    "mapping": a.mapping,
+                    "attempts": a.attempts,
+                    "next_attempt_at": iso(a.next_attempt_at),
+                }
+                for a in rows
+            ],
+        }
+
+    def raw_body(self, event_id: str) -> bytes | str | None:
+        """The body exactly as received (bytes when it was not UTF-8), for replays."""
+        with self._read() as c:
+            row = c.execute(select(events.c.body, events.c.body_bytes).where(events.c.id == event_id)).first()
+        if row is None:
+            return None
+        return bytes(row.body_bytes) if row.body_bytes is not None else row.body
+
+    def list_events(
+        self,
+        source: str,
+        environment: str,
+        status: str | None = None,
+        event: str | None = None,
+        since: datetime | str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Newest first: id, status, event, received_at, origin."""
+        query = select(
+            events.c.id, events.c.status, events.c.event, events.c.received_at, events.c.origin
+        ).where(events.c.source == source, events.c.environment == environment)
+        if status:
+            query = query.where(events.c.status == status)
+        if event:
+            query = query.where(events.c.event == event)
+        if since is not None:
+            query = query.where(events.c.received_at >= as_datetime(since))
+        query = query.order_by(events.c.received_at.desc(), events.c.id.desc()).limit(limit)
+        with self._read() as c:
+            return [
+                {
+                    "id": r.id,
+                    "status": r.status,
+                    "event": r.event,
+                    "received_at": iso(r.received_at),
+                    "origin": r.origin,
+                }
+                for r in c.execute(query)
+            ]
+
+    def find_events(
+        self,
+        status: str | Iterable[str],
+        source: str | None = None,
+        environment: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Ids of events in `status` (oldest first), for replays by status."""
+        statuses = [status] if isinstance(status, str) else list(status)
+        query = select(events.c.id).where(events.c.status.in_(statuses))
+        if source:
+            query = query.where(events.c.source == source)
+        if environment:
+            query = query.where(events.c.environment == environment)
+        query = query.order_by(events.c.received_at, events.c.id)
+        if limit:
+            query = query.limit(limit)
+        with self._read() as c:
+            return list(c.execute(query).scalars())
+
+    def status_summary(
+        self, source: str, environment: str, days: float = 30, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Event counts by status over the last `days`, and when the last event arrived."""
+        since = (now or utcnow()) - timedelta(days=days)
+        scope = and_(events.c.source == source, events.c.environment == environment)
+        with self._read() as c:
+            counts = {
+                r.status: r.n
+                for r in c.execute(
+                    select(events.c.status, func.count().label("n"))
+                    .where(scope, events.c.received_at >= since)
+                    .group_by(events.c.status)
+                )
+            }
+            last = c.execute(select(func.max(events.c.received_at)).where(scope)).scalar()
+        return {"counts": counts, "last_received_at": iso(as_datetime(last))}
+
+    # -- retries and retention ------------------------------------------------------------
+
+    def claim_due(self, now: datetime | None = None, limit: int = 100) -> list[str]:
+        """Events with queued actions whose next attempt is due, claimed for one lease.
+
+        Claiming pushes the actions' next attempt past the lease in the same transaction, so
+        several processes retrying at once never pick the same event.
+        """
+        now = now or utcnow()
+        lease_end = now + timedelta(seconds=self.retry.lease_seconds)
+        claimed = []
+        with self.transaction() as c:
+            due = c.execute(
+                select(actions.c.event_id)
+                .where(actions.c.status == "queued", actions.c.next_attempt_at <= now)
+                .group_by(actions.c.event_id)
+                .order_by(func.min(actions.c.next_attempt_at))
+                .limit(limit)
+            ).scalars()
+            for event_id in list(due):
+                taken = c.execute(
+                    update(actions)
+                    .where(
+                        actions.c.event_id == event_id,
+                        actions.c.status == "queued",
+                        actions.c.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=lease_end)
+                ).rowcount
+                if taken:
+                    claimed.append(event_id)
+        return claimed
+
+    def claim_stalled(
+        self, older_than: timedelta, now: datetime | None = None, limit: int = 100
+    ) -> list[str]:
+        """Events still `received` long after arrival (their process died mid-way), claimed for a replay."""
+        now = now or utcnow()
+        before = now - older_than
+        claimed = []
+        with self.transaction() as c:
+            stalled = c.execute(
+                select(events.c.id)
+                .where(events.c.status == "received", events.c.updated_at <= before)
+                .order_by(events.c.received_at)
+                .limit(limit)
+            ).scalars()
+            for event_id in list(stalled):
+                taken = c.execute(
+                    update(events)
+                    .where(
+                        events.c.id == event_id, events.c.status == "received", events.c.updated_at <= before
+                    )
+                    .values(updated_at=now)
+                ).rowcount
+                if taken:
+                    claimed.append(event_id)
+        return claimed
+
+    def prune(self, older_than_days: float = 30, now: datetime | None = None) -> int:
+        """Delete events received more than `older_than_days` ago (with their actions) and expired
+        idempotency keys; returns the number of events deleted."""
+        now = now or utcnow()
+        cutoff = now - timedelta(days=older_than_days)
+        old = select(events.c.id).where(events.c.received_at < cutoff)
+        with self.transaction() as c:
+            c.execute(delete(actions).where(actions.c.event_id.in_(old)))
+            deleted = c.execute(delete(events).where(events.c.received_at < cutoff)).rowcount
+            c.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
+        return deleted

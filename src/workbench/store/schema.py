@@ -1,0 +1,182 @@
+"""Tables of the event log, the idempotency keys and the local recipient store (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out; stored naive UTC so every database compares alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL results on SQLite
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+# `none_as_null`: a Python None is SQL NULL, not the JSON text "null".
+JSONValue = JSON(none_as_null=True)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("environment", String(200), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("event", Text),
+    Column("status", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    # The raw bytes, kept only when the body is not UTF-8, so a replay sees exactly what arrived.
+    Column("body_bytes", LargeBinary),
+    Column("headers", JSONValue),
+    Column("idempotency_key", String(255)),
+    Column("idempotency_note", Text),
+    Column("error", Text),
+    Column("replays", Integer, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_events_source_env_received", "source", "environment", "received_at"),
+    Index("ix_events_status_received", "status", "received_at"),
+    Index("ix_events_received", "received_at"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("mapping", String(64), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("params", JSONValue),
+    Column("payload", JSONValue),
+    Column("result", JSONValue),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("event_id", "mapping", name="uq_actions_event_mapping"),
+    Index("ix_actions_status_next", "status", "next_attempt_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("environment", String(200), nullable=False),
+    Column("event_type", String(500), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("state", String(16), nullable=False),  # reserved (executing) or done (a success, remembered)
+    Column("window_seconds", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "environment", "event_type", "key", name="uq_idempotency_scope_key"),
+    Index("ix_idempotency_expires", "expires_at"),
+)
+
+# -- the local sink: a Knock-like recipient store ------------------------------------------
+
+local_users = Table(
+    "local_users",
+    metadata,
+    Column("id", String(256), primary_key=True),
+    Column("data", JSONValue, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+local_objects = Table(
+    "local_objects",
+    metadata,
+    Column("collection", String(256), nullable=False),
+    Column("id", String(256), nullable=False),
+    Column("data", JSONValue, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("collection", "id"),
+)
+
+local_tenants = Table(
+    "local_tenants",
+    metadata,
+    Column("id", String(256), primary_key=True),
+    Column("data", JSONValue, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+local_subscriptions = Table(
+    "local_subscriptions",
+    metadata,
+    Column("collection", String(256), nullable=False),
+    Column("object_id", String(256), nullable=False),
+    # A user id, or the canonical JSON of an object reference {"collection", "id"}.
+    Column("recipient", String(600), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("collection", "object_id", "recipient"),
+)
+
+local_audience_members = Table(
+    "local_audience_members",
+    metadata,
+    Column("audience_key", String(256), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("tenant", String(256), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("audience_key", "user_id", "tenant"),
+)
+
+# One row per recipient, as Knock runs a workflow once per recipient of a trigger.
+local_workflow_runs = Table(
+    "local_workflow_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger_id", String(64), nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("workflow", String(256), nullable=False),
+    Column("recipient", String(600), nullable=False),
+    Column("actor", JSONValue),
+    Column("data", JSONValue),
+    Column("tenant", String(256)),
+    Column("cancellation_key", String(256)),
+    Column("status", String(16), nullable=False),  # triggered, cancelled
+    Column("event_id", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("cancelled_at", UTCDateTime),
+    Index("ix_local_runs_idempotency", "idempotency_key"),
+    Index("ix_local_runs_cancel", "workflow", "cancellation_key"),
+)
