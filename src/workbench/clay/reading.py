@@ -53,9 +53,10 @@ class ExportReader:
     """One Clay export opened for streaming: `columns`, then `rows()` yielding (row number, cells).
 
     Use as a context manager. Rows are numbered from 1 in file order (the header is not a row).
+    An empty file is an error unless `allow_empty` (then it has no columns and no rows).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, allow_empty: bool = False):
         self.path = Path(path)
         self.line = 0
         self._json_like = False
@@ -67,7 +68,9 @@ class ExportReader:
             raise ExportError(f"{self.path} is a directory; give the path of a CSV export") from None
         self._reader = csv.reader(self._file, strict=True)
         header = self._next()
-        if header is None:
+        if header is None and allow_empty:
+            header = []
+        elif header is None:
             self.close()
             raise ExportError(f"{self.path} is empty (not even a header line); {_REEXPORT}")
         self.header = header

@@ -1,0 +1,393 @@
+"""Backfill: Clay export rows through the very same mappings as live rows, in batches.
+
+Rows are streamed (from a CSV export or a DuckDB table), turned into bodies by the config's
+`clay.body_template`, planned by the core `Engine` and applied to the environment's sink. Each
+batch is one transaction of the event log: events, actions and the idempotency keys of what
+succeeded, written with a few multi-row statements. When the sink keeps its data in the same
+database (the local sink), its writes join that transaction too, so a killed backfill loses
+whole batches only and a re-run completes it without duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select
+
+from .clay import ExportReader, data_columns, quote, row_to_body, template_event
+from .clay.bodies import DEFAULT_EVENT
+from .config import SourceConfig
+from .engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, utcnow
+from .errors import CoercionError
+from .store import Store, actions, events, idempotency_keys
+
+STATUSES = ("processed", "idempotent", "no_mapping", "invalid", "failed", "queued")
+# Statuses whose rows go to the failures file: nothing was (or could be) applied for them.
+FAILURE_STATUSES = ("invalid", "failed", "no_mapping")
+# How long content-hash keys are remembered when the config has no idempotency of its own:
+# as long as the event log keeps its entries.
+HASH_WINDOW = timedelta(days=30)
+DEFAULT_BATCH = 500
+
+
+@dataclass
+class BackfillSummary:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.counts)
+        out["seconds"] = round(self.seconds, 3)
+        if self.interrupted:
+            out["interrupted"] = True
+        return out
+
+
+@dataclass(slots=True)
+class _Row:
+    number: int
+    cells: list[Any]
+    status: str = ""
+    reason: str | None = None
+    event_id: str | None = None
+    plan: Plan | None = None
+    outcome: Outcome | None = None
+    key: str | None = None
+    note: str | None = None
+
+
+# -- row sources ------------------------------------------------------------------------
+
+
+class RowSource:
+    """Rows of an export, streamed: `columns` (as loaded), `header` (as exported), `rows()`, `total`."""
+
+    columns: list[str]
+    header: list[str]
+    total: int | None = None
+
+    def rows(self) -> Iterator[tuple[int, list[Any]]]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class CsvRows(RowSource):
+    """A Clay CSV export, read row by row."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.reader = ExportReader(path, allow_empty=True)
+        self.columns = self.reader.columns
+        self.header = self.reader.header
+
+    def rows(self):
+        return self.reader.rows()
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class TableRows(RowSource):
+    """A table loaded by `workbench load`, read in `_row_number` order, a batch at a time."""
+
+    def __init__(self, con, table: str, fetch: int = 2000):
+        self.con, self.table, self.fetch = con, table, fetch
+        self.columns = self.header = data_columns(con, table)
+        self.total = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
+
+    def rows(self):
+        picks = ", ".join(quote(c) for c in self.columns)
+        cursor = self.con.execute(
+            f"SELECT _row_number, {picks} FROM {quote(self.table)} ORDER BY _row_number"
+        )
+        while chunk := cursor.fetchmany(self.fetch):
+            for record in chunk:
+                yield record[0], list(record[1:])
+
+
+# -- the backfill -----------------------------------------------------------------------
+
+
+def _bind_sink(sink: Any) -> Callable[[Any], Any] | None:
+    """A function giving the sink bound to a connection, when the sink writes to the store."""
+    if getattr(sink, "transactional", False) and callable(getattr(sink, "bind", None)):
+        return sink.bind
+    return None
+
+
+class Backfill:
+    """Runs export rows through one environment of a config, batch by batch."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        environment: str,
+        store: Store,
+        sink: Any,
+        *,
+        event: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.config = config
+        self.env = config.environment(environment)
+        self.store = store
+        self.sink = sink
+        self.bind = _bind_sink(sink)
+        self.engine = Engine(config, self.env, sink, clock=clock)
+        self.template = config.body_template
+        self.event_override = event
+        self.default_event = event or template_event(self.template) or DEFAULT_EVENT
+        self.headers = dict(headers or {})
+        self.batch_size = batch_size
+        self.clock = clock
+        if self.env.idempotency is not None:
+            self.window = self.env.idempotency.window
+        else:
+            self.window = HASH_WINDOW
+        self.scope = (config.source, self.env.name)
+
+    def missing_columns(self, columns: Iterable[str]) -> list[str]:
+        """Columns the body template names that the export does not have."""
+        have = set(columns)
+        wanted = []
+        for spec in (self.template or {}).values():
+            column = (
+                spec if isinstance(spec, str) else spec.get("column") if isinstance(spec, Mapping) else None
+            )
+            if column is not None and column not in have:
+                wanted.append(column)
+        return wanted
+
+    def run(
+        self,
+        source: RowSource,
+        *,
+        failures: str | os.PathLike | None = None,
+        limit: int | None = None,
+        progress: bool | None = None,
+    ) -> BackfillSummary:
+        """Process every row of `source` (at most `limit`); stop cleanly on Ctrl-C after a batch."""
+        from tqdm.auto import tqdm
+
+        summary = BackfillSummary()
+        started = time.perf_counter()
+        total = source.total if limit is None else min(limit, source.total or limit)
+        writer = _FailureWriter(failures, source.header) if failures else None
+        bar = tqdm(
+            total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
+        )
+        try:
+            batch: list[_Row] = []
+            for number, cells in source.rows():
+                if limit is not None and summary.rows + len(batch) >= limit:
+                    break
+                batch.append(_Row(number, cells))
+                if len(batch) >= self.batch_size:
+                    self._flush(batch, source.columns, summary, writer)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                self._flush(batch, source.columns, summary, writer)
+                bar.update(len(batch))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            bar.close()
+            if writer:
+                writer.close()
+            summary.seconds = time.perf_counter() - started
+        return summary
+
+    # -- one batch ----------------------------------------------------------------------
+
+    def _flush(self, batch: list[_Row], columns: list[str], summary: BackfillSummary, writer) -> None:
+        now = self.clock()
+        for row in batch:
+            self._prepare(row, columns, now)
+        keyed = [r for r in batch if r.key is not None]
+        if self.bind is not None:
+            with self.store.engine.begin() as conn:
+                done = self._done_keys(conn, keyed, now)
+                self.engine.sink = self.bind(conn)
+                self._apply(batch, done)
+                self._write(conn, batch, now)
+        else:
+            with self.store.engine.begin() as conn:
+                done = self._done_keys(conn, keyed, now)
+            self._apply(batch, done)
+            with self.store.engine.begin() as conn:
+                self._write(conn, batch, now)
+        for row in batch:
+            summary.counts[row.status] += 1
+            if writer and row.status in FAILURE_STATUSES:
+                writer.write(row)
+
+    def _prepare(self, row: _Row, columns: list[str], now: datetime) -> None:
+        try:
+            body = row_to_body(dict(zip(columns, row.cells, strict=True)), self.template, self.default_event)
+        except CoercionError as exc:
+            row.status, row.reason = (
+                "invalid",
+                f"row {row.number}: {exc}; fix the cell in Clay or the template",
+            )
+            return
+        if self.event_override is not None:
+            body["event"] = self.event_override
+        row.event_id = new_event_id(now)
+        plan = self.engine.plan(SourceEvent(body, self.headers, origin="backfill"))
+        row.plan = plan
+        if plan.final:
+            return
+        if self.env.idempotency is not None:
+            row.key, row.note = self.engine.idempotency_key(plan.outcome.body, plan.context["headers"])
+        else:
+            row.key = content_hash(plan.outcome.body)
+
+    def _done_keys(self, conn, rows: list[_Row], now: datetime) -> set[tuple[str, str]]:
+        """(event type, key) pairs already executed, or being executed by another process."""
+        if not rows:
+            return set()
+        source, environment = self.scope
+        keys = list({r.key for r in rows})
+        match = and_(
+            idempotency_keys.c.source == source,
+            idempotency_keys.c.environment == environment,
+            idempotency_keys.c.key.in_(keys),
+        )
+        # Expired records are forgotten so the key can be taken again.
+        conn.execute(delete(idempotency_keys).where(match, idempotency_keys.c.expires_at <= now))
+        found = conn.execute(
+            select(idempotency_keys.c.event_type, idempotency_keys.c.key).where(
+                match, or_(idempotency_keys.c.state == "done", idempotency_keys.c.expires_at > now)
+            )
+        )
+        return {(r.event_type, r.key) for r in found}
+
+    def _apply(self, batch: list[_Row], done: set[tuple[str, str]]) -> None:
+        for row in batch:
+            plan = row.plan
+            if plan is None:
+                continue
+            outcome = plan.outcome
+            if plan.final:
+                row.outcome, row.status, row.reason = outcome, outcome.status, outcome.error
+                continue
+            outcome.idempotency_key, outcome.idempotency_note = row.key, row.note
+            if row.key is not None:
+                marker = (outcome.event, row.key)
+                if marker in done:
+                    row.status, row.plan = "idempotent", None
+                    continue
+            self.engine.apply(plan, row.event_id)
+            row.outcome, row.status = outcome, outcome.status
+            if row.key is not None and outcome.status in ("processed", "queued"):
+                # A row repeated within the export runs once too.
+                done.add((outcome.event, row.key))
+            if outcome.status == "failed":
+                row.reason = "; ".join(
+                    f"{a.action}: {a.error}" for a in outcome.actions if a.status == "failed"
+                )
+
+    def _write(self, conn, batch: list[_Row], now: datetime) -> None:
+        source, environment = self.scope
+        event_rows, action_rows, key_rows = [], [], []
+        retry = self.store.retry
+        expires = now + self.window
+        for row in batch:
+            outcome = row.outcome
+            if outcome is None:
+                continue
+            for position, result in enumerate(outcome.actions):
+                attempts = 0 if result.status == "skipped" else 1
+                next_attempt = None
+                if result.status == "queued":
+                    next_attempt = retry.next_attempt(now, attempts, result.retry_after)
+                action_rows.append(
+                    {
+                        "event_id": row.event_id,
+                        "position": position,
+                        "mapping": result.mapping,
+                        "action": result.action,
+                        "status": result.status,
+                        "params": result.params,
+                        "payload": result.payload,
+                        "result": result.result if result.error is None else None,
+                        "error": result.error,
+                        "attempts": attempts,
+                        "next_attempt_at": next_attempt,
+                        "updated_at": now,
+                    }
+                )
+            event_rows.append(
+                {
+                    "id": row.event_id,
+                    "received_at": now,
+                    "source": source,
+                    "environment": environment,
+                    "origin": "backfill",
+                    "event": outcome.event,
+                    "status": outcome.status,
+                    "body": json.dumps(outcome.body, ensure_ascii=False)
+                    if outcome.body is not None
+                    else json.dumps(None),
+                    "body_bytes": None,
+                    "headers": {k: v for k, v in self.headers.items() if k.lower() != "authorization"},
+                    "idempotency_key": outcome.idempotency_key,
+                    "idempotency_note": outcome.idempotency_note,
+                    "error": outcome.error,
+                    "replays": 0,
+                    "updated_at": now,
+                }
+            )
+            if row.key is not None and outcome.status in ("processed", "queued"):
+                key_rows.append(
+                    {
+                        "source": source,
+                        "environment": environment,
+                        "event_type": outcome.event,
+                        "key": row.key,
+                        "state": "done",
+                        "window_seconds": self.window.total_seconds(),
+                        "created_at": now,
+                        "expires_at": expires,
+                    }
+                )
+        if event_rows:
+            conn.execute(events.insert(), event_rows)
+        if action_rows:
+            conn.execute(actions.insert(), action_rows)
+        if key_rows:
+            conn.execute(idempotency_keys.insert(), key_rows)
+
+
+class _FailureWriter:
+    """The failures file: each row as exported, plus `_row_number`, `_status` and `_reason`."""
+
+    def __init__(self, path: str | os.PathLike, header: list[str]):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
+        self.writer = csv.writer(self.file, quoting=csv.QUOTE_ALL)
+        self.writer.writerow([*header, "_row_number", "_status", "_reason"])
+
+    def write(self, row: _Row) -> None:
+        cells = ["" if c is None else c for c in row.cells]
+        self.writer.writerow([*cells, row.number, row.status, row.reason or ""])
+
+    def close(self) -> None:
+        self.file.close()

@@ -1,0 +1,176 @@
+import csv
+import json
+
+import duckdb
+import pytest
+
+from scripts.make_samples import write_rows
+from workbench.backfill import Backfill, TableRows
+from workbench.clay import ExportError, load_export
+from workbench.config import load_config
+from workbench.sinks.local import LocalSink
+
+from .conftest import (
+    IDENTIFY_AND_TRIGGER,
+    LEADS,
+    SAMPLES,
+    config_with,
+    email_of,
+    export_rows,
+    rows,
+    run,
+    scalar,
+)
+
+
+def test_blank_emails_fail_with_the_parameter_and_path_and_the_rest_is_processed(store, tmp_path):
+    source = export_rows(LEADS)
+    blank = [n for n, r in enumerate(source, start=1) if email_of(r) is None]
+    assert 0 < len(blank) < len(source)
+    failures = tmp_path / "failures.csv"
+    summary = run(store, failures=failures)
+    assert summary.counts == {
+        "processed": len(source) - len(blank),
+        "idempotent": 0,
+        "no_mapping": 0,
+        "invalid": 0,
+        "failed": len(blank),
+        "queued": 0,
+    }
+    users = dict(rows(store, "SELECT id, data FROM local_users"))
+    assert set(users) == {email_of(r) for r in source if email_of(r)}
+    jane = next(r for r in source if email_of(r))
+    data = json.loads(users[email_of(jane)])
+    assert data["name"] == jane["Full Name"] and data["company_domain"] == jane["Company Domain"]
+    with open(failures, encoding="utf-8", newline="") as f:
+        failed = list(csv.DictReader(f))
+    assert [int(r["_row_number"]) for r in failed] == blank
+    for row in failed:
+        assert row["_status"] == "failed"
+        assert "param `id`: path `body.email` resolved to nothing" in row["_reason"]
+        # The row as exported, ready to fix and re-import: multi-line and quoted cells intact.
+        original = source[int(row["_row_number"]) - 1]
+        assert {k: row[k] for k in original} == original
+    logged = rows(
+        store, "SELECT origin, status, count(*) FROM events GROUP BY origin, status ORDER BY status"
+    )
+    assert logged == [("backfill", "failed", len(blank)), ("backfill", "processed", len(source) - len(blank))]
+    assert scalar(store, "SELECT count(*) FROM actions WHERE status = 'success'") == len(source) - len(blank)
+
+
+def test_a_second_run_changes_nothing_and_triggers_nothing_twice(store, tmp_path):
+    config = config_with(tmp_path, mappings=IDENTIFY_AND_TRIGGER)
+    first = run(store, config)
+    users = rows(store, "SELECT id, data, updated_at FROM local_users ORDER BY id")
+    runs = rows(store, "SELECT id, recipient FROM local_workflow_runs ORDER BY id")
+    high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
+    assert sorted(r[1] for r in runs) == sorted(email_of(r) for r in high) and runs
+    second = run(store, config)
+    assert second.counts["processed"] == 0
+    assert second.counts["idempotent"] == first.counts["processed"]
+    assert second.counts["failed"] == first.counts["failed"]  # failures are tried again, still failing
+    assert rows(store, "SELECT id, data, updated_at FROM local_users ORDER BY id") == users
+    assert rows(store, "SELECT id, recipient FROM local_workflow_runs ORDER BY id") == runs
+    assert (
+        scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == first.counts["processed"]
+    )
+
+
+def test_limit_then_rerun_completes_without_duplicates(store):
+    first = run(store, limit=50)
+    assert first.rows == 50
+    rest = run(store)
+    assert rest.counts["idempotent"] == first.counts["processed"]
+    assert first.counts["processed"] + rest.counts["processed"] == scalar(
+        store, "SELECT count(*) FROM local_users"
+    )
+    assert scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == scalar(
+        store, "SELECT count(*) FROM local_users"
+    )
+
+
+def test_a_row_repeated_in_the_export_runs_once(store, tmp_path):
+    header = ["Work Email", "Full Name"]
+    path = tmp_path / "dupes.csv"
+    write_rows(path, header, [["a@x.io", "A"], ["b@x.io", "B"], ["a@x.io", "A"], ["a@x.io", "A2"]])
+    summary = run(store, export=path, batch_size=2)
+    assert (summary.counts["processed"], summary.counts["idempotent"]) == (3, 1)
+    assert json.loads(rows(store, "SELECT data FROM local_users WHERE id = 'a@x.io'")[0][0])["name"] == "A2"
+
+
+def test_the_configs_own_idempotency_key_is_used(store, tmp_path):
+    config = config_with(tmp_path, idempotency={"key": "body.email", "window_hours": 1})
+    first = run(store, config)
+    keys = set(rows(store, "SELECT key FROM idempotency_keys"))
+    assert keys == {(email_of(r),) for r in export_rows(LEADS) if email_of(r)}
+    notes = rows(store, "SELECT DISTINCT idempotency_note FROM events WHERE status = 'failed'")
+    assert notes == [("idempotency not applied: key path `body.email` resolved to nothing",)]
+    assert run(store, config).counts["idempotent"] == first.counts["processed"]
+
+
+def test_event_override_and_no_mapping(store, tmp_path):
+    failures = tmp_path / "f.csv"
+    summary = run(store, event="nothing.here", failures=failures)
+    assert summary.counts["no_mapping"] == 200 and summary.rows == 200
+    reasons = {r["_reason"] for r in csv.DictReader(open(failures, encoding="utf-8", newline=""))}
+    assert reasons == {
+        "no active mapping for event `nothing.here` in environment `development`; "
+        "nothing was done (add a mapping for it to act on it)"
+    }
+    assert scalar(store, "SELECT count(*) FROM local_users") == 0
+
+
+def test_a_cell_that_cannot_be_coerced_makes_its_row_invalid(store, tmp_path):
+    path = tmp_path / "scores.csv"
+    write_rows(path, ["Work Email", "ICP Score"], [["a@x.io", "87"], ["b@x.io", "high"]])
+    failures = tmp_path / "f.csv"
+    summary = run(store, export=path, failures=failures)
+    assert (summary.counts["processed"], summary.counts["invalid"]) == (1, 1)
+    (row,) = csv.DictReader(open(failures, encoding="utf-8", newline=""))
+    assert row["Work Email"] == "b@x.io" and row["_status"] == "invalid"
+    assert "column `ICP Score`" in row["_reason"] and "high" in row["_reason"]
+
+
+@pytest.mark.parametrize("name", ["clay_header_only.csv", "clay_empty.csv"])
+def test_exports_without_rows_process_nothing(store, name):
+    summary = run(store, export=SAMPLES / name)
+    assert summary.rows == 0 and scalar(store, "SELECT count(*) FROM events") == 0
+
+
+def test_a_non_csv_file_is_refused_naming_the_line(store):
+    with pytest.raises(ExportError, match="line 2"):
+        run(store, export=SAMPLES / "not_a_clay_export.csv")
+    assert scalar(store, "SELECT count(*) FROM events") == 0
+
+
+@pytest.mark.parametrize("name", ["clay_bom_crlf.csv", "clay_lf.csv", "clay_duplicate_headers.csv"])
+def test_a_loaded_table_backfills_like_its_csv(tmp_path, store, name):
+    from workbench.store import Store
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    loaded = load_export(SAMPLES / name, con)
+    cfg = load_config(config_with(tmp_path))
+    other = Store(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    by_table = Backfill(cfg, "development", other, LocalSink(other)).run(
+        TableRows(con, loaded.table), progress=False
+    )
+    by_csv = run(store, export=SAMPLES / name)
+    assert by_table.counts == by_csv.counts
+    assert rows(other, "SELECT id, data FROM local_users ORDER BY id") == rows(
+        store, "SELECT id, data FROM local_users ORDER BY id"
+    )
+    other.close()
+    con.close()
+
+
+def test_duplicate_headers_reach_the_default_body(store, tmp_path):
+    data = json.loads((config_with(tmp_path)).read_text())
+    del data["clay"]
+    data["environments"]["development"]["mappings"][0]["params"]["id"] = "body.email_2"
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps(data))
+    summary = run(store, path, export=SAMPLES / "clay_duplicate_headers.csv")
+    assert summary.counts["processed"] == 2
+    users = dict(rows(store, "SELECT id, data FROM local_users"))
+    assert json.loads(users["jane.doe@acme.com"])["email"] == "jane@acme.com"
+    assert json.loads(users["jane.doe@acme.com"])["zip_code"] == "00123"
