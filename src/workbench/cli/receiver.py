@@ -74,3 +74,101 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log):
         retry_interval=retry_interval,
         accesslog=access_log,
     )
+
+
+# -- the event log: replay and prune ------------------------------------------------------
+
+
+def _store_option(func):
+    return click.option(
+        "--store",
+        "store_url",
+        envvar="WORKBENCH_STORE_URL",
+        help="Event-log database URL [default: sqlite:///data/workbench.sqlite, or $WORKBENCH_STORE_URL].",
+    )(func)
+
+
+def _config_paths(given: tuple[str, ...]) -> list[str]:
+    import glob
+
+    paths = list(given) or sorted(glob.glob("mappings/*.json"))
+    if not paths:
+        raise click.UsageError("no config found: give --config PATH (default mappings/*.json)")
+    return paths
+
+
+@main.command()
+@click.argument("event_ids", nargs=-1)
+@_store_option
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Mapping config of the events' sources (repeatable) [default: mappings/*.json].",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "failed", "received"]),
+    help="Replay every event in this status (received: events whose processing never finished).",
+)
+@click.option("--source", help="With --status: only this source.")
+@click.option("--env", "environment", help="With --status: only this environment.")
+@click.option("--limit", type=click.IntRange(min=1), help="With --status: at most this many events.")
+def replay(event_ids, store_url, configs, status, source, environment, limit):
+    """Re-run the actions of logged events that did not succeed (earlier successes are not re-run).
+
+    Give EVENT_IDs, or --status to pick events from the log. Fix the mapping config first when
+    an action failed because of it. Prints one line per event, then a JSON summary line.
+    """
+    import json
+
+    from ..service import ConfigSet, SourceService
+    from ..store import DEFAULT_STORE_URL, Store
+
+    if bool(event_ids) == bool(status):
+        raise click.UsageError("give EVENT_IDs or --status (not both)")
+    if (source or environment or limit) and not status:
+        raise click.UsageError("--source, --env and --limit go with --status")
+    store = Store(store_url or DEFAULT_STORE_URL)
+    try:
+        service = SourceService(ConfigSet(_config_paths(configs)), store)
+        ids = list(event_ids) or store.find_events(status, source, environment, limit)
+        counts: dict[str, int] = {}
+        for event_id in ids:
+            before = store.get_event(event_id)
+            if before is None:
+                click.echo(f"{event_id}: not in the log", err=True)
+                counts["not_found"] = counts.get("not_found", 0) + 1
+                continue
+            after = service.replay(event_id)
+            counts[after["status"]] = counts.get(after["status"], 0) + 1
+            line = f"{event_id}: {before['status']} -> {after['status']}"
+            problems = [
+                f"{a['action']}: {a['error']}"
+                for a in after["actions"]
+                if a["status"] != "success" and a["error"]
+            ]
+            click.echo(line + (f" ({'; '.join(problems)})" if problems else ""))
+        click.echo(json.dumps({"replayed": len(ids), "statuses": counts}))
+    finally:
+        store.close()
+
+
+@main.command()
+@_store_option
+@click.option(
+    "--days", default=30.0, show_default=True, type=click.FloatRange(min=0), help="Keep events this recent."
+)
+def prune(store_url, days):
+    """Delete events (and their actions) older than --days, and expired idempotency keys."""
+    import json
+
+    from ..store import DEFAULT_STORE_URL, Store
+
+    store = Store(store_url or DEFAULT_STORE_URL)
+    try:
+        deleted = store.prune(days)
+    finally:
+        store.close()
+    click.echo(json.dumps({"deleted_events": deleted, "days": days}))
