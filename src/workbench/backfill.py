@@ -25,7 +25,7 @@ from sqlalchemy import and_, delete, or_, select
 from .clay import ExportReader, data_columns, quote, row_to_body, template_event
 from .clay.bodies import DEFAULT_EVENT
 from .config import SourceConfig
-from .engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, utcnow
+from .engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, normalize_headers, utcnow
 from .errors import CoercionError
 from .store import Store, actions, events, idempotency_keys
 
@@ -153,7 +153,7 @@ class Backfill:
         self.template = config.body_template
         self.event_override = event
         self.default_event = event or template_event(self.template) or DEFAULT_EVENT
-        self.headers = dict(headers or {})
+        self.headers = normalize_headers(headers) if headers else {}
         self.batch_size = batch_size
         self.clock = clock
         if self.env.idempotency is not None:
@@ -309,6 +309,7 @@ class Backfill:
         event_rows, action_rows, key_rows = [], [], []
         retry = self.store.retry
         expires = now + self.window
+        stored_headers = {k: v for k, v in self.headers.items() if k != "authorization"}
         for row in batch:
             outcome = row.outcome
             if outcome is None:
@@ -347,7 +348,7 @@ class Backfill:
                     if outcome.body is not None
                     else json.dumps(None),
                     "body_bytes": None,
-                    "headers": {k: v for k, v in self.headers.items() if k.lower() != "authorization"},
+                    "headers": stored_headers,
                     "idempotency_key": outcome.idempotency_key,
                     "idempotency_note": outcome.idempotency_note,
                     "error": outcome.error,

@@ -23,6 +23,9 @@ def export_rows(path):
         return list(csv.DictReader(f))
 
 
+read_csv = export_rows
+
+
 def email_of(row) -> str | None:
     value = clean_cell(row["Work Email"])
     return None if value is MISSING else value

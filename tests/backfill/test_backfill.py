@@ -17,6 +17,7 @@ from .conftest import (
     config_with,
     email_of,
     export_rows,
+    read_csv,
     rows,
     run,
     scalar,
@@ -112,7 +113,7 @@ def test_event_override_and_no_mapping(store, tmp_path):
     failures = tmp_path / "f.csv"
     summary = run(store, event="nothing.here", failures=failures)
     assert summary.counts["no_mapping"] == 200 and summary.rows == 200
-    reasons = {r["_reason"] for r in csv.DictReader(open(failures, encoding="utf-8", newline=""))}
+    reasons = {r["_reason"] for r in read_csv(failures)}
     assert reasons == {
         "no active mapping for event `nothing.here` in environment `development`; "
         "nothing was done (add a mapping for it to act on it)"
@@ -126,7 +127,7 @@ def test_a_cell_that_cannot_be_coerced_makes_its_row_invalid(store, tmp_path):
     failures = tmp_path / "f.csv"
     summary = run(store, export=path, failures=failures)
     assert (summary.counts["processed"], summary.counts["invalid"]) == (1, 1)
-    (row,) = csv.DictReader(open(failures, encoding="utf-8", newline=""))
+    (row,) = read_csv(failures)
     assert row["Work Email"] == "b@x.io" and row["_status"] == "invalid"
     assert "column `ICP Score`" in row["_reason"] and "high" in row["_reason"]
 

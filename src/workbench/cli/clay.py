@@ -126,6 +126,7 @@ def backfill(
 
     from ..backfill import Backfill, CsvRows, TableRows
     from ..config import load_config
+    from ..sinks import make_sink
     from ..store import DEFAULT_STORE_URL, Store
     from .core import parse_header_options
 
@@ -134,7 +135,7 @@ def backfill(
     cfg = load_config(config)
     cfg.environment(env)
     store = Store(store_url or DEFAULT_STORE_URL)
-    sink = _make_sink(cfg.environment(env).sink, store, os.environ)
+    sink = make_sink(cfg.environment(env).sink, store, os.environ)
     con = None
     if table is not None:
         if not Path(db).exists():
@@ -164,9 +165,3 @@ def backfill(
     if summary.interrupted:
         click.echo("Interrupted: run the same command again to complete the backfill.", err=True)
         raise SystemExit(130)
-
-
-def _make_sink(sink_config, store, environ):
-    from .. import sinks
-
-    return sinks.make_sink(sink_config, store, environ)
