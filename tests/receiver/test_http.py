@@ -50,8 +50,13 @@ def _json(response):
 @pytest.fixture(params=["flask", pytest.param("gunicorn", marks=pytest.mark.slow)])
 def http(request):
     if request.param == "flask":
-        return ClientTransport(request.getfixturevalue("client"))
-    return ServedTransport(request.getfixturevalue("served"))
+        transport = ClientTransport(request.getfixturevalue("client"))
+        transport.files = [request.getfixturevalue("tmp_path")]
+        return transport
+    served = request.getfixturevalue("served")
+    transport = ServedTransport(served)
+    transport.files = [served.config_path.parent]  # its database files and its server log
+    return transport
 
 
 DEV = "/sources/clay/development"
@@ -274,3 +279,8 @@ def test_authorization_is_never_stored(http):
     assert SECRET not in text and ADMIN_TOKEN not in text
     assert entry["headers"].get("x-trace") == "t-1"
     assert entry["headers"].get("authorization") in (None, "[redacted]")
+    # Nor anywhere on disk: database, its write-ahead log, the server's log.
+    for folder in http.files:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert SECRET.encode() not in path.read_bytes(), f"the signing secret is in {path.name}"
