@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tests.fakes.knock import fake_knock  # noqa: F401  (the fake Knock API, for every test folder)
 from tests.support.postgres import PostgresServer, PostgresUnavailable
 
 

@@ -105,8 +105,14 @@ def insert_ignoring_conflicts(
     conn: Connection, table: Table, values: dict, conflict: tuple[str, ...]
 ) -> bool:
     """INSERT that does nothing when `conflict` columns clash; True when the row went in."""
-    statement = _insert(conn, table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
-    return conn.execute(statement).rowcount == 1
+    statement = (
+        _insert(conn, table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        # RETURNING, not rowcount: PostgreSQL reports -1 for an INSERT that returns rows.
+        .returning(table.c[conflict[0]])
+    )
+    return conn.execute(statement).first() is not None
 
 
 def upsert(conn: Connection, table: Table, values: dict, conflict: tuple[str, ...], update: dict) -> None:

@@ -1,0 +1,1 @@
+"""Fakes of outside services, run for real on loopback by the tests."""
