@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# JupyterLab on notebooks/ (loopback only; it prints its URL with a token), after loading the
+# shipped sample export into data/workbench.duckdb.
 run: install
-	$(BIN)/workbench --help
-	$(BIN)/workbench rehearse mappings/clay.json --env development data/samples/lead.enriched.json
+	$(BIN)/workbench load data/samples/clay_leads_sample.csv --db data/workbench.duckdb --table clay_leads
+	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=notebooks
 
 test: install
 	$(BIN)/ruff check src tests bench
@@ -34,6 +36,7 @@ serve: install
 
 bench: install
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/designer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import duckdb
 
+from ..clay import load_export
 from ..errors import WorkbenchError
+from .table import list_tables
 
 SAMPLE_EXPORT = "data/samples/clay_leads_sample.csv"
 SAMPLE_TABLE = "clay_leads"
@@ -72,6 +74,22 @@ class Workspace:
                 f"cannot open {self.duckdb_path} ({exc}); another kernel may hold it for writing: "
                 "shut down the other notebook's kernel, then run this cell again"
             ) from None
+
+    def ensure_sample(self, table: str = SAMPLE_TABLE) -> str:
+        """Load the shipped sample export into `table` unless it is there already; return the table."""
+        if self.duckdb_path.exists():
+            con = self.connect(read_only=True)
+            try:
+                if table in list_tables(con):
+                    return table
+            finally:
+                con.close()
+        con = self.connect()
+        try:
+            load_export(self.sample_export, con, table=table)
+        finally:
+            con.close()
+        return table
 
 
 def workspace(start: Path | None = None) -> Workspace:
