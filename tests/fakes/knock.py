@@ -238,7 +238,9 @@ class FakeKnock:
         self.app, self.state, self._lock = create_fake_knock(api_key)
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-knock", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-knock", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -1,0 +1,219 @@
+"""The knock sink through the real `knockapi` SDK against the fake Knock API."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from tests.fakes.knock import API_KEY
+from workbench.config import EnvRef, SinkConfig
+from workbench.engine import ActionRequest
+from workbench.errors import ConfigError, TerminalSinkError, TransientSinkError
+from workbench.sinks import DryRunSink, make_sink
+from workbench.sinks.knock import KnockSink, retry_after
+from workbench.sinks.local import LocalSink
+
+
+@pytest.fixture
+def sink(fake_knock):
+    return KnockSink(API_KEY, base_url=fake_knock.url, timeout=2)
+
+
+def apply(sink, action, payload, event_id="evt_1", mapping=None):
+    return sink.apply(ActionRequest(action, payload, event_id, mapping or f"0:{action}"))
+
+
+def last(fake):
+    return fake.state.requests[-1]
+
+
+CASES = [
+    (
+        "users_identify",
+        {
+            "id": "jane@acme.com",
+            "name": "Jane",
+            "email": "jane@acme.com",
+            "properties": {"plan": "pro", "name": "x"},
+        },
+        "PUT",
+        "/v1/users/jane@acme.com",
+        {"name": "Jane", "email": "jane@acme.com", "plan": "pro"},
+    ),
+    ("users_delete", {"id": "u1"}, "DELETE", "/v1/users/u1", None),
+    (
+        "objects_set",
+        {"collection": "accounts", "id": "acme", "name": "Acme", "properties": {"tier": 1}},
+        "PUT",
+        "/v1/objects/accounts/acme",
+        {"name": "Acme", "tier": 1},
+    ),
+    ("objects_delete", {"collection": "accounts", "id": "acme"}, "DELETE", "/v1/objects/accounts/acme", None),
+    (
+        "tenants_set",
+        {"id": "t1", "name": "Team", "properties": {"region": "eu"}},
+        "PUT",
+        "/v1/tenants/t1",
+        {"name": "Team", "region": "eu"},
+    ),
+    ("tenants_delete", {"id": "t1"}, "DELETE", "/v1/tenants/t1", None),
+    (
+        "objects_subscribe",
+        {
+            "collection": "accounts",
+            "id": "acme",
+            "recipients": ["u1", {"collection": "teams", "id": "sales"}],
+        },
+        "POST",
+        "/v1/objects/accounts/acme/subscriptions",
+        {"recipients": ["u1", {"collection": "teams", "id": "sales"}]},
+    ),
+    (
+        "objects_unsubscribe",
+        {"collection": "accounts", "id": "acme", "recipients": ["u1"]},
+        "DELETE",
+        "/v1/objects/accounts/acme/subscriptions",
+        {"recipients": ["u1"]},
+    ),
+    (
+        "audiences_add_member",
+        {"key": "vip", "users": ["u1"], "tenant": "t1"},
+        "POST",
+        "/v1/audiences/vip/members",
+        {"members": [{"user": {"id": "u1"}, "tenant": "t1"}]},
+    ),
+    (
+        "audiences_remove_member",
+        {"key": "vip", "users": ["u1"]},
+        "DELETE",
+        "/v1/audiences/vip/members",
+        {"members": [{"user": {"id": "u1"}}]},
+    ),
+    (
+        "workflows_trigger",
+        {
+            "key": "new-lead",
+            "recipients": ["u1"],
+            "actor": "jane@acme.com",
+            "data": {"score": 91},
+            "tenant": "t1",
+            "cancellation_key": "lead-1",
+        },
+        "POST",
+        "/v1/workflows/new-lead/trigger",
+        {
+            "recipients": ["u1"],
+            "actor": "jane@acme.com",
+            "data": {"score": 91},
+            "tenant": "t1",
+            "cancellation_key": "lead-1",
+        },
+    ),
+    (
+        "workflows_cancel",
+        {"key": "new-lead", "cancellation_key": "lead-1", "recipients": ["u1"]},
+        "POST",
+        "/v1/workflows/new-lead/cancel",
+        {"cancellation_key": "lead-1", "recipients": ["u1"]},
+    ),
+]
+
+
+@pytest.mark.parametrize("action, payload, method, path, body", CASES, ids=[c[0] for c in CASES])
+def test_each_action_reaches_knock_through_the_sdk(fake_knock, sink, action, payload, method, path, body):
+    result = apply(sink, action, payload, mapping=f"3:{action}")
+    request = last(fake_knock)
+    assert (request.method, request.path, request.status) == (method, path, 200)
+    if body is not None:
+        assert request.json == body
+    assert request.idempotency_key == f"evt_1:3:{action}"
+    assert isinstance(result, dict)
+
+
+def test_trigger_result_and_state(fake_knock, sink):
+    payload = {"key": "new-lead", "recipients": ["u1", "u2"], "data": {"x": 1}}
+    result = apply(sink, "workflows_trigger", payload)
+    assert result == {"workflow_run_id": fake_knock.runs()[0]["workflow_run_id"]}
+    assert [r["recipient"] for r in fake_knock.runs()] == ["u1", "u2"]
+    assert apply(sink, "workflows_trigger", payload) == result  # same key: Knock answers with the first run
+    assert len(fake_knock.runs()) == 2
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503])
+def test_retryable_statuses_are_transient(fake_knock, sink, status):
+    fake_knock.fail(status)
+    with pytest.raises(TransientSinkError, match=f"Knock answered {status} to users_delete"):
+        apply(sink, "users_delete", {"id": "u1"})
+    assert len(fake_knock.requests_to("/v1/users")) == 1  # the SDK itself did not retry
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422])
+def test_other_client_errors_are_terminal(fake_knock, sink, status):
+    fake_knock.fail(status, body={"message": "user id is not valid", "code": "invalid_params"})
+    with pytest.raises(
+        TerminalSinkError, match=f"Knock answered {status} to users_identify: user id is not valid"
+    ):
+        apply(sink, "users_identify", {"id": "u1"})
+
+
+def test_retry_after_is_passed_on(fake_knock, sink):
+    fake_knock.fail(429, retry_after=120)
+    with pytest.raises(TransientSinkError) as caught:
+        apply(sink, "users_delete", {"id": "u1"})
+    assert caught.value.retry_after == 120
+
+
+def test_retry_after_as_http_date():
+    later = datetime.now(UTC) + timedelta(seconds=300)
+    seconds = retry_after({"retry-after": format_datetime(later, usegmt=True)})
+    assert 290 <= seconds <= 301
+    assert retry_after({"retry-after-ms": "1500"}) == 1.5
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+
+
+def test_slow_knock_times_out_as_transient(fake_knock):
+    sink = KnockSink(API_KEY, base_url=fake_knock.url, timeout=0.5)
+    fake_knock.fail(None, delay=1.5)
+    with pytest.raises(TransientSinkError, match="did not answer users_delete in time"):
+        apply(sink, "users_delete", {"id": "u1"})
+
+
+def test_unreachable_knock_is_transient():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = KnockSink(API_KEY, base_url=f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(TransientSinkError, match="cannot reach Knock for users_delete"):
+        apply(sink, "users_delete", {"id": "u1"})
+
+
+def test_wrong_api_key_is_terminal(fake_knock):
+    sink = KnockSink("sk_wrong", base_url=fake_knock.url)
+    with pytest.raises(TerminalSinkError, match="Knock answered 401"):
+        apply(sink, "users_delete", {"id": "u1"})
+
+
+def test_make_sink_by_type(fake_knock, tmp_path):
+    from workbench.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    try:
+        assert isinstance(make_sink(SinkConfig("dry-run")), DryRunSink)
+        assert isinstance(make_sink(SinkConfig("local"), store), LocalSink)
+        with pytest.raises(ConfigError, match="needs a store"):
+            make_sink(SinkConfig("local"), None)
+        knock = make_sink(
+            SinkConfig("knock", EnvRef("MY_KNOCK_KEY"), fake_knock.url, {"timeout": 3, "max_retries": 0}),
+            store,
+            {"MY_KNOCK_KEY": API_KEY},
+        )
+        assert apply(knock, "users_delete", {"id": "u1"}) == {"id": "u1", "deleted": True}
+        unset = make_sink(SinkConfig("knock", EnvRef("MY_KNOCK_KEY"), fake_knock.url), store, {})
+        with pytest.raises(TerminalSinkError, match="set MY_KNOCK_KEY on the receiver"):
+            apply(unset, "users_delete", {"id": "u1"})
+    finally:
+        store.close()
