@@ -244,6 +244,11 @@ def test_unknown_source_or_environment_is_404(http):
     assert code == 404 and "/sources/" in body["error"]
 
 
+def test_trailing_slash_is_the_same_url(http):
+    code, body, _ = http.post(DEV + "/", lead(email=unique_email()), auth())
+    assert (code, body["status"]) == (200, "processed")
+
+
 def test_other_methods_are_405_json(http):
     if isinstance(http, ClientTransport):
         r = http.client.put(DEV, data=b"{}", headers=auth())

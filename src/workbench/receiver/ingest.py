@@ -14,7 +14,7 @@ def healthz():
     return jsonify({"status": "ok"})
 
 
-@ingest.post("/sources/<source>/<environment>")
+@ingest.post("/sources/<source>/<environment>", strict_slashes=False)
 def receive(source: str, environment: str):
     """Verify, log, map and apply one row; the answer says exactly what happened."""
     rt = runtime()
