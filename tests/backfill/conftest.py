@@ -67,6 +67,7 @@ def store(tmp_path):
 def run(store, config=CONFIG, export=LEADS, env="development", **options):
     cfg = load_config(config)
     run_options = {k: options.pop(k) for k in ("failures", "limit") if k in options}
+    options.setdefault("headers", None)
     job = Backfill(cfg, env, store, LocalSink(store), **options)
     return job.run(CsvRows(export), progress=False, **run_options)
 

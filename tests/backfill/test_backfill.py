@@ -22,6 +22,9 @@ from .conftest import (
     run,
     scalar,
 )
+from .conftest import (
+    read_csv as read_rows,
+)
 
 
 def test_blank_emails_fail_with_the_parameter_and_path_and_the_rest_is_processed(store, tmp_path):
@@ -175,3 +178,51 @@ def test_duplicate_headers_reach_the_default_body(store, tmp_path):
     users = dict(rows(store, "SELECT id, data FROM local_users"))
     assert json.loads(users["jane.doe@acme.com"])["email"] == "jane@acme.com"
     assert json.loads(users["jane.doe@acme.com"])["zip_code"] == "00123"
+
+
+def test_backfilled_events_read_back_through_the_store(store):
+    run(store, export=SAMPLES / "clay_bom_crlf.csv", headers={"X-Table": "t1"})
+    (event_id,) = rows(store, "SELECT id FROM events WHERE status = 'processed' ORDER BY id LIMIT 1")[0]
+    entry = store.get_event(event_id)
+    assert (
+        entry["origin"] == "backfill" and entry["event"] == "lead.enriched" and entry["id"].startswith("evt_")
+    )
+    assert entry["headers"] == {"x-table": "t1"}
+    body = json.loads(entry["body"])
+    (action,) = entry["actions"]
+    assert action["status"] == "success" and action["attempts"] == 1
+    assert action["payload"]["id"] == body["email"] and action["payload"]["properties"] == body
+    assert action["result"] == {"id": body["email"], "created": True}
+    assert entry["received_at"].endswith("Z")
+    assert store.list_events("clay", "development", status="processed", limit=1)[0]["origin"] == "backfill"
+
+
+def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
+    """The batched user writes give the very records LocalSink gives, row by row."""
+    from workbench.engine import Engine, SourceEvent
+    from workbench.store import Store
+
+    path = tmp_path / "merge.csv"
+    header = ["Work Email", "Full Name", "Phone Number", "Company Name"]
+    write_rows(
+        path,
+        header,
+        [
+            ["a@x.io", "A", "+1 1", "Acme"],
+            ["b@x.io", "B", "", "Globex"],
+            ["a@x.io", "A Two", "", ""],
+            ["a@x.io", "", "+1 3", "Initech"],
+        ],
+    )
+    run(store, export=path, batch_size=3)
+    direct = Store(f"sqlite:///{tmp_path / 'direct.sqlite'}")
+    cfg = load_config(config_with(tmp_path))
+    engine = Engine(cfg, "development", LocalSink(direct))
+    from workbench.clay import row_to_body
+
+    for row in read_rows(path):
+        engine.process(SourceEvent(row_to_body(row, cfg.body_template), origin="backfill"))
+    assert rows(store, "SELECT id, data FROM local_users ORDER BY id") == rows(
+        direct, "SELECT id, data FROM local_users ORDER BY id"
+    )
+    direct.close()

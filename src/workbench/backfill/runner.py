@@ -14,20 +14,24 @@ import csv
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, select
 
-from .clay import ExportReader, data_columns, quote, row_to_body, template_event
-from .clay.bodies import DEFAULT_EVENT
-from .config import SourceConfig
-from .engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, normalize_headers, utcnow
-from .errors import CoercionError
-from .store import Store, actions, events, idempotency_keys
+from ..clay import row_to_body, template_event
+from ..clay.bodies import DEFAULT_EVENT
+from ..config import SourceConfig
+from ..engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, normalize_headers, utcnow
+from ..errors import CoercionError
+from ..sinks.local import LocalSink
+from ..store import Store, actions, events, idempotency_keys
+from .sources import RowSource
+from .sql import insert_many
+from .users import BatchedUsers
 
 STATUSES = ("processed", "idempotent", "no_mapping", "invalid", "failed", "queued")
 # Statuses whose rows go to the failures file: nothing was (or could be) applied for them.
@@ -67,56 +71,6 @@ class _Row:
     outcome: Outcome | None = None
     key: str | None = None
     note: str | None = None
-
-
-# -- row sources ------------------------------------------------------------------------
-
-
-class RowSource:
-    """Rows of an export, streamed: `columns` (as loaded), `header` (as exported), `rows()`, `total`."""
-
-    columns: list[str]
-    header: list[str]
-    total: int | None = None
-
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-class CsvRows(RowSource):
-    """A Clay CSV export, read row by row."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.reader = ExportReader(path, allow_empty=True)
-        self.columns = self.reader.columns
-        self.header = self.reader.header
-
-    def rows(self):
-        return self.reader.rows()
-
-    def close(self) -> None:
-        self.reader.close()
-
-
-class TableRows(RowSource):
-    """A table loaded by `workbench load`, read in `_row_number` order, a batch at a time."""
-
-    def __init__(self, con, table: str, fetch: int = 2000):
-        self.con, self.table, self.fetch = con, table, fetch
-        self.columns = self.header = data_columns(con, table)
-        self.total = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
-
-    def rows(self):
-        picks = ", ".join(quote(c) for c in self.columns)
-        cursor = self.con.execute(
-            f"SELECT _row_number, {picks} FROM {quote(self.table)} ORDER BY _row_number"
-        )
-        while chunk := cursor.fetchmany(self.fetch):
-            for record in chunk:
-                yield record[0], list(record[1:])
 
 
 # -- the backfill -----------------------------------------------------------------------
@@ -224,8 +178,14 @@ class Backfill:
         if self.bind is not None:
             with self.store.engine.begin() as conn:
                 done = self._done_keys(conn, keyed, now)
-                self.engine.sink = self.bind(conn)
+                bound = self.bind(conn)
+                if isinstance(bound, LocalSink):
+                    bound = BatchedUsers(bound, conn)
+                    bound.prefetch(_identified_ids(batch))
+                self.engine.sink = bound
                 self._apply(batch, done)
+                if isinstance(bound, BatchedUsers):
+                    bound.flush()
                 self._write(conn, batch, now)
         else:
             with self.store.engine.begin() as conn:
@@ -270,13 +230,19 @@ class Backfill:
             idempotency_keys.c.environment == environment,
             idempotency_keys.c.key.in_(keys),
         )
-        # Expired records are forgotten so the key can be taken again.
-        conn.execute(delete(idempotency_keys).where(match, idempotency_keys.c.expires_at <= now))
         found = conn.execute(
-            select(idempotency_keys.c.event_type, idempotency_keys.c.key).where(
-                match, or_(idempotency_keys.c.state == "done", idempotency_keys.c.expires_at > now)
-            )
-        )
+            select(
+                idempotency_keys.c.id,
+                idempotency_keys.c.event_type,
+                idempotency_keys.c.key,
+                idempotency_keys.c.expires_at,
+            ).where(match)
+        ).all()
+        # Expired records are forgotten so the key can be taken again.
+        expired = [r.id for r in found if r.expires_at <= now]
+        if expired:
+            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(expired)))
+        found = [r for r in found if r.expires_at > now]
         return {(r.event_type, r.key) for r in found}
 
     def _apply(self, batch: list[_Row], done: set[tuple[str, str]]) -> None:
@@ -369,12 +335,19 @@ class Backfill:
                         "expires_at": expires,
                     }
                 )
-        if event_rows:
-            conn.execute(events.insert(), event_rows)
-        if action_rows:
-            conn.execute(actions.insert(), action_rows)
-        if key_rows:
-            conn.execute(idempotency_keys.insert(), key_rows)
+        insert_many(conn, events, event_rows)
+        insert_many(conn, actions, action_rows)
+        insert_many(conn, idempotency_keys, key_rows)
+
+
+def _identified_ids(batch: list[_Row]) -> list[str]:
+    ids = []
+    for row in batch:
+        if row.plan is not None:
+            for mapping, result in row.plan.todo:
+                if mapping.action == "users_identify":
+                    ids.append(result.payload["id"])
+    return ids
 
 
 class _FailureWriter:

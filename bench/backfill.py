@@ -1,0 +1,191 @@
+"""Backfill throughput against its anchors, and peak memory on a big export.
+
+Generates a realistic Clay export (~34 columns, JSON cells, multi-line text, ~1 KB a row) into a
+temporary directory and times, in this one run, on the same file:
+  (a) the limit: DuckDB alone projecting the default identify payloads to NDJSON;
+  (b) the peer: csv.DictReader + precompiled jsonpath-ng + one SQLite transaction of upserts;
+  (c) `workbench backfill` into the local store with the default identify mapping and full
+      event/action logging (in this process, so interpreter start-up is not counted).
+Prints the ratios c/a (target <= 2.0) and b/c (target >= 1.5), then the peak memory (max RSS)
+of `workbench backfill` run as a subprocess on a --memory-rows export (target < 500 MB).
+
+    .venv/bin/python bench/backfill.py [--rows 50000] [--memory-rows 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+from click.testing import CliRunner
+from jsonpath_ng import parse as jsonpath_parse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.make_samples import write_export  # noqa: E402
+from workbench.cli import main as cli  # noqa: E402
+
+CONFIG = ROOT / "mappings" / "clay.json"
+TEMPLATE = json.loads(CONFIG.read_text())["clay"]["body_template"]
+PARAMS = {
+    "id": "$.email",
+    "name": "$.full_name",
+    "email": "$.email",
+    "phone_number": "$.phone_number",
+    "avatar": "$.avatar_url",
+    "properties": "$",
+}
+
+
+def limit_duckdb(export: Path, out: Path) -> int:
+    """(a) DuckDB reads the CSV, builds each body by the template and writes identify payloads."""
+
+    def cell(column: str) -> str:
+        q = '"' + column.replace('"', '""') + '"'
+        return (
+            f"CASE WHEN {q} LIKE '❌%' THEN NULL "
+            f"ELSE NULLIF(trim(regexp_replace({q}, '^✅\\s*', '')), '') END"
+        )
+
+    fields = []
+    for key, spec in TEMPLATE.items():
+        if isinstance(spec, dict) and "value" in spec:
+            fields.append(f"{key} := '{spec['value']}'")
+        elif isinstance(spec, dict):
+            fields.append(f"{key} := TRY_CAST({cell(spec['column'])} AS DOUBLE)")
+        else:
+            fields.append(f"{key} := {cell(spec)}")
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (
+              SELECT b.email AS id, b.full_name AS name, b.email AS email, b.phone_number AS phone_number,
+                     b.avatar_url AS avatar, b AS properties
+              FROM (SELECT struct_pack({", ".join(fields)}) AS b
+                    FROM read_csv('{export}', all_varchar = true, header = true, quote = '"', escape = '"'))
+              WHERE b.email IS NOT NULL
+            ) TO '{out}' (FORMAT json)"""
+    )
+    con.close()
+    with open(out, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def _clean(cell: str):
+    if not cell or cell.startswith("❌"):
+        return None
+    return cell[1:].strip() if cell.startswith("✅") else cell
+
+
+def peer_script(export: Path, db: Path) -> int:
+    """(b) A plain script: DictReader, the template by hand, jsonpath-ng, one SQLite transaction."""
+    expressions = {name: jsonpath_parse(path) for name, path in PARAMS.items()}
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE users (id TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL)")
+    upserted = 0
+    with open(export, encoding="utf-8-sig", newline="") as f, con:
+        for row in csv.DictReader(f):
+            body = {}
+            for key, spec in TEMPLATE.items():
+                if isinstance(spec, dict) and "value" in spec:
+                    body[key] = spec["value"]
+                    continue
+                column = spec["column"] if isinstance(spec, dict) else spec
+                value = _clean(row[column])
+                if value is not None:
+                    body[key] = float(value) if isinstance(spec, dict) else value
+            payload = {}
+            for name, expression in expressions.items():
+                found = expression.find(body)
+                if found and found[0].value not in (None, ""):
+                    payload[name] = found[0].value
+            if "id" not in payload:
+                continue
+            con.execute(
+                "INSERT INTO users (id, data, updated_at) VALUES (?, ?, datetime('now')) "
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (payload["id"], json.dumps(payload, ensure_ascii=False)),
+            )
+            upserted += 1
+    con.close()
+    return upserted
+
+
+def workbench_backfill(export: Path, db: Path) -> dict:
+    """(c) `workbench backfill` with the shipped config's development environment (local sink)."""
+    args = ["backfill", str(CONFIG), str(export), "--env", "development", "--store", f"sqlite:///{db}"]
+    result = CliRunner().invoke(cli, [*args, "--no-progress"], catch_exceptions=False)
+    if result.exit_code != 0:
+        raise SystemExit(result.output)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def timed(fn, *args):
+    started = time.perf_counter()
+    value = fn(*args)
+    return time.perf_counter() - started, value
+
+
+def peak_memory(rows: int, tmp: Path) -> None:
+    export = tmp / "memory.csv"
+    seconds, _ = timed(write_export, export, rows, 11)
+    size = export.stat().st_size / 1e6
+    print(f"memory run: {rows} rows, {size:.0f} MB export (generated in {seconds:.0f} s)")
+    command = [
+        sys.executable,
+        "-c",
+        "from workbench.cli import main; main()",
+        "backfill",
+        str(CONFIG),
+        str(export),
+        "--env",
+        "development",
+        "--store",
+        f"sqlite:///{tmp / 'memory.sqlite'}",
+        "--no-progress",
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    print(f"  {done.stdout.strip().splitlines()[-1]}")
+    print(f"  peak memory (max RSS) of workbench backfill: {peak_mb:.0f} MB (target < 500) in {elapsed:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--memory-rows", type=int, default=500_000, help="0 skips the memory run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as name:
+        tmp = Path(name)
+        export = tmp / "export.csv"
+        write_export(export, args.rows, seed=5)
+        with open(export, encoding="utf-8", newline="") as f:
+            columns = len(next(csv.reader(f)))
+        print(f"export: {args.rows} rows x {columns} columns, {export.stat().st_size / 1e6:.0f} MB")
+        a, identified = timed(limit_duckdb, export, tmp / "a.ndjson")
+        b, upserted = timed(peer_script, export, tmp / "b.sqlite")
+        c, summary = timed(workbench_backfill, export, tmp / "c.sqlite")
+        print(f"(a) DuckDB to NDJSON:          {a:6.2f} s  ({identified} payloads)")
+        print(f"(b) DictReader+jsonpath+SQLite: {b:6.2f} s  ({upserted} upserts)")
+        print(f"(c) workbench backfill:         {c:6.2f} s  {json.dumps(summary)}")
+        print(f"c/a = {c / a:.2f}  (target <= 2.0)")
+        print(f"b/c = {b / c:.2f}  (target >= 1.5)")
+        if args.memory_rows:
+            peak_memory(args.memory_rows, tmp)
+
+
+if __name__ == "__main__":
+    main()
