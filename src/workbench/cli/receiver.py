@@ -62,9 +62,8 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log):
         click.echo(
             "Note: WORKBENCH_ADMIN_TOKEN is not set, so the admin API and event-log page are off", err=True
         )
-    click.echo(
-        f"Receiving at http://{host}:{port}/sources/<source>/<environment> (store {store_url})", err=True
-    )
+    shown = make_url(store_url).render_as_string(hide_password=True)
+    click.echo(f"Receiving at http://{host}:{port}/sources/<source>/<environment> (store {shown})", err=True)
     run(
         paths,
         store_url,
