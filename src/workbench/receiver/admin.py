@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from ..errors import NotFound, WorkbenchError
+from ..store import EVENT_STATUSES, REPLAYABLE
 from .app import runtime
 
 admin = Blueprint("admin", __name__)
@@ -198,7 +199,8 @@ def page(source: str, environment: str):
         summary=summary,
         filters=filters,
         event_types=event_types,
-        statuses=("processed", "idempotent", "no_mapping", "queued", "invalid", "failed"),
+        statuses=EVENT_STATUSES,
+        replayable=REPLAYABLE,
         replayed=request.args.get("replayed"),
         pretty=pretty,
     )
