@@ -18,7 +18,7 @@ install: $(STAMP)
 # shipped sample export into data/workbench.duckdb.
 run: install
 	$(BIN)/workbench load data/samples/clay_leads_sample.csv --db data/workbench.duckdb --table clay_leads
-	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=notebooks --allow-root
 
 test: install
 	$(BIN)/ruff check src tests bench

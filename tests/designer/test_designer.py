@@ -260,3 +260,19 @@ def test_a_fresh_designer_puts_every_column_in_the_template(con, rows):
     assert designer.param_editors["id"].column.value == "Work Email"
     assert len(designer.preview) == 20
     assert_counts_match_engine(designer, rows)
+
+
+def test_opening_a_config_does_not_make_save_overwrite_it(con, tmp_path):
+    shipped = tmp_path / "clay.json"
+    shutil.copy(ROOT / "mappings" / "clay.json", shipped)
+    before = shipped.read_text()
+    target = tmp_path / "designed.json"
+    designer = MappingDesigner(con, "leads", config=shipped, save_path=target)
+    designer.param_editors["id"].column.value = "Company Domain"
+    designer.save_button.click()
+    assert designer.last_error is None, designer.error_area.value
+    assert shipped.read_text() == before
+    assert (
+        load_config(target).environment("development").mappings[0].raw["params"]["id"]
+        == "body.company_domain"
+    )

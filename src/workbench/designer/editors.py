@@ -43,6 +43,9 @@ class ParamEditor:
         self.text = w.Text(continuous_update=False, layout=w.Layout(width="260px"))
         self.coerce = w.Dropdown(options=COERCION_OPTIONS, value="", layout=w.Layout(width="110px"))
         self.widget = w.HBox([self.label, self.kind, self.column, self.text, self.coerce])
+        # Stable hooks for the page (and for browser tests): wb-param-<name>-<part>.
+        for part, widget in (("kind", self.kind), ("column", self.column), ("text", self.text)):
+            widget.add_class(f"wb-param-{name}-{part}")
         self._on_change = on_change
         for widget in (self.kind, self.column, self.text, self.coerce):
             widget.observe(self._changed, names="value")

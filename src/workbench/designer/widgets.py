@@ -171,6 +171,9 @@ class MappingDesigner:
             ]
         )
         self.widget.add_class("wb-designer")
+        self.save_button.add_class("wb-save")
+        self.preview_html.add_class("wb-preview-area")
+        self.counts_html.add_class("wb-counts-area")
 
     def _guard(self, fn):
         """Run a callback; show its error in the UI (and log it) instead of losing it."""
@@ -482,8 +485,8 @@ class MappingDesigner:
 
     def load(self, path: str | os.PathLike, environment: str | None = None) -> None:
         """Open an existing config for editing."""
+        # The save path stays as it is: opening the shipped config must not make Save overwrite it.
         config = load_config(path)
-        self.path_text.value = str(path)
         self._adopt(d.copy_config(config.raw), environment or self.environment_choice.value or "development")
         self.message.value = f"<p>Loaded <code>{html.escape(str(path))}</code>.</p>"
         self.refresh()
