@@ -246,7 +246,7 @@ class SourceService:
             with self.store.transaction() as conn:
                 self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
                 self.store.count_replay(event_id, conn)
-        self._remember_key(config, env, entry, outcome)
+        self._remember_key(config, env, entry["status"], outcome)
         return outcome
 
     def _apply(self, config, env, sink, event, previous) -> tuple[Outcome, list[str]]:
@@ -255,6 +255,11 @@ class SourceService:
         plan = engine.plan(event)
         if plan.final:
             return plan.outcome, []
+        if env.idempotency is not None:
+            # Replays skip deduplication, but the key is still logged (and remembered on success).
+            plan.outcome.idempotency_key, plan.outcome.idempotency_note = engine.idempotency_key(
+                plan.outcome.body, plan.context["headers"]
+            )
         kept = set()
         for index, result in enumerate(plan.outcome.actions):
             earlier = previous.get(result.mapping)
@@ -265,16 +270,19 @@ class SourceService:
         applied = [m.key for m, _ in plan.todo]
         return engine.apply(plan, event.id), applied
 
-    def _remember_key(self, config, env, entry, outcome: Outcome) -> None:
-        """A replayed event that now succeeded is remembered under its idempotency key."""
-        key = entry.get("idempotency_key")
-        if not key or env.idempotency is None or outcome.status != "processed" or not outcome.event:
+    def _remember_key(self, config, env, before: str, outcome: Outcome) -> None:
+        """Only successes are remembered: a replay that succeeded is, a queued event that gave up is not."""
+        key = outcome.idempotency_key
+        if not key or env.idempotency is None or not outcome.event:
             return
         port = self.store.idempotency()
         scope = (config.source, env.name, outcome.event)
         now = self.clock()
-        if port.reserve(scope, key, now, env.idempotency.window.total_seconds()):
-            port.complete(scope, key, now)
+        if outcome.status == "processed":
+            if port.reserve(scope, key, now, env.idempotency.window.total_seconds()):
+                port.complete(scope, key, now)
+        elif before == "queued" and outcome.status == "failed":
+            port.forget(scope, key)
 
     def retry_due(self, now: datetime | None = None, limit: int = 100) -> int:
         """Retry queued actions whose backoff has elapsed, and events whose process died; returns

@@ -84,3 +84,7 @@ class StoreIdempotency:
         self._run(
             lambda conn: conn.execute(delete(keys).where(_match(scope, key), keys.c.state == "reserved"))
         )
+
+    def forget(self, scope: tuple[str, str, str], key: str) -> None:
+        """Drop the key whatever its state: its execution ended up failing after all."""
+        self._run(lambda conn: conn.execute(delete(keys).where(_match(scope, key))))

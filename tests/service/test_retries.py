@@ -1,0 +1,166 @@
+"""Faults: Knock failing transiently or for good, retries with backoff, replays after a fix."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from tests.service.conftest import lead, post
+from workbench.engine import SourceEvent
+
+TRIGGER = "4:workflows_trigger"
+HOUR = 3600
+
+
+def actions_by_mapping(entry):
+    return {a["mapping"]: a for a in entry["actions"]}
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_knock_failing_then_recovering_ends_with_one_run_per_event(service, store, clock, fake_knock):
+    fake_knock.fail(500, times=5, path="/v1/workflows")
+    ids = []
+    for i in range(3):
+        reply = post(service, lead(row_id=f"r{i}", email=f"lead{i}@acme.com"), env="knock")
+        assert (reply.body["status"], reply.http_status) == ("queued", 202)
+        statuses = {a["action"]: a["status"] for a in reply.body["actions"]}
+        assert statuses == {"users_identify": "success", "workflows_trigger": "queued"}
+        ids.append(reply.body["id"])
+    for _ in range(3):
+        clock.advance(HOUR)
+        service.retry_due()
+    for event_id in ids:
+        entry = store.get_event(event_id)
+        assert entry["status"] == "processed"
+        trigger = actions_by_mapping(entry)[TRIGGER]
+        assert trigger["status"] == "success"
+        assert trigger["next_attempt_at"] is None
+        assert trigger["attempts"] >= 2
+        actor = actions_by_mapping(entry)["0:users_identify"]["payload"]["id"]
+        sent = [r for r in fake_knock.requests_to("/v1/workflows") if r.json["actor"] == actor]
+        assert len(sent) == trigger["attempts"]
+        # Every attempt of this event's trigger carried the same key, derived from the event.
+        assert {r.idempotency_key for r in sent} == {f"{event_id}:{TRIGGER}"}
+    runs = fake_knock.runs("new-lead")
+    assert sorted(r["actor"] for r in runs) == [f"lead{i}@acme.com" for i in range(3)]
+    assert {r["idempotency_key"] for r in runs} == {f"{event_id}:{TRIGGER}" for event_id in ids}
+    attempts = fake_knock.requests_to("/v1/workflows/new-lead/trigger")
+    assert len(attempts) == 3 + 5  # every failure was retried, every success sent once
+    assert len(fake_knock.requests_to("/v1/users")) == 3  # successes are not re-run
+
+
+def test_retry_after_is_honoured(service, store, clock, fake_knock):
+    fake_knock.fail(429, retry_after=120, path="/v1/workflows")
+    reply = post(service, lead(row_id="r1"), env="knock")
+    assert reply.http_status == 202
+    trigger = actions_by_mapping(store.get_event(reply.body["id"]))[TRIGGER]
+    assert (at(trigger["next_attempt_at"]) - clock.now).total_seconds() == 120
+    clock.advance(60)
+    assert service.retry_due() == 0
+    assert len(fake_knock.requests_to("/v1/workflows")) == 1
+    clock.advance(61)
+    assert service.retry_due() == 1
+    assert store.get_event(reply.body["id"])["status"] == "processed"
+    assert len(fake_knock.runs()) == 1
+
+
+def test_slow_knock_times_out_and_the_retry_does_not_trigger_twice(service, store, clock, fake_knock):
+    fake_knock.fail(None, delay=1.6, path="/v1/workflows")  # the sink gives up after 1 s; Knock goes on
+    reply = post(service, lead(row_id="r1"), env="knock")
+    assert reply.body["status"] == "queued"
+    assert "did not answer" in actions_by_mapping(store.get_event(reply.body["id"]))[TRIGGER]["error"]
+    clock.advance(HOUR)
+    assert service.retry_due() == 1
+    assert store.get_event(reply.body["id"])["status"] == "processed"
+    deadline = time.monotonic() + 10
+    while len(fake_knock.requests_to("/v1/workflows")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fake_knock.runs()) == 1
+
+
+def test_terminal_refusal_fails_until_replayed_and_the_replay_reruns_only_the_failure(
+    service, store, clock, fake_knock
+):
+    fake_knock.fail(422, path="/v1/workflows", body={"message": "workflow new-lead is not committed"})
+    reply = post(service, lead(row_id="r1"), env="knock")
+    assert (reply.body["status"], reply.http_status) == ("failed", 422)
+    trigger = [a for a in reply.body["actions"] if a["action"] == "workflows_trigger"][0]
+    assert trigger["error"] == "Knock answered 422 to workflows_trigger: workflow new-lead is not committed"
+    clock.advance(24 * HOUR - 60)
+    assert service.retry_due() == 0  # terminal failures wait for a replay
+    # Only successes are remembered: the same row again is processed, not a duplicate.
+    fake_knock.fail(422, path="/v1/workflows")
+    assert post(service, lead(row_id="r1"), env="knock").body["status"] == "failed"
+    replayed = service.replay(reply.body["id"])  # after the workflow was fixed in Knock
+    assert replayed["status"] == "processed"
+    assert replayed["replays"] == 1
+    assert [a["status"] for a in replayed["actions"]] == ["success", "success"]
+    assert len(fake_knock.requests_to("/v1/users")) == 2  # one per event, not re-run by the replay
+    assert len(fake_knock.runs()) == 1
+    assert post(service, lead(row_id="r1"), env="knock").body["status"] == "idempotent"
+
+
+def test_queued_event_is_a_duplicate_until_it_gives_up(service, store, clock, fake_knock):
+    fake_knock.fail(503, times=store.retry.max_attempts, path="/v1/workflows")
+    first = post(service, lead(row_id="r1"), env="knock")
+    assert first.body["status"] == "queued"
+    assert post(service, lead(row_id="r1"), env="knock").body["status"] == "idempotent"
+    for _ in range(5):
+        clock.advance(HOUR)
+        service.retry_due()
+    entry = store.get_event(first.body["id"])
+    assert entry["status"] == "failed"
+    trigger = actions_by_mapping(entry)[TRIGGER]
+    assert trigger["attempts"] == store.retry.max_attempts
+    assert trigger["error"].startswith(
+        f"gave up after {store.retry.max_attempts} attempts; last error: Knock answered 503"
+    )
+    # It never succeeded, so it is not remembered.
+    assert post(service, lead(row_id="r1"), env="knock").body["status"] == "processed"
+
+
+def test_replay_after_fixing_the_mapping(service, store, config_path):
+    raw = json.loads(config_path.read_text())
+    mapping = raw["environments"]["development"]["mappings"][0]
+    mapping["params"]["id"] = "body.work_email"
+    config_path.write_text(json.dumps(raw))
+    service.configs.reload_if_changed()
+    reply = post(service, lead())
+    assert reply.body["actions"][0]["error"] == "param `id`: path `body.work_email` resolved to nothing"
+    mapping["params"]["id"] = "body.email"
+    config_path.write_text(json.dumps(raw, indent=1))
+    service.configs.reload_if_changed()
+    replayed = service.replay(reply.body["id"])
+    assert replayed["status"] == "processed"
+    assert replayed["actions"][0]["payload"]["id"] == "jane@acme.com"
+    assert replayed["origin"] == "live"
+
+
+def test_event_whose_process_died_is_picked_up(service, store, clock):
+    event = SourceEvent(
+        json.dumps(lead()).encode(), {"content-type": "application/json"}, received_at=clock()
+    )
+    event_id = store.record_received(event, "clay", "development")  # and then the process was killed
+    clock.advance(60)
+    assert service.retry_due() == 0  # maybe still being processed
+    clock.advance(15 * 60)
+    assert service.retry_due() == 1
+    assert store.get_event(event_id)["status"] == "processed"
+
+
+def test_replaying_a_duplicate_runs_nothing(service, store, fake_knock):
+    post(service, lead(row_id="r1"), env="knock")
+    duplicate = post(service, lead(row_id="r1"), env="knock")
+    assert service.replay(duplicate.body["id"])["status"] == "idempotent"
+    assert len(fake_knock.runs()) == 1
+
+
+def test_replay_of_a_processed_event_runs_nothing_again(service, store, fake_knock):
+    reply = post(service, lead(row_id="r1"), env="knock")
+    assert service.replay(reply.body["id"])["status"] == "processed"
+    assert len(fake_knock.requests_to("/v1/users")) == 1
+    assert len(fake_knock.requests_to("/v1/workflows")) == 1
