@@ -9,7 +9,7 @@ import requests
 
 from workbench.receiver import run_in_background
 
-from .conftest import ADMIN_TOKEN, ENVIRON, admin, auth, lead, receiver_config, write_config
+from .conftest import ADMIN_TOKEN, ENVIRON, Served, admin, auth, lead, receiver_config, write_config
 
 
 def test_serves_until_stopped(config_path, store_url):
@@ -56,3 +56,27 @@ def test_retry_worker_settles_queued_actions(config_path, store_url):
         assert entry["actions"][0]["status"] == "success"
     finally:
         handle.stop()
+
+
+@pytest.mark.slow
+def test_gunicorn_workers_retry_queued_actions(tmp_path):
+    """`workbench serve` runs the retry loop in its workers: no request needed to settle a queued row."""
+    config = write_config(tmp_path / "clay.json", receiver_config())
+    server = Served(config, f"sqlite:///{tmp_path / 'events.sqlite'}", workers=2, log=tmp_path / "serve.log")
+    try:
+        reply = server.post("/sources/clay/flaky", lead(), auth()).json()
+        assert reply["status"] == "queued"
+        raw = receiver_config()
+        raw["environments"]["flaky"]["sink"] = "local"
+        write_config(config, raw)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            entry = server.get(f"/sources/clay/flaky/logs/{reply['id']}").json()
+            if entry["status"] != "queued":
+                break
+            time.sleep(0.5)
+        assert entry["status"] == "processed", entry
+        assert [a["status"] for a in entry["actions"]] == ["success"]
+        assert entry["actions"][0]["attempts"] == 2
+    finally:
+        server.stop()
