@@ -191,3 +191,22 @@ def test_admin_token_rules_under_gunicorn(tmp_path, served):
         assert closed.get("/healthz", headers={}).ok
     finally:
         closed.stop()
+
+
+def test_factory_reads_its_settings_from_the_environment(monkeypatch, config_path, store_url):
+    from workbench.receiver import create_app
+
+    monkeypatch.setenv("WORKBENCH_CONFIG_PATHS", str(config_path))
+    monkeypatch.setenv("WORKBENCH_STORE_URL", store_url)
+    monkeypatch.setenv("WORKBENCH_ADMIN_TOKEN", ADMIN_TOKEN)
+    for name, value in {
+        "CLAY_SIGNING_SECRET_DEVELOPMENT": SECRET,
+        "CLAY_SIGNING_SECRET_DEVELOPMENT_NEXT": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    client = create_app().test_client()
+    reply = post(client, lead())
+    assert reply.status_code == 200
+    assert [e["id"] for e in client.get(f"{DEV}/logs", headers=admin()).get_json()["events"]] == [
+        reply.get_json()["id"]
+    ]
