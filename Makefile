@@ -37,6 +37,7 @@ serve: install
 bench: install
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/designer.py
+	$(BIN)/python bench/receiver.py   # needs wrk (apt-get install wrk)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
