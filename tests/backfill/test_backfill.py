@@ -22,9 +22,6 @@ from .conftest import (
     run,
     scalar,
 )
-from .conftest import (
-    read_csv as read_rows,
-)
 
 
 def test_blank_emails_fail_with_the_parameter_and_path_and_the_rest_is_processed(store, tmp_path):
@@ -220,7 +217,7 @@ def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
     engine = Engine(cfg, "development", LocalSink(direct))
     from workbench.clay import row_to_body
 
-    for row in read_rows(path):
+    for row in read_csv(path):
         engine.process(SourceEvent(row_to_body(row, cfg.body_template), origin="backfill"))
     assert rows(store, "SELECT id, data FROM local_users ORDER BY id") == rows(
         direct, "SELECT id, data FROM local_users ORDER BY id"

@@ -27,8 +27,10 @@ from ..clay.bodies import DEFAULT_EVENT
 from ..config import SourceConfig
 from ..engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, normalize_headers, utcnow
 from ..errors import CoercionError
+from ..sinks.knock import KnockSink
 from ..sinks.local import LocalSink
 from ..store import Store, actions, events, idempotency_keys
+from .knock import BulkKnockUsers
 from .sources import RowSource
 from .sql import insert_many
 from .users import BatchedUsers
@@ -96,6 +98,7 @@ class Backfill:
         event: str | None = None,
         headers: Mapping[str, str] | None = None,
         batch_size: int = DEFAULT_BATCH,
+        bulk: bool = True,
         clock: Callable[[], datetime] = utcnow,
     ):
         self.config = config
@@ -109,6 +112,7 @@ class Backfill:
         self.default_event = event or template_event(self.template) or DEFAULT_EVENT
         self.headers = normalize_headers(headers) if headers else {}
         self.batch_size = batch_size
+        self.bulk = bulk
         self.clock = clock
         if self.env.idempotency is not None:
             self.window = self.env.idempotency.window
@@ -190,7 +194,11 @@ class Backfill:
         else:
             with self.store.engine.begin() as conn:
                 done = self._done_keys(conn, keyed, now)
+            sink = BulkKnockUsers(self.sink) if self.bulk and isinstance(self.sink, KnockSink) else self.sink
+            self.engine.sink = sink
             self._apply(batch, done)
+            if isinstance(sink, BulkKnockUsers):
+                _settle(batch, sink.flush())
             with self.store.engine.begin() as conn:
                 self._write(conn, batch, now)
         for row in batch:
@@ -338,6 +346,37 @@ class Backfill:
         insert_many(conn, events, event_rows)
         insert_many(conn, actions, action_rows)
         insert_many(conn, idempotency_keys, key_rows)
+
+
+def _settle(batch: list[_Row], settled: dict) -> None:
+    """Apply what became of actions sent in bulk to their rows' outcomes."""
+    if not settled:
+        return
+    for row in batch:
+        outcome = row.outcome
+        if outcome is None or not outcome.actions:
+            continue
+        changed = False
+        for result in outcome.actions:
+            fate = settled.get((row.event_id, result.mapping))
+            if fate is not None:
+                result.status, result.error, result.retry_after, result.result = (
+                    fate.status,
+                    fate.error,
+                    fate.retry_after,
+                    None,
+                )
+                changed = True
+        if changed:
+            statuses = {a.status for a in outcome.actions}
+            outcome.status = (
+                "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
+            )
+            row.status = outcome.status
+            if outcome.status == "failed":
+                row.reason = "; ".join(
+                    f"{a.action}: {a.error}" for a in outcome.actions if a.status == "failed"
+                )
 
 
 def _identified_ids(batch: list[_Row]) -> list[str]:

@@ -106,10 +106,16 @@ def clay_setup(config, env, url, export):
     help="Rows per transaction.",
 )
 @click.option(
+    "--bulk/--no-bulk",
+    default=True,
+    show_default=True,
+    help="With the knock sink, identify users with Knock's bulk endpoint (1,000 a call, 429s waited out).",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar [default: when on a terminal]."
 )
 def backfill(
-    config, export, env, table, db, event, store_url, failures, limit, headers, batch_size, progress
+    config, export, env, table, db, event, store_url, failures, limit, headers, batch_size, bulk, progress
 ):
     """Run the rows of a Clay EXPORT (or --table) through CONFIG's mappings for --env.
 
@@ -120,7 +126,8 @@ def backfill(
     and not applied again. When the config has no idempotency key, the backfill keys each row
     by a SHA-256 content hash of its body (remembered 30 days). Stopping it (Ctrl-C, or even a
     kill) and running it again completes it without duplicates. Ends with one JSON line of
-    counts by status and `seconds`.
+    counts by status and `seconds`. With the knock sink, users are identified in bulk and the
+    sink's `rate_per_second` option paces every call.
     """
     import os
 
@@ -146,7 +153,14 @@ def backfill(
         source = CsvRows(export)
     try:
         job = Backfill(
-            cfg, env, store, sink, event=event, headers=parse_header_options(headers), batch_size=batch_size
+            cfg,
+            env,
+            store,
+            sink,
+            event=event,
+            headers=parse_header_options(headers),
+            batch_size=batch_size,
+            bulk=bulk,
         )
         missing = job.missing_columns(source.columns)
         if missing:

@@ -1,0 +1,142 @@
+"""Backfill into Knock: the real knockapi SDK against the fake Knock API on loopback."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests.fakes.knock import API_KEY, fake_knock  # noqa: F401 (fixture)
+from tests.fakes.knock_bulk import add_bulk_endpoints
+from workbench.backfill import Backfill, CsvRows
+from workbench.backfill.knock import BulkKnockUsers
+from workbench.cli import main
+from workbench.config import load_config
+from workbench.sinks import make_sink
+
+from .conftest import IDENTIFY_AND_TRIGGER, LEADS, config_with, email_of, export_rows, read_csv, rows
+
+
+def knock_config(tmp_path, fake, **sink):
+    return config_with(
+        tmp_path,
+        sink={"type": "knock", "api_key": {"$env": "KNOCK_API_KEY"}, "base_url": fake.url, **sink},
+    )
+
+
+def backfill(store, config, fake, **options):
+    cfg = load_config(config)
+    sink = make_sink(cfg.environment("development").sink, store, {"KNOCK_API_KEY": API_KEY})
+    failures = options.pop("failures", None)
+    return Backfill(cfg, "development", store, sink, **options).run(
+        CsvRows(LEADS), failures=failures, progress=False
+    )
+
+
+@pytest.fixture
+def bulk_knock(fake_knock):  # noqa: F811
+    add_bulk_endpoints(fake_knock)
+    return fake_knock
+
+
+def test_users_go_to_knock_in_bulk_and_a_rerun_sends_nothing(store, tmp_path, bulk_knock):
+    source = export_rows(LEADS)
+    emails = {email_of(r) for r in source if email_of(r)}
+    summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
+    assert summary.counts["processed"] == len([r for r in source if email_of(r)])
+    calls = bulk_knock.requests_to("/v1/users/bulk/identify", "POST")
+    assert len(calls) == 3  # 200 rows in batches of 80
+    assert bulk_knock.requests_to("/v1/users/", "PUT") == []
+    assert set(bulk_knock.state.users) == emails
+    jane = next(r for r in source if email_of(r))
+    sent = bulk_knock.state.users[email_of(jane)]
+    assert sent["name"] == jane["Full Name"] and sent["company_domain"] == jane["Company Domain"]
+    results = [json.loads(r) for (r,) in rows(store, "SELECT result FROM actions WHERE status = 'success'")]
+    assert all(r["bulk_operation_id"] for r in results)
+    again = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
+    assert again.counts["idempotent"] == summary.counts["processed"]
+    assert len(bulk_knock.requests_to("/v1/users/bulk/identify", "POST")) == 3
+
+
+def test_a_429_is_waited_out_and_the_call_repeated(store, tmp_path, bulk_knock):
+    bulk_knock.fail(429, times=2, retry_after="0.05", path="/v1/users/bulk")
+    summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock)
+    assert summary.counts["queued"] == 0 and summary.counts["processed"] > 0
+    statuses = [r.status for r in bulk_knock.requests_to("/v1/users/bulk/identify")]
+    assert statuses == [429, 429, 200]
+
+
+def test_what_bulk_cannot_send_is_queued_for_the_retry_worker(store, tmp_path, bulk_knock):
+    bulk_knock.fail(503, times=1, path="/v1/users/bulk")
+    summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock)
+    assert (
+        summary.counts["queued"]
+        == summary.counts["processed"] + summary.counts["queued"] - summary.counts["processed"]
+    )
+    queued = rows(
+        store, "SELECT status, error, next_attempt_at IS NOT NULL FROM actions WHERE status = 'queued'"
+    )
+    assert len(queued) == summary.counts["queued"] > 0
+    assert all("503" in error and due for _, error, due in queued)
+    # Queued rows are remembered as taken: the retry worker owns them, a re-run does not resend.
+    again = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock)
+    assert again.counts["idempotent"] == summary.counts["queued"] + summary.counts["processed"]
+
+
+def test_a_refused_bulk_call_fails_its_rows_with_knocks_answer(store, tmp_path, bulk_knock):
+    bulk_knock.fail(422, times=1, path="/v1/users/bulk", body={"message": "users[3].email is invalid"})
+    failures = tmp_path / "failed.csv"
+    summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock, failures=failures)
+    assert summary.counts["processed"] == 0
+    reasons = {r["_reason"] for r in read_csv(failures)}
+    assert "users_identify: Knock answered 422 to a bulk identify: users[3].email is invalid" in reasons
+
+
+def test_other_actions_go_one_by_one_after_the_users(store, tmp_path, bulk_knock):
+    config = knock_config(tmp_path, bulk_knock)
+    data = json.loads(config.read_text())
+    data["environments"]["development"]["mappings"] = IDENTIFY_AND_TRIGGER
+    config.write_text(json.dumps(data))
+    backfill(store, config, bulk_knock, batch_size=50)
+    paths = [r.path for r in bulk_knock.state.requests]
+    triggers = [p for p in paths if p.startswith("/v1/workflows/")]
+    high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
+    assert len(triggers) == len(high) == len(bulk_knock.runs())
+    # Each trigger's recipient was identified before it (a flush precedes it).
+    first_trigger = paths.index(triggers[0])
+    assert "/v1/users/bulk/identify" in paths[:first_trigger]
+
+
+def test_without_bulk_users_are_identified_one_by_one_at_the_configured_pace(store, tmp_path, fake_knock):  # noqa: F811
+    config = knock_config(tmp_path, fake_knock, rate_per_second=1000)
+    result = CliRunner(env={"KNOCK_API_KEY": API_KEY}).invoke(
+        main,
+        [
+            "backfill",
+            str(config),
+            str(LEADS),
+            "--env",
+            "development",
+            "--store",
+            store.url,
+            "--no-bulk",
+            "--limit",
+            "20",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(fake_knock.requests_to("/v1/users/", "PUT")) == summary["processed"] > 0
+
+
+def test_bulk_splits_at_knocks_limit(bulk_knock):
+    from workbench.engine import ActionRequest
+    from workbench.sinks.knock import KnockSink
+
+    sink = BulkKnockUsers(KnockSink(API_KEY, base_url=bulk_knock.url), chunk=3)
+    for i in range(7):
+        sink.apply(
+            ActionRequest("users_identify", {"id": f"u{i}", "name": f"U{i}"}, f"evt_{i}", "0:users_identify")
+        )
+    assert sink.flush() == {}
+    assert [len(r.json["users"]) for r in bulk_knock.requests_to("/v1/users/bulk/identify")] == [3, 3, 1]
+    assert bulk_knock.state.users["u6"] == {"name": "U6"}
