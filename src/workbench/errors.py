@@ -85,3 +85,11 @@ class TerminalSinkError(SinkError):
     """The sink refused the action; retrying unchanged will not help."""
 
     status = "failed"
+
+
+class StoreUnavailable(WorkbenchError):
+    """The event-log database cannot be reached; nothing was done, the sender should try again."""
+
+    http_status = 503
+    status = "unavailable"
+    headers = {"Retry-After": "5"}

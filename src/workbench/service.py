@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import Environment, SourceConfig, load_config
 from .engine import ActionResult, Engine, Outcome, SourceEvent, utcnow
-from .errors import ConfigError, NotFound, WorkbenchError
+from .errors import ConfigError, NotFound, StoreUnavailable, WorkbenchError
 from .verify import verify
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,13 @@ class SourceService:
         event_id = self.store.record_received(event, source, environment)
         try:
             outcome = self._process(config, env, event)
+        except StoreUnavailable as exc:
+            # Rolled back whole; the event stays `received`, which the retry worker finishes later.
+            log.warning("processing %s interrupted: %s", event_id, exc)
+            message = f"{exc}; the row is logged as {event_id} and will be finished once the database is back"
+            return Reply(
+                503, {"id": event_id, "status": "unavailable", "event": None, "error": message, "actions": []}
+            )
         except Exception as exc:
             log.exception("processing %s crashed", event_id)
             message = (

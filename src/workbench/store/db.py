@@ -11,9 +11,11 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from ..errors import WorkbenchError
+from ..errors import StoreUnavailable, WorkbenchError
 
 BUSY_TIMEOUT_MS = 30_000
+# A database server that is down answers at once; one that is unreachable must not hang a request.
+CONNECT_TIMEOUT_SECONDS = 5
 READ = {"workbench_read": True}  # execution option: a read-only transaction on SQLite (plain BEGIN)
 
 
@@ -44,7 +46,14 @@ def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine; on SQLite: WAL, busy timeout and writes that take the lock up front."""
     parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, json_serializer=_json_dumps, pool_pre_ping=True)
+        engine = create_engine(
+            parsed,
+            json_serializer=_json_dumps,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+        _report_unavailable(engine)
+        return engine
     database = parsed.database or ""
     memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if memory:
@@ -63,6 +72,27 @@ def make_engine(url: str) -> Engine:
         )
     _tune_sqlite(engine, wal=not memory)
     return engine
+
+
+def _report_unavailable(engine: Engine) -> None:
+    """A database that cannot be reached raises `StoreUnavailable` (HTTP 503), whatever the call site."""
+
+    @event.listens_for(engine, "handle_error")
+    def on_error(context):
+        # A failed pre-ping is the pool's to handle: it reconnects once the server is back.
+        if context.is_pre_ping:
+            return
+        if context.is_disconnect or context.connection is None:
+            where = engine.url.render_as_string(hide_password=True)
+            raise StoreUnavailable(
+                f"the event-log database is unavailable ({_first_line(context.original_exception)}); "
+                f"try again shortly (store {where})"
+            ) from context.original_exception
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _tune_sqlite(engine: Engine, wal: bool) -> None:
