@@ -41,6 +41,13 @@ class AdminDisabled(WorkbenchError):
     status = "admin_disabled"
 
 
+class CrossSiteRequest(WorkbenchError):
+    """A browser form posted from another site, riding on the admin's saved Basic credentials."""
+
+    http_status = 403
+    status = "forbidden"
+
+
 class BadQuery(WorkbenchError):
     http_status = 400
     status = "bad_request"
@@ -141,7 +148,7 @@ def replay(source: str, environment: str, event_id: str):
     rt = runtime()
     rt.reload_configs()
     if not _same_origin():
-        raise AdminAuthError("replay requests must come from the event-log page itself", "Bearer")
+        raise CrossSiteRequest("replay requests from a browser must come from the event-log page itself")
     _event(source, environment, event_id)
     entry = rt.service.replay(event_id)
     if request.form.get("from") == "page":
