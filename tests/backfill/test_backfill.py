@@ -223,3 +223,21 @@ def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
         direct, "SELECT id, data FROM local_users ORDER BY id"
     )
     direct.close()
+
+
+@pytest.mark.postgres
+def test_backfill_on_postgresql(postgres_url, tmp_path):
+    from workbench.store import Store
+
+    pg = Store(postgres_url)
+    try:
+        config = config_with(tmp_path, mappings=IDENTIFY_AND_TRIGGER)
+        first = run(pg, config)
+        assert first.counts["processed"] > 0 and first.counts["failed"] > 0
+        second = run(pg, config)
+        assert second.counts["idempotent"] == first.counts["processed"] and second.counts["processed"] == 0
+        assert scalar(pg, "SELECT count(*) FROM local_users") == first.counts["processed"]
+        (event_id,) = rows(pg, "SELECT id FROM events WHERE status = 'processed' LIMIT 1")[0]
+        assert pg.get_event(event_id)["actions"][0]["status"] == "success"
+    finally:
+        pg.close()
