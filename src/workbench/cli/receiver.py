@@ -171,3 +171,26 @@ def prune(store_url, days):
     finally:
         store.close()
     click.echo(json.dumps({"deleted_events": deleted, "days": days}))
+
+
+@main.command()
+@_store_option
+def migrate(store_url):
+    """Create the event-log tables, or upgrade them to this version's schema (Alembic).
+
+    Every command that opens the store does this on its own; run it to upgrade ahead of a
+    deploy. Safe while receivers are running. Prints one JSON line.
+    """
+    import json
+
+    from ..store import DEFAULT_STORE_URL, Store
+    from ..store.migrate import current, upgrade
+
+    store = Store(store_url or DEFAULT_STORE_URL, create=False)
+    try:
+        migrated = upgrade(store.engine)
+        with store.engine.connect() as conn:
+            revision = current(conn)
+    finally:
+        store.close()
+    click.echo(json.dumps({"revision": revision, "migrated": migrated}))

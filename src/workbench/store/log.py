@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import Outcome, SourceEvent, new_event_id, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
 from .db import READ, StoreError, make_engine
 from .idempotency import StoreIdempotency
-from .schema import actions, events, idempotency_keys, metadata
+from .schema import actions, events, idempotency_keys
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,13 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def create_tables(self) -> None:
+        """Create the tables, or upgrade them to the newest schema revision (Alembic, under a lock)."""
+        from .migrate import upgrade
+
         try:
-            metadata.create_all(self.engine)
-        except OperationalError as exc:
-            # Another process created them between our check and our CREATE.
-            if "already exists" not in str(exc):
-                raise StoreError(f"cannot create the event-log tables in {self!r}: {exc.orig}") from None
-            metadata.create_all(self.engine)
+            upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot create or upgrade the event-log tables in {self!r}: {exc}") from None
 
     def close(self) -> None:
         self.engine.dispose()
