@@ -276,3 +276,18 @@ def test_opening_a_config_does_not_make_save_overwrite_it(con, tmp_path):
         load_config(target).environment("development").mappings[0].raw["params"]["id"]
         == "body.company_domain"
     )
+
+
+def test_choosing_another_table(con, tmp_path, rows):
+    from workbench.clay import load_export
+
+    from .conftest import write_export
+
+    load_export(write_export(tmp_path / "few.csv", rows[:5]), con, table="few")
+    designer = MappingDesigner(con, "leads", config=ROOT / "mappings" / "clay.json")
+    assert set(designer.table_choice.options) == {"leads", "few"}
+    designer.table_choice.value = "few"
+    assert designer.last_error is None, designer.error_area.value
+    assert designer.table.rows == 5 and len(designer.preview) == 5
+    assert designer.counts[0].rows == 5
+    assert_counts_match_engine(designer, rows[:5])

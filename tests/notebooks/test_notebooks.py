@@ -50,7 +50,7 @@ def test_notebook_is_thin(notebook):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(notebook, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "CLAY_SIGNING_SECRET_"))}
-    env.update(WORKBENCH_WORKDIR=str(tmp_path / "work"), MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env.update(WORKBENCH_WORKDIR=str(tmp_path / "work"))
     command = [
         sys.executable,
         "-m",

@@ -189,12 +189,15 @@ class TableEvaluator:
 
     def verdicts(self, paths, judge, cache_key: tuple, template: Mapping[str, Any], event: str) -> Verdicts:
         """`judge(context) -> (code, message)` over every row, evaluated once per distinct input."""
-        full_key = (cache_key, json.dumps(template, sort_keys=True, default=str), event)
+        needs = {_needs(p) for p in paths}
+        # Only the template entries this judgement reads are part of its cache key, so adding a
+        # column to the template does not invalidate the verdicts of the other parameters.
+        read = template if WHOLE in needs else {k: template.get(k) for k in needs if k is not None}
+        full_key = (cache_key, json.dumps(read, sort_keys=True, default=str), event)
         cached = self._verdicts.get(full_key)
         if cached is not None:
             return cached
         n = self.table.rows
-        needs = {_needs(p) for p in paths}
         if WHOLE in needs:
             code, message = judge({"body": self._first_row_body(template, event), "headers": {}})
             result = Verdicts(np.full(n, code, dtype=np.int8), np.zeros(n, dtype=np.intp), [message])
@@ -207,14 +210,21 @@ class TableEvaluator:
             combos: list[tuple] = [()]
         elif len(keys) == 1:
             inverse = columns[0][0]
-            combos = [(i,) for i in range(len(columns[0][1]))]
+            combos = []  # evaluated below, value by value
         else:
             stacked = np.stack([c[0] for c in columns], axis=1)
             unique_rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
             inverse = inverse.reshape(-1)
             combos = [tuple(r) for r in unique_rows]
-        codes = np.empty(len(combos), dtype=np.int8)
+        codes = np.empty(len(columns[0][1]) if len(keys) == 1 else len(combos), dtype=np.int8)
         messages: list[str | None] = []
+        if len(keys) == 1:
+            # The common case (one column behind the spec), without the tuple bookkeeping.
+            key = keys[0]
+            for i, value in enumerate(columns[0][1]):
+                body = {} if value is MISSING or isinstance(value, Unbuildable) else {key: value}
+                codes[i], message = judge({"body": body, "headers": {}})
+                messages.append(message)
         for i, combo in enumerate(combos):
             body = {}
             for (_, values), key, index in zip(columns, keys, combo, strict=True):
