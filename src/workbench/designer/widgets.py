@@ -72,45 +72,55 @@ class MappingDesigner(ConfigEditing):
 
     def _build_widgets(self, tables, table, sample_size, save_path) -> None:
         g = self._guard
-        self.table_choice = w.Dropdown(description="Table", options=tables, value=table)
-        self.environment_choice = w.Dropdown(description="Environment", options=[])
+        wide = {"description_width": "initial"}
+        self.table_choice = w.Dropdown(description="Table", style=wide, options=tables, value=table)
+        self.environment_choice = w.Dropdown(description="Environment", style=wide, options=[])
         self.event_name = w.Combobox(
-            description="Event", placeholder="lead.enriched", ensure_option=False, continuous_update=False
+            description="Event",
+            style=wide,
+            placeholder="lead.enriched",
+            ensure_option=False,
+            continuous_update=False,
         )
         self.mapping_list = w.Select(
-            description="Actions", options=[], rows=4, layout=w.Layout(width="520px")
+            description="Actions", style=wide, options=[], rows=4, layout=w.Layout(width="520px")
         )
         self.new_action = w.Dropdown(
             options=[(f"{a} ({ACTION_TYPES[a].label})", a) for a in EXECUTION_ORDER], value="users_identify"
         )
         self.add_button = w.Button(description="Add action", icon="plus")
         self.remove_button = w.Button(description="Remove action", icon="trash")
-        self.action_choice = w.Dropdown(description="Action", options=EXECUTION_ORDER)
+        self.action_choice = w.Dropdown(description="Action", style=wide, options=EXECUTION_ORDER)
         self.active = w.Checkbox(description="active", value=True)
         self.params_box = w.VBox()
         self.param_editors: dict[str, ParamEditor] = {}
         self.conditions = ConditionEditor(g(self._mapping_edited))
         self.idempotency_kind = w.Dropdown(
             description="Idempotency",
+            style=wide,
             options=[("off", "off"), ("key path", "path"), ("hash of", "hash")],
             value="off",
         )
         self.idempotency_path = w.Text(placeholder="body.row_id or body", continuous_update=False)
         self.idempotency_window = w.BoundedFloatText(
-            description="window (h)", value=24, min=0.01, max=8760, continuous_update=False
+            description="window (h)", style=wide, value=24, min=0.01, max=8760, continuous_update=False
         )
         self.template_text = w.Textarea(
             continuous_update=False, layout=w.Layout(width="640px", height="180px")
         )
-        self.sample_size = w.BoundedIntText(description="Sample rows", value=sample_size, min=1, max=1000)
+        self.sample_size = w.BoundedIntText(
+            description="Sample rows", style=wide, value=sample_size, min=1, max=1000
+        )
         self.summary = w.HTML()
         self.counts_html = w.HTML()
         self.preview_html = w.HTML()
-        self.path_text = w.Text(description="File", value=str(save_path), layout=w.Layout(width="520px"))
+        self.path_text = w.Text(
+            description="File", style=wide, value=str(save_path), layout=w.Layout(width="520px")
+        )
         self.save_button = w.Button(description="Save", icon="save", button_style="primary")
         self.load_button = w.Button(description="Load", icon="folder-open")
         self.receiver_url = w.Text(
-            description="Receiver", value=DEFAULT_RECEIVER_URL, layout=w.Layout(width="520px")
+            description="Receiver", style=wide, value=DEFAULT_RECEIVER_URL, layout=w.Layout(width="520px")
         )
         self.message = w.HTML()
         self.setup_text = w.Textarea(layout=w.Layout(width="720px", height="200px", display="none"))
