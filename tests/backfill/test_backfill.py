@@ -219,9 +219,10 @@ def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
 
     for row in read_csv(path):
         engine.process(SourceEvent(row_to_body(row, cfg.body_template), origin="backfill"))
-    assert rows(store, "SELECT id, data FROM local_users ORDER BY id") == rows(
-        direct, "SELECT id, data FROM local_users ORDER BY id"
-    )
+    batched = rows(store, "SELECT id, data FROM local_users ORDER BY id")
+    one_by_one = rows(direct, "SELECT id, data FROM local_users ORDER BY id")
+    assert [(i, json.loads(d)) for i, d in batched] == [(i, json.loads(d)) for i, d in one_by_one]
+    assert len(batched) == 2
     direct.close()
 
 
