@@ -242,3 +242,13 @@ def test_backfill_on_postgresql(postgres_url, tmp_path):
         assert pg.get_event(event_id)["actions"][0]["status"] == "success"
     finally:
         pg.close()
+
+
+def test_big_batches_check_their_keys_in_chunks(store, tmp_path):
+    from scripts.make_samples import write_export
+
+    path = tmp_path / "big.csv"
+    write_export(path, 1200, seed=9)
+    first = run(store, export=path, batch_size=5000)
+    second = run(store, export=path, batch_size=5000)
+    assert second.counts["idempotent"] == first.counts["processed"] > 1000

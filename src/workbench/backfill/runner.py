@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import delete, select
 
 from ..clay import row_to_body, template_event
 from ..clay.bodies import DEFAULT_EVENT
@@ -233,23 +233,26 @@ class Backfill:
             return set()
         source, environment = self.scope
         keys = list({r.key for r in rows})
-        match = and_(
-            idempotency_keys.c.source == source,
-            idempotency_keys.c.environment == environment,
-            idempotency_keys.c.key.in_(keys),
-        )
-        found = conn.execute(
-            select(
-                idempotency_keys.c.id,
-                idempotency_keys.c.event_type,
-                idempotency_keys.c.key,
-                idempotency_keys.c.expires_at,
-            ).where(match)
-        ).all()
+        found = []
+        for start in range(0, len(keys), 500):  # under every database's limit on bound parameters
+            found += conn.execute(
+                select(
+                    idempotency_keys.c.id,
+                    idempotency_keys.c.event_type,
+                    idempotency_keys.c.key,
+                    idempotency_keys.c.expires_at,
+                ).where(
+                    idempotency_keys.c.source == source,
+                    idempotency_keys.c.environment == environment,
+                    idempotency_keys.c.key.in_(keys[start : start + 500]),
+                )
+            ).all()
         # Expired records are forgotten so the key can be taken again.
         expired = [r.id for r in found if r.expires_at <= now]
-        if expired:
-            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(expired)))
+        for start in range(0, len(expired), 500):
+            conn.execute(
+                delete(idempotency_keys).where(idempotency_keys.c.id.in_(expired[start : start + 500]))
+            )
         found = [r for r in found if r.expires_at > now]
         return {(r.event_type, r.key) for r in found}
 
