@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..clay import row_to_body, template_event
 from ..clay.bodies import DEFAULT_EVENT
@@ -29,7 +30,7 @@ from ..engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event
 from ..errors import CoercionError
 from ..sinks.knock import KnockSink
 from ..sinks.local import LocalSink
-from ..store import Store, actions, events, idempotency_keys
+from ..store import Store, StoreError, actions, events, idempotency_keys
 from .knock import BulkKnockUsers
 from .sources import RowSource
 from .sql import insert_many
@@ -175,6 +176,19 @@ class Backfill:
     # -- one batch ----------------------------------------------------------------------
 
     def _flush(self, batch: list[_Row], columns: list[str], summary: BackfillSummary, writer) -> None:
+        try:
+            self._run_batch(batch, columns)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot write the event log in {self.store!r} ({type(exc).__name__}: {exc}); "
+                f"the batch from row {batch[0].number} was not kept, run the same backfill again"
+            ) from exc
+        for row in batch:
+            summary.counts[row.status] += 1
+            if writer and row.status in FAILURE_STATUSES:
+                writer.write(row)
+
+    def _run_batch(self, batch: list[_Row], columns: list[str]) -> None:
         now = self.clock()
         for row in batch:
             self._prepare(row, columns, now)
@@ -201,10 +215,6 @@ class Backfill:
                 _settle(batch, sink.flush())
             with self.store.engine.begin() as conn:
                 self._write(conn, batch, now)
-        for row in batch:
-            summary.counts[row.status] += 1
-            if writer and row.status in FAILURE_STATUSES:
-                writer.write(row)
 
     def _prepare(self, row: _Row, columns: list[str], now: datetime) -> None:
         try:

@@ -15,9 +15,16 @@ DEFAULT_DB = "data/workbench.duckdb"
 def _connect(db: str):
     import duckdb
 
+    from ..errors import WorkbenchError
+
     if db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(db)
+    try:
+        return duckdb.connect(db)
+    except duckdb.Error as exc:
+        raise WorkbenchError(
+            f"cannot open the DuckDB database {db} ({exc}); if a notebook holds it, shut that kernel down"
+        ) from None
 
 
 @main.command()
