@@ -221,6 +221,18 @@ class SourceService:
         if entry["status"] == "idempotent":
             return None  # a duplicate ran nothing on purpose; replaying it would run the actions twice
         config, env = self.configs.environment(entry["source"], entry["environment"])
+        if entry["status"] == "received" and getattr(self.sink_for(env), "transactional", False):
+            # Its processing never finished (a crash, or the database went away) and, with a
+            # transactional sink, nothing of it was kept: run it as it would have run then,
+            # deduplication included, so that a copy resent meanwhile does not run twice.
+            event = SourceEvent(
+                self.store.raw_body(event_id),
+                entry["headers"],
+                origin=entry["origin"],
+                id=event_id,
+                received_at=self.clock(),
+            )
+            return self._process(config, env, event)
         earlier = {a["mapping"]: a for a in entry["actions"]}
         previous = {
             mapping: ActionResult(

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ConfigError, NotFound, WorkbenchError
+from ..errors import ConfigError, NotFound, StoreUnavailable, WorkbenchError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,13 @@ def build_runtime(config: dict) -> Runtime:
 
     configs = ConfigSet(_config_paths(config.get("CONFIG_PATHS")))
     url = config.get("STORE_URL") or os.environ.get("WORKBENCH_STORE_URL") or DEFAULT_STORE_URL
-    store = Store(url)
+    try:
+        store = Store(url)
+    except StoreUnavailable as exc:
+        # A worker (re)started while the database is down still serves: its requests get a 503
+        # until the database is back, instead of the whole server failing to boot.
+        log.warning("starting without the event-log database: %s", exc)
+        store = Store(url, create=False)
     service = SourceService(configs, store, environ=config.get("ENVIRON"))
     return Runtime(
         configs,

@@ -363,20 +363,26 @@ class Store:
         """Events with queued actions whose next attempt is due, claimed for one lease.
 
         Claiming pushes the actions' next attempt past the lease in the same transaction, so
-        several processes retrying at once never pick the same event.
+        several processes retrying at once never pick the same event. On PostgreSQL the event
+        rows are locked with SKIP LOCKED, so a process passes over the events another one is
+        claiming instead of waiting for it; SQLite's write lock already serialises claims.
         """
         now = now or utcnow()
         lease_end = now + timedelta(seconds=self.retry.lease_seconds)
         claimed = []
+        due_events = select(actions.c.event_id).where(
+            actions.c.status == "queued", actions.c.next_attempt_at <= now
+        )
         with self.transaction() as c:
             due = c.execute(
-                select(actions.c.event_id)
-                .where(actions.c.status == "queued", actions.c.next_attempt_at <= now)
-                .group_by(actions.c.event_id)
-                .order_by(func.min(actions.c.next_attempt_at))
+                select(events.c.id)
+                .where(events.c.id.in_(due_events))
+                .order_by(events.c.received_at, events.c.id)
                 .limit(limit)
+                .with_for_update(skip_locked=True)
             ).scalars()
             for event_id in list(due):
+                # Re-checked row by row: another process may have claimed it since the SELECT began.
                 taken = c.execute(
                     update(actions)
                     .where(
@@ -403,6 +409,7 @@ class Store:
                 .where(events.c.status == "received", events.c.updated_at <= before)
                 .order_by(events.c.received_at)
                 .limit(limit)
+                .with_for_update(skip_locked=True)
             ).scalars()
             for event_id in list(stalled):
                 taken = c.execute(
