@@ -6,7 +6,9 @@ temporary directory and times, in this one run, on the same file:
   (b) the peer: csv.DictReader + precompiled jsonpath-ng + one SQLite transaction of upserts;
   (c) `workbench backfill` into the local store with the default identify mapping and full
       event/action logging (in this process, so interpreter start-up is not counted).
-Prints the ratios c/a (target <= 2.0) and b/c (target >= 1.5), then the peak memory (max RSS)
+  (d) for reference, (c)'s own rows (events, actions, keys, users) inserted again with raw
+      sqlite3 executemany: the floor of full logging in SQLite.
+Prints the ratios c/a (target <= 2.0), b/c (target >= 1.5) and c/d, then the peak memory (max RSS)
 of `workbench backfill` run as a subprocess on a --memory-rows export (target < 500 MB).
 
     .venv/bin/python bench/backfill.py [--rows 50000] [--memory-rows 500000]
@@ -129,6 +131,36 @@ def workbench_backfill(export: Path, db: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def writes_alone(logged: Path, db: Path) -> float:
+    """(d) The floor of (c)'s writes: the very rows (c) stored (events, actions, idempotency keys,
+    users), inserted again with raw sqlite3 executemany in transactions of 500 events."""
+    from workbench.store import Store
+
+    Store(f"sqlite:///{db}").close()  # the same schema and indexes
+    source = sqlite3.connect(logged)
+    tables = {}
+    for table in ("events", "actions", "idempotency_keys", "local_users"):
+        cursor = source.execute(f"SELECT * FROM {table}")
+        names = [d[0] for d in cursor.description if d[0] != "id" or table in ("events", "local_users")]
+        picks = ", ".join(names)
+        rows = source.execute(f"SELECT {picks} FROM {table}").fetchall()
+        tables[table] = (f"INSERT INTO {table} ({picks}) VALUES ({', '.join('?' * len(names))})", rows)
+    source.close()
+    started = time.perf_counter()
+    target = sqlite3.connect(db, isolation_level=None)
+    target.execute("PRAGMA journal_mode = WAL")
+    target.execute("PRAGMA synchronous = NORMAL")
+    events = len(tables["events"][1])
+    for start in range(0, events, 500):
+        target.execute("BEGIN IMMEDIATE")
+        for sql, rows in tables.values():
+            share = len(rows) / events
+            target.executemany(sql, rows[int(start * share) : int((start + 500) * share)])
+        target.execute("COMMIT")
+    target.close()
+    return time.perf_counter() - started  # the reading above is not timed
+
+
 def timed(fn, *args):
     started = time.perf_counter()
     value = fn(*args)
@@ -160,7 +192,9 @@ def peak_memory(rows: int, tmp: Path) -> None:
         raise SystemExit(done.stderr)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     print(f"  {done.stdout.strip().splitlines()[-1]}")
-    print(f"  peak memory (max RSS) of workbench backfill: {peak_mb:.0f} MB (target < 500) in {elapsed:.0f} s")
+    print(
+        f"  peak memory (max RSS) of workbench backfill: {peak_mb:.0f} MB (target < 500) in {elapsed:.0f} s"
+    )
 
 
 def main() -> None:
@@ -178,11 +212,14 @@ def main() -> None:
         a, identified = timed(limit_duckdb, export, tmp / "a.ndjson")
         b, upserted = timed(peer_script, export, tmp / "b.sqlite")
         c, summary = timed(workbench_backfill, export, tmp / "c.sqlite")
+        d = writes_alone(tmp / "c.sqlite", tmp / "d.sqlite")
         print(f"(a) DuckDB to NDJSON:          {a:6.2f} s  ({identified} payloads)")
         print(f"(b) DictReader+jsonpath+SQLite: {b:6.2f} s  ({upserted} upserts)")
         print(f"(c) workbench backfill:         {c:6.2f} s  {json.dumps(summary)}")
+        print(f"(d) (c)'s writes alone, raw:    {d:6.2f} s  (the SQLite floor of full logging)")
         print(f"c/a = {c / a:.2f}  (target <= 2.0)")
         print(f"b/c = {b / c:.2f}  (target >= 1.5)")
+        print(f"c/d = {c / d:.2f}  (how far above its own writes the backfill is)")
         if args.memory_rows:
             peak_memory(args.memory_rows, tmp)
 
