@@ -291,3 +291,14 @@ def test_choosing_another_table(con, tmp_path, rows):
     assert designer.table.rows == 5 and len(designer.preview) == 5
     assert designer.counts[0].rows == 5
     assert_counts_match_engine(designer, rows[:5])
+
+
+def test_loading_a_config_without_the_current_environment_adds_none(con, tmp_path):
+    only_production = json.loads((ROOT / "mappings" / "clay.json").read_text())
+    del only_production["environments"]["development"]
+    path = tmp_path / "production.json"
+    path.write_text(json.dumps(only_production))
+    designer = MappingDesigner(con, "leads", config=ROOT / "mappings" / "clay.json")
+    designer.load(path)
+    assert designer.environment == "production"
+    assert list(designer.config["environments"]) == ["production"]

@@ -272,7 +272,11 @@ class MappingDesigner(ConfigEditing):
         """Open an existing config for editing."""
         # The save path stays as it is: opening the shipped config must not make Save overwrite it.
         config = load_config(path)
-        self._adopt(d.copy_config(config.raw), environment or self.environment_choice.value or "development")
+        if environment is None:
+            # Keep the environment being edited if the file has it; never add one to the file.
+            current = self.environment_choice.value
+            environment = current if current in config.environments else next(iter(config.environments))
+        self._adopt(d.copy_config(config.raw), environment)
         self.message.value = f"<p>Loaded <code>{html.escape(str(path))}</code>.</p>"
         self.refresh()
 
