@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, update
 from sqlalchemy.engine import Connection, Engine
 
+from ..errors import StoreUnavailable
 from .db import insert_ignoring_conflicts
 from .schema import idempotency_keys as keys
 
@@ -38,6 +39,10 @@ class StoreIdempotency:
 
     def _run(self, work):
         if self.conn is not None:
+            if self.conn.invalidated:
+                # The database went away mid-transaction: the whole unit of work is rolled back,
+                # reservation included, so there is nothing left to release.
+                raise StoreUnavailable("the event-log database connection was lost; try again shortly")
             return work(self.conn)
         with self.engine.begin() as conn:
             return work(conn)
