@@ -22,17 +22,26 @@ from .editing import ConfigEditing
 from .editors import ConditionEditor, ParamEditor
 from .preview import PreviewRow, preview_rows, render_counts, render_preview
 from .table import ExportTable, list_tables
+from .workspace import workspace
 
 log = logging.getLogger(__name__)
-DEFAULT_SAVE_PATH = "mappings/designed.json"
 DEFAULT_RECEIVER_URL = "http://127.0.0.1:8000"
+
+
+def default_save_path() -> FilePath:
+    """`mappings/designed.json` of the project (git-ignored), wherever the kernel runs."""
+    try:
+        return workspace().designed_config
+    except WorkbenchError:
+        return FilePath("designed.json").resolve()
 
 
 class MappingDesigner(ConfigEditing):
     """Design the mappings of one event against an export table, with a live preview.
 
     `con` is a DuckDB connection holding the loaded export (`table`); `config` is a path or a
-    config dict to start from (None starts empty, with every column in the body template).
+    config dict to start from (None starts empty, with every column in the body template);
+    Save writes to `save_path` (default: the project's git-ignored `mappings/designed.json`).
     Display `designer.widget`; the state is on the object (`config`, `preview`, `counts`).
     """
 
@@ -43,7 +52,7 @@ class MappingDesigner(ConfigEditing):
         config: str | os.PathLike | dict | None = None,
         environment: str = "development",
         sample_size: int = 20,
-        save_path: str | os.PathLike = DEFAULT_SAVE_PATH,
+        save_path: str | os.PathLike | None = None,
         receiver_url: str = DEFAULT_RECEIVER_URL,
     ):
         self.con = con
@@ -61,7 +70,7 @@ class MappingDesigner(ConfigEditing):
         self.saved_path: FilePath | None = None
         self._syncing = False
         self._samples: dict[int, list[dict]] = {}
-        self._build_widgets(tables, table, sample_size, save_path)
+        self._build_widgets(tables, table, sample_size, save_path or default_save_path())
         self.receiver_url.value = receiver_url
         if config is None or isinstance(config, dict):
             self._start(config, environment)
