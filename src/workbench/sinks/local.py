@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -30,6 +30,7 @@ from ..store import (
     local_users,
     local_workflow_runs,
 )
+from ..store.fast import Prepared
 
 USER_FIELDS = ("name", "email", "phone_number", "avatar", "locale", "timezone")
 OBJECT_FIELDS = ("name", "locale", "timezone")
@@ -45,6 +46,30 @@ def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+_STATEMENTS: dict[str, tuple[Prepared, Prepared, Prepared]] = {}
+
+
+def _record_statements(table) -> tuple[Prepared, Prepared, Prepared]:
+    """(find data, insert, update data) for a record table, keyed by its primary key; built once."""
+    found = _STATEMENTS.get(table.name)
+    if found is None:
+        keys = list(table.primary_key.columns)
+        match = and_(*(col == bindparam(f"k_{col.name}", type_=col.type) for col in keys))
+        found = _STATEMENTS[table.name] = (
+            Prepared(select(table.c.data).where(match)),
+            Prepared(table.insert().values({c.name: bindparam(c.name, type_=c.type) for c in table.c})),
+            Prepared(
+                update(table)
+                .where(match)
+                .values(
+                    data=bindparam("new_data", type_=table.c.data.type),
+                    updated_at=bindparam("new_updated_at", type_=table.c.updated_at.type),
+                )
+            ),
+        )
+    return found
 
 
 def recipient_key(recipient: Any) -> str:
@@ -99,15 +124,17 @@ class LocalSink:
 
     # -- records ---------------------------------------------------------------------------
 
-    def _merge_record(self, conn: Connection, table, where, keys: dict, changes: dict) -> bool:
+    def _merge_record(self, conn: Connection, table, keys: dict, changes: dict) -> bool:
         """Deep-merge `changes` into the record's data; True when the record is new."""
         now = self.clock()
-        row = conn.execute(select(table.c.data).where(where)).first()
-        if row is None:
-            conn.execute(table.insert().values(**keys, data=changes, created_at=now, updated_at=now))
+        find, insert, change = _record_statements(table)
+        bound = {f"k_{name}": value for name, value in keys.items()}
+        rows = find.fetchall(conn, bound)
+        if not rows:
+            insert.execute(conn, {**keys, "data": changes, "created_at": now, "updated_at": now})
             return True
-        merged = deep_merge(row.data or {}, changes)
-        conn.execute(update(table).where(where).values(data=merged, updated_at=now))
+        merged = deep_merge(rows[0][0] or {}, changes)
+        change.execute(conn, {**bound, "new_data": merged, "new_updated_at": now})
         return False
 
     def _identify(self, conn: Connection, user: Any) -> None:
@@ -116,21 +143,17 @@ class LocalSink:
             return
         data = {k: v for k, v in user.items() if k not in ("id", "collection")}
         if "collection" in user:
-            table, where = (
-                local_objects,
-                and_(local_objects.c.collection == user["collection"], local_objects.c.id == user["id"]),
+            self._merge_record(
+                conn, local_objects, {"collection": user["collection"], "id": user["id"]}, data
             )
-            self._merge_record(conn, table, where, {"collection": user["collection"], "id": user["id"]}, data)
         else:
-            where = local_users.c.id == user["id"]
-            self._merge_record(conn, local_users, where, {"id": user["id"]}, data)
+            self._merge_record(conn, local_users, {"id": user["id"]}, data)
 
     def _users_identify(self, conn, payload, request):
         user_id = payload["id"]
         created = self._merge_record(
             conn,
             local_users,
-            local_users.c.id == user_id,
             {"id": user_id},
             _attributes(payload, USER_FIELDS),
         )
@@ -142,11 +165,9 @@ class LocalSink:
 
     def _objects_set(self, conn, payload, request):
         collection, object_id = payload["collection"], payload["id"]
-        where = and_(local_objects.c.collection == collection, local_objects.c.id == object_id)
         created = self._merge_record(
             conn,
             local_objects,
-            where,
             {"collection": collection, "id": object_id},
             _attributes(payload, OBJECT_FIELDS),
         )
@@ -163,7 +184,6 @@ class LocalSink:
         created = self._merge_record(
             conn,
             local_tenants,
-            local_tenants.c.id == tenant_id,
             {"id": tenant_id},
             _attributes(payload, TENANT_FIELDS),
         )

@@ -6,15 +6,16 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import Outcome, SourceEvent, new_event_id, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
 from .db import READ, StoreError, make_engine
+from .fast import Prepared
 from .idempotency import StoreIdempotency
 from .schema import actions, events, idempotency_keys
 
@@ -24,6 +25,45 @@ DEFAULT_STORE_URL = "sqlite:///data/workbench.sqlite"
 EVENT_STATUSES = ("received", "processed", "idempotent", "no_mapping", "queued", "invalid", "failed")
 # Statuses a replay can change: the ones where some action did not (yet) succeed.
 REPLAYABLE = ("received", "queued", "failed")
+
+
+# The request path's statements, compiled once and run on the driver's cursor (see `fast`).
+_INSERT_EVENT = Prepared(events.insert().values({c.name: bindparam(c.name, type_=c.type) for c in events.c}))
+_ACTION_COLUMNS = [c for c in actions.c if c.name != "id"]
+_INSERT_ACTIONS = Prepared(
+    actions.insert().values({c.name: bindparam(c.name, type_=c.type) for c in _ACTION_COLUMNS})
+)
+_ACTIONS_OF_EVENT = Prepared(
+    select(actions.c.id, actions.c.mapping, actions.c.status, actions.c.attempts).where(
+        actions.c.event_id == bindparam("event_key", type_=actions.c.event_id.type)
+    )
+)
+_UPDATE_EVENT = Prepared(
+    update(events)
+    .where(events.c.id == bindparam("event_key", type_=events.c.id.type))
+    .values(
+        status=bindparam("new_status", type_=events.c.status.type),
+        error=bindparam("new_error", type_=events.c.error.type),
+        updated_at=bindparam("new_updated_at", type_=events.c.updated_at.type),
+        # A replay that does not know them leaves the event type and idempotency key as logged.
+        event=func.coalesce(bindparam("new_event", type_=events.c.event.type), events.c.event),
+        idempotency_key=func.coalesce(
+            bindparam("new_key", type_=events.c.idempotency_key.type), events.c.idempotency_key
+        ),
+        idempotency_note=func.coalesce(
+            bindparam("new_note", type_=events.c.idempotency_note.type), events.c.idempotency_note
+        ),
+    )
+)
+# SET columns come from the parameters given at execution (replays only).
+_UPDATE_ACTION = update(actions).where(actions.c.id == bindparam("action_key"))
+
+
+class _Earlier(NamedTuple):
+    id: int
+    mapping: str
+    status: str
+    attempts: int
 
 
 def iso(value: datetime | None) -> str | None:
@@ -132,12 +172,15 @@ class Store:
             "body": text,
             "body_bytes": raw,
             "headers": _stored_headers(event.headers),
+            "idempotency_key": None,
+            "idempotency_note": None,
+            "error": None,
             "replays": 0,
             "updated_at": event.received_at,
         }
         try:
             with self.transaction(conn) as c:
-                c.execute(events.insert().values(**row))
+                _INSERT_EVENT.execute(c, row)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot write the event log ({type(exc).__name__}): {exc}") from exc
         return event.id
@@ -162,12 +205,7 @@ class Store:
         applied = set(applied) if applied is not None else None
         with self.transaction(conn) as c:
             existing = {
-                row.mapping: row
-                for row in c.execute(
-                    select(actions.c.id, actions.c.mapping, actions.c.status, actions.c.attempts).where(
-                        actions.c.event_id == event_id
-                    )
-                )
+                row[1]: _Earlier(*row) for row in _ACTIONS_OF_EVENT.fetchall(c, {"event_key": event_id})
             }
             inserts, seen = [], set()
             for position, result in enumerate(outcome.actions):
@@ -204,9 +242,9 @@ class Store:
                 if before is None:
                     inserts.append({"event_id": event_id, "mapping": result.mapping, **values})
                 else:
-                    c.execute(update(actions).where(actions.c.id == before.id).values(**values))
+                    c.execute(_UPDATE_ACTION, {"action_key": before.id, **values})
             if inserts:
-                c.execute(actions.insert(), inserts)
+                _INSERT_ACTIONS.executemany(c, inserts)
             stale = [row.id for m, row in existing.items() if m not in seen and row.status != "success"]
             if stale:
                 c.execute(delete(actions).where(actions.c.id.in_(stale)))
@@ -215,14 +253,18 @@ class Store:
                 outcome.status = (
                     "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
                 )
-            values = {"status": outcome.status, "error": outcome.error, "updated_at": now}
-            if outcome.event is not None:
-                values["event"] = outcome.event
-            if outcome.idempotency_key is not None:
-                values["idempotency_key"] = outcome.idempotency_key
-            if outcome.idempotency_note is not None:
-                values["idempotency_note"] = outcome.idempotency_note
-            c.execute(update(events).where(events.c.id == event_id).values(**values))
+            _UPDATE_EVENT.execute(
+                c,
+                {
+                    "event_key": event_id,
+                    "new_status": outcome.status,
+                    "new_error": outcome.error,
+                    "new_updated_at": now,
+                    "new_event": outcome.event,
+                    "new_key": outcome.idempotency_key,
+                    "new_note": outcome.idempotency_note,
+                },
+            )
 
     def mark_error(self, event_id: str, message: str, now: datetime | None = None) -> None:
         """Record that processing crashed: the event becomes `failed`, so a replay picks it up."""

@@ -1,0 +1,117 @@
+"""Hot statements run straight on the driver's cursor, compiled once per dialect.
+
+The request path runs a handful of statements per event; SQLAlchemy's per-execution machinery
+costs several times what SQLite itself does for them. `Prepared` keeps the portable Core
+statement and SQLAlchemy's own type handling (each column type's bind and result processors),
+compiles it once for the connection's dialect, and hands the SQL to the driver. Transactions
+stay SQLAlchemy's: a `Prepared` runs inside the `Connection` it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+
+from ..errors import StoreUnavailable
+
+
+class Prepared:
+    """One Core statement with named bind parameters, run on the DBAPI cursor."""
+
+    def __init__(self, statement: ClauseElement):
+        self.statement = statement
+        self._compiled: dict[str, tuple] = {}
+
+    def _for(self, conn: Connection) -> tuple:
+        dialect = conn.dialect
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+            processors = {
+                name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                for name, bind in compiled.binds.items()
+            }
+            columns = getattr(self.statement, "selected_columns", None)
+            results = (
+                [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+                if columns is not None
+                else None
+            )
+            found = self._compiled[dialect.name] = (
+                compiled.string,
+                compiled.positional,
+                names,
+                processors,
+                results,
+            )
+        return found
+
+    def _params(self, positional: bool, names: list[str], processors, values: Mapping[str, Any]):
+        out = {}
+        for name in names:
+            value = values[name]
+            process = processors.get(name)
+            out[name] = process(value) if process is not None and value is not None else value
+        return tuple(out[n] for n in names) if positional else out
+
+    def _cursor(self, conn: Connection):
+        return conn.connection.dbapi_connection.cursor()
+
+    def _wrap(self, conn: Connection, sql: str, exc: Exception) -> Exception:
+        """The driver's error as SQLAlchemy would raise it; a lost connection as `StoreUnavailable`."""
+        dialect = conn.dialect
+        if not isinstance(exc, dialect.loaded_dbapi.Error):
+            return exc
+        if dialect.is_disconnect(exc, conn.connection.dbapi_connection, None):
+            conn.invalidate(exc)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return StoreUnavailable(f"the event-log database is unavailable ({first}); try again shortly")
+        return DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Run once; returns the row count."""
+        sql, positional, names, processors, _ = self._for(conn)
+        if not conn.in_transaction():  # SQLAlchemy's BEGIN (and its listeners) first
+            conn.begin()
+        cursor = self._cursor(conn)
+        try:
+            cursor.execute(sql, self._params(positional, names, processors, values))
+            return cursor.rowcount
+        except Exception as exc:
+            raise self._wrap(conn, sql, exc) from exc
+        finally:
+            cursor.close()
+
+    def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        sql, positional, names, processors, _ = self._for(conn)
+        if not conn.in_transaction():
+            conn.begin()
+        cursor = self._cursor(conn)
+        try:
+            cursor.executemany(sql, [self._params(positional, names, processors, r) for r in rows])
+        except Exception as exc:
+            raise self._wrap(conn, sql, exc) from exc
+        finally:
+            cursor.close()
+
+    def fetchall(self, conn: Connection, values: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Run a SELECT; rows as tuples with SQLAlchemy's result processing applied."""
+        sql, positional, names, processors, results = self._for(conn)
+        if not conn.in_transaction():
+            conn.begin()
+        cursor = self._cursor(conn)
+        try:
+            cursor.execute(sql, self._params(positional, names, processors, values))
+            rows = cursor.fetchall()
+        except Exception as exc:
+            raise self._wrap(conn, sql, exc) from exc
+        finally:
+            cursor.close()
+        if results is None or not any(results):
+            return [tuple(r) for r in rows]
+        return [tuple(p(v) if p is not None else v for p, v in zip(results, r, strict=True)) for r in rows]
