@@ -77,9 +77,12 @@ def config_path(tmp_path):
     return write_config(tmp_path / "clay.json", receiver_config())
 
 
-@pytest.fixture
-def store_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'events.sqlite'}"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])
+def store_url(request, tmp_path):
+    """The receiver's tests run on both stores: a SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.sqlite'}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
