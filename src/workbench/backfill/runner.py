@@ -11,7 +11,6 @@ whole batches only and a re-run completes it without duplicates.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,7 +32,7 @@ from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
 from .knock import BulkKnockUsers
 from .sources import RowSource
-from .sql import insert_many
+from .sql import body_text, insert_many
 from .users import BatchedUsers
 
 STATUSES = ("processed", "idempotent", "no_mapping", "invalid", "failed", "queued")
@@ -331,9 +330,7 @@ class Backfill:
                     "origin": "backfill",
                     "event": outcome.event,
                     "status": outcome.status,
-                    "body": json.dumps(outcome.body, ensure_ascii=False)
-                    if outcome.body is not None
-                    else json.dumps(None),
+                    "body": body_text(outcome.body),
                     "body_bytes": None,
                     "headers": stored_headers,
                     "idempotency_key": outcome.idempotency_key,

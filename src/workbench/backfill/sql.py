@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
-from sqlalchemy import JSON
+from sqlalchemy import JSON, DateTime
 
 _PROCESSORS: dict[tuple, tuple] = {}
 _ENCODER = msgspec.json.Encoder()
@@ -22,6 +23,22 @@ def _json_processor(fallback):
             return fallback(value)
 
     return process
+
+
+def _memo_processor(process):
+    """One batch binds the same few datetimes thousands of times: convert each once."""
+    memo: dict[Any, Any] = {}
+
+    def convert(value):
+        try:
+            return memo[value]
+        except KeyError:
+            if len(memo) > 64:
+                memo.clear()
+            result = memo[value] = process(value)
+            return result
+
+    return convert
 
 
 def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
@@ -43,6 +60,11 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
             processor = column_type.bind_processor(conn.dialect)
             if isinstance(column_type, JSON) and processor is not None:
                 processor = _json_processor(processor)
+            elif processor is not None and DateTime in (
+                type(column_type),
+                type(getattr(column_type, "impl", None)),
+            ):
+                processor = _memo_processor(processor)
             processors.append(processor)
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         cached = _PROCESSORS[cache_key] = (tuple(zip(names, processors, strict=True)), sql)
@@ -51,3 +73,11 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
         tuple(v if p is None or v is None else p(v) for n, p in pairs for v in (row[n],)) for row in rows
     ]
     conn.exec_driver_sql(sql, params)
+
+
+def body_text(body: Any) -> str:
+    """A backfilled body as the event log keeps it: the JSON the HTTP API column would have sent."""
+    try:
+        return _ENCODER.encode(body).decode("utf-8")
+    except (TypeError, msgspec.EncodeError, OverflowError):
+        return json.dumps(body, ensure_ascii=False, default=str)
