@@ -7,6 +7,7 @@ so one of them migrates and the others find the database at the newest revision.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -37,8 +38,9 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     return config
 
 
+@functools.cache
 def head() -> str:
-    """The newest revision the package ships."""
+    """The newest revision the package ships (read once per process)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
