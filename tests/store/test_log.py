@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from workbench.engine import ActionResult, Outcome, SourceEvent
@@ -242,3 +244,28 @@ def test_two_stores_on_one_file_create_tables_once(sqlite_url):
 def test_unreadable_store_url_says_what_to_write():
     with pytest.raises(StoreError, match="sqlite:///data/workbench.sqlite"):
         Store("not a url")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    headers=st.dictionaries(
+        st.sampled_from(["Authorization", "authorization", "X-Clay-Table-Id", "Content-Type", "X-Other"]),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+        max_size=4,
+    ),
+)
+def test_any_body_and_headers_round_trip(sqlite_url, body, headers):
+    store = Store(sqlite_url)
+    try:
+        event_id = store.record_received(SourceEvent(body, headers), "clay", "development")
+        entry = store.get_event(event_id)
+        assert entry["body"] == body.decode("utf-8", "replace")
+        assert store.raw_body(event_id) in (body, body.decode("utf-8", "replace"))
+        assert (store.raw_body(event_id) == body) or body.decode("utf-8", "strict") == store.raw_body(
+            event_id
+        )
+        expected = {k.lower(): v for k, v in headers.items() if k.lower() != "authorization"}
+        assert entry["headers"] == expected
+    finally:
+        store.close()
