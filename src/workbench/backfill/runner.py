@@ -27,10 +27,8 @@ from ..clay.bodies import DEFAULT_EVENT
 from ..config import SourceConfig
 from ..engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, normalize_headers, utcnow
 from ..errors import CoercionError
-from ..sinks.knock import KnockSink
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
-from .knock import BulkKnockUsers
 from .sources import RowSource
 from .sql import body_text, insert_many
 from .users import BatchedUsers
@@ -207,10 +205,14 @@ class Backfill:
         else:
             with self.store.engine.begin() as conn:
                 done = self._done_keys(conn, keyed, now)
-            sink = BulkKnockUsers(self.sink) if self.bulk and isinstance(self.sink, KnockSink) else self.sink
+            sink = self.sink
+            if self.bulk and getattr(sink, "name", None) == "knock":
+                from .knock import BulkKnockUsers  # the SDK loads only when Knock is the sink
+
+                sink = BulkKnockUsers(sink)
             self.engine.sink = sink
             self._apply(batch, done)
-            if isinstance(sink, BulkKnockUsers):
+            if sink is not self.sink:
                 _settle(batch, sink.flush())
             with self.store.engine.begin() as conn:
                 self._write(conn, batch, now)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from .bodies import META_COLUMNS, snake_case
 from .reading import ExportError, ExportReader
@@ -115,6 +114,8 @@ def load_export(
 def _insert(con, table, columns, batch, source_file, loaded_at) -> int:
     if not batch:
         return 0
+    import pandas as pd  # loaded when an export is, not by every import of the package
+
     # Positional names: pandas needs unique labels, and Clay headers may collide once stripped.
     frame = pd.DataFrame(batch, columns=[f"c{i}" for i in range(len(columns))] + ["n"], dtype=object)
     frame["n"] = frame["n"].astype("int64")
