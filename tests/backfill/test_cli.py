@@ -152,3 +152,30 @@ def test_an_interrupted_backfill_completes_on_rerun_without_duplicates(store, tm
     assert scalar(store, "SELECT count(*) FROM local_workflow_runs") == len(high)
     # Each row's actions are logged with its event, never without it.
     assert scalar(store, "SELECT count(*) FROM actions WHERE event_id NOT IN (SELECT id FROM events)") == 0
+
+
+def test_backfill_shows_a_progress_bar(store, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "backfill",
+            str(config_with(tmp_path)),
+            str(LEADS),
+            "--env",
+            "development",
+            "--store",
+            store.url,
+            "--progress",
+            "--limit",
+            "40",
+            "--batch-size",
+            "10",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "backfill" in result.stderr and "40/40" in result.stderr
+    assert (
+        json.loads(result.stdout.strip().splitlines()[-1])["processed"]
+        + json.loads(result.stdout.strip().splitlines()[-1])["failed"]
+        == 40
+    )
