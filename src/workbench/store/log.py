@@ -85,15 +85,23 @@ def _stored_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def _raw_body(event: SourceEvent) -> tuple[str, bytes | None]:
-    """The body as text, plus the raw bytes when they are not UTF-8 (so nothing is lost)."""
+    """The body as text, plus the raw bytes when the text cannot hold them exactly: bytes that
+    are not UTF-8, or NUL characters (which PostgreSQL text refuses), shown as U+FFFD."""
     body = event.body
     if isinstance(body, (bytes, bytearray, memoryview)):
         raw = bytes(body)
         try:
-            return raw.decode("utf-8"), None
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return raw.decode("utf-8", "replace"), raw
-    return event.raw_text, None
+            return raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), raw
+    else:
+        text = event.raw_text
+        raw = text.encode("utf-8", "surrogatepass")
+        if any("\ud800" <= c <= "\udfff" for c in text):  # lone surrogates: no database stores them
+            return raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), raw
+    if "\x00" in text:
+        return text.replace("\x00", "\ufffd"), raw
+    return text, None
 
 
 class Store:
