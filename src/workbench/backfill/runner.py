@@ -138,7 +138,11 @@ class Backfill:
         limit: int | None = None,
         progress: bool | None = None,
     ) -> BackfillSummary:
-        """Process every row of `source` (at most `limit`); stop cleanly on Ctrl-C after a batch."""
+        """Process every row of `source` (at most `limit`).
+
+        Ctrl-C rolls the current batch back and returns the summary so far, marked `interrupted`;
+        running again completes the rest.
+        """
         from tqdm.auto import tqdm
 
         summary = BackfillSummary()
