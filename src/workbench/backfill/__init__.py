@@ -1,6 +1,7 @@
 """Backfill: Clay export rows through the very same mappings as live rows, in batches."""
 
-from .runner import FAILURE_STATUSES, HASH_WINDOW, STATUSES, Backfill, BackfillSummary
+from .report import FAILURE_STATUSES, STATUSES, BackfillSummary
+from .runner import HASH_WINDOW, Backfill
 from .sources import CsvRows, RowSource, TableRows
 
 __all__ = [

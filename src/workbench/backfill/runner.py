@@ -10,13 +10,11 @@ whole batches only and a re-run completes it without duplicates.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -29,35 +27,15 @@ from ..engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event
 from ..errors import CoercionError
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
+from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
 from .sql import body_text, insert_many
 from .users import BatchedUsers
 
-STATUSES = ("processed", "idempotent", "no_mapping", "invalid", "failed", "queued")
-# Statuses whose rows go to the failures file: nothing was (or could be) applied for them.
-FAILURE_STATUSES = ("invalid", "failed", "no_mapping")
 # How long content-hash keys are remembered when the config has no idempotency of its own:
 # as long as the event log keeps its entries.
 HASH_WINDOW = timedelta(days=30)
 DEFAULT_BATCH = 500
-
-
-@dataclass
-class BackfillSummary:
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
-    seconds: float = 0.0
-    interrupted: bool = False
-
-    @property
-    def rows(self) -> int:
-        return sum(self.counts.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.counts)
-        out["seconds"] = round(self.seconds, 3)
-        if self.interrupted:
-            out["interrupted"] = True
-        return out
 
 
 @dataclass(slots=True)
@@ -148,7 +126,7 @@ class Backfill:
         summary = BackfillSummary()
         started = time.perf_counter()
         total = source.total if limit is None else min(limit, source.total or limit)
-        writer = _FailureWriter(failures, source.header) if failures else None
+        writer = FailureWriter(failures, source.header) if failures else None
         bar = tqdm(
             total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
         )
@@ -403,20 +381,3 @@ def _identified_ids(batch: list[_Row]) -> list[str]:
                 if mapping.action == "users_identify":
                     ids.append(result.payload["id"])
     return ids
-
-
-class _FailureWriter:
-    """The failures file: each row as exported, plus `_row_number`, `_status` and `_reason`."""
-
-    def __init__(self, path: str | os.PathLike, header: list[str]):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
-        self.writer = csv.writer(self.file, quoting=csv.QUOTE_ALL)
-        self.writer.writerow([*header, "_row_number", "_status", "_reason"])
-
-    def write(self, row: _Row) -> None:
-        cells = ["" if c is None else c for c in row.cells]
-        self.writer.writerow([*cells, row.number, row.status, row.reason or ""])
-
-    def close(self) -> None:
-        self.file.close()
