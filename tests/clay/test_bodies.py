@@ -96,3 +96,22 @@ def test_default_body_takes_every_non_empty_column():
         "event": "lead.enriched",
     }
     assert row_to_body({"Event": "contact.updated"}, None, "lead.enriched") == {"event": "contact.updated"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["clay_leads_sample.csv", "clay_bom_crlf.csv", "clay_duplicate_headers.csv", "clay_header_only.csv"],
+)
+@pytest.mark.parametrize("with_template", [True, False])
+def test_compiled_bodies_equal_row_to_body(name, with_template):
+    from workbench.clay import ExportReader, body_builder
+
+    from .conftest import SAMPLES
+
+    template = load_config(CONFIG).body_template if with_template else None
+    template = (template or {}) | {"zip": "Zip Code", "gone": "No Such Column"} if with_template else None
+    with ExportReader(SAMPLES / name) as reader:
+        build = body_builder(reader.columns, template, "lead.enriched")
+        for _, cells in reader.rows():
+            row = dict(zip(reader.columns, cells, strict=True))
+            assert build(cells) == row_to_body(row, template, "lead.enriched")

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..clay import row_to_body, template_event
+from ..clay import body_builder, template_event
 from ..clay.bodies import DEFAULT_EVENT
 from ..config import SourceConfig
 from ..engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event_id, normalize_headers, utcnow
@@ -130,6 +130,7 @@ class Backfill:
         bar = tqdm(
             total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
         )
+        build = body_builder(source.columns, self.template, self.default_event)
         try:
             batch: list[_Row] = []
             for number, cells in source.rows():
@@ -137,11 +138,11 @@ class Backfill:
                     break
                 batch.append(_Row(number, cells))
                 if len(batch) >= self.batch_size:
-                    self._flush(batch, source.columns, summary, writer)
+                    self._flush(batch, build, summary, writer)
                     bar.update(len(batch))
                     batch = []
             if batch:
-                self._flush(batch, source.columns, summary, writer)
+                self._flush(batch, build, summary, writer)
                 bar.update(len(batch))
         except KeyboardInterrupt:
             summary.interrupted = True
@@ -154,9 +155,9 @@ class Backfill:
 
     # -- one batch ----------------------------------------------------------------------
 
-    def _flush(self, batch: list[_Row], columns: list[str], summary: BackfillSummary, writer) -> None:
+    def _flush(self, batch: list[_Row], build, summary: BackfillSummary, writer) -> None:
         try:
-            self._run_batch(batch, columns)
+            self._run_batch(batch, build)
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot write the event log in {self.store!r} ({type(exc).__name__}: {exc}); "
@@ -167,10 +168,10 @@ class Backfill:
             if writer and row.status in FAILURE_STATUSES:
                 writer.write(row)
 
-    def _run_batch(self, batch: list[_Row], columns: list[str]) -> None:
+    def _run_batch(self, batch: list[_Row], build) -> None:
         now = self.clock()
         for row in batch:
-            self._prepare(row, columns, now)
+            self._prepare(row, build, now)
         keyed = [r for r in batch if r.key is not None]
         if self.bind is not None:
             with self.store.engine.begin() as conn:
@@ -199,9 +200,9 @@ class Backfill:
             with self.store.engine.begin() as conn:
                 self._write(conn, batch, now)
 
-    def _prepare(self, row: _Row, columns: list[str], now: datetime) -> None:
+    def _prepare(self, row: _Row, build, now: datetime) -> None:
         try:
-            body = row_to_body(dict(zip(columns, row.cells, strict=True)), self.template, self.default_event)
+            body = build(row.cells)
         except CoercionError as exc:
             row.status, row.reason = (
                 "invalid",

@@ -1,7 +1,15 @@
 """Clay exports: reading and loading them into DuckDB, profiling columns, turning rows into the
 bodies the HTTP API column would POST, and printing that column's set-up."""
 
-from .bodies import DEFAULT_EVENT, META_COLUMNS, clean_cell, row_to_body, snake_case, template_event
+from .bodies import (
+    DEFAULT_EVENT,
+    META_COLUMNS,
+    body_builder,
+    clean_cell,
+    row_to_body,
+    snake_case,
+    template_event,
+)
 from .loading import LoadedExport, data_columns, load_export, quote, table_name_for
 from .profiling import ColumnProfile, detect_kind, profile
 from .reading import ExportError, ExportReader, read_columns, unique_columns
@@ -14,6 +22,7 @@ __all__ = [
     "ExportError",
     "ExportReader",
     "LoadedExport",
+    "body_builder",
     "body_text",
     "clean_cell",
     "data_columns",
