@@ -77,29 +77,46 @@ def config_path(tmp_path):
     return write_config(tmp_path / "clay.json", receiver_config())
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])
-def store_url(request, tmp_path):
-    """The receiver's tests run on both stores: a SQLite file, and a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'events.sqlite'}"
-    return request.getfixturevalue("postgres_url")
+STORES = ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])]
+
+
+def pytest_generate_tests(metafunc):
+    # Every test that opens a store runs on both; the `http` fixture picks its store itself.
+    if "store_url" in metafunc.fixturenames and "http" not in metafunc.fixturenames:
+        metafunc.parametrize("store_url", STORES, indirect=True)
+
+
+def store_url_for(kind: str, request) -> str:
+    """A SQLite file in the test's tmp_path, or a fresh PostgreSQL database."""
+    if kind == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{request.getfixturevalue('tmp_path') / 'events.sqlite'}"
+
+
+@pytest.fixture
+def store_url(request):
+    return store_url_for(getattr(request, "param", "sqlite"), request)
+
+
+def build_app(config_path, store_url, **overrides):
+    from workbench.receiver import create_app
+
+    config = {
+        "CONFIG_PATHS": [config_path],
+        "STORE_URL": store_url,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "ENVIRON": ENVIRON,
+        "RELOAD_INTERVAL": 0,
+        "TESTING": True,
+        **overrides,
+    }
+    return create_app(config)
 
 
 @pytest.fixture
 def make_app(config_path, store_url):
-    from workbench.receiver import create_app
-
     def make(**overrides):
-        config = {
-            "CONFIG_PATHS": [config_path],
-            "STORE_URL": store_url,
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "ENVIRON": ENVIRON,
-            "RELOAD_INTERVAL": 0,
-            "TESTING": True,
-            **overrides,
-        }
-        return create_app(config)
+        return build_app(config_path, store_url, **overrides)
 
     return make
 
@@ -188,12 +205,25 @@ class Served:
         self._log.close()
 
 
+def _served(base: Path, store_url: str):
+    config = write_config(base / "clay.json", receiver_config())
+    server = Served(config, store_url, log=base / "serve.log")
+    server.config_path = config
+    return server
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """One two-worker server for a test module, on its own config and store."""
     base = tmp_path_factory.mktemp("served")
-    config = write_config(base / "clay.json", receiver_config())
-    server = Served(config, f"sqlite:///{base / 'events.sqlite'}", log=base / "serve.log")
-    server.config_path = config
+    server = _served(base, f"sqlite:///{base / 'events.sqlite'}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def served_postgres(tmp_path_factory, postgres_server):
+    """The same on a PostgreSQL database of its own."""
+    server = _served(tmp_path_factory.mktemp("served-pg"), postgres_server.create_database())
     yield server
     server.stop()

@@ -10,7 +10,7 @@ from threading import Barrier
 
 import pytest
 
-from .conftest import ADMIN_TOKEN, NEXT_SECRET, SECRET, admin, auth, lead
+from .conftest import ADMIN_TOKEN, NEXT_SECRET, SECRET, admin, auth, build_app, lead, store_url_for
 
 
 class ClientTransport:
@@ -47,13 +47,25 @@ def _json(response):
         return None
 
 
-@pytest.fixture(params=["flask", pytest.param("gunicorn", marks=pytest.mark.slow)])
+POSTGRES = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture(
+    params=[
+        "flask",
+        pytest.param("flask-postgres", marks=POSTGRES),
+        pytest.param("gunicorn", marks=pytest.mark.slow),
+        pytest.param("gunicorn-postgres", marks=POSTGRES),
+    ]
+)
 def http(request):
-    if request.param == "flask":
-        transport = ClientTransport(request.getfixturevalue("client"))
+    server, _, store = request.param.partition("-")
+    if server == "flask":
+        app = build_app(request.getfixturevalue("config_path"), store_url_for(store or "sqlite", request))
+        transport = ClientTransport(app.test_client())
         transport.files = [request.getfixturevalue("tmp_path")]
         return transport
-    served = request.getfixturevalue("served")
+    served = request.getfixturevalue("served_postgres" if store else "served")
     transport = ServedTransport(served)
     transport.files = [served.config_path.parent]  # its database files and its server log
     return transport
