@@ -98,7 +98,9 @@ class PostgresServer:
     def create_database(self) -> str:
         """A fresh database; returns its SQLAlchemy URL."""
         name = f"wb_{uuid.uuid4().hex[:12]}"
-        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}")
+        self._run(
+            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}"
+        )
         return self.url(name)
 
     def close(self) -> None:
