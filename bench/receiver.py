@@ -176,7 +176,8 @@ def main() -> None:
     from workbench.store import Store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-receiver-"))
-    env = {**os.environ, "CLAY_SIGNING_SECRET_DEVELOPMENT": SECRET, "PYTHONPATH": str(tmp)}
+    pythonpath = os.pathsep.join(p for p in (str(tmp), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "CLAY_SIGNING_SECRET_DEVELOPMENT": SECRET, "PYTHONPATH": pythonpath}
     env.pop("WORKBENCH_ADMIN_TOKEN", None)
     template = json.dumps(clay_row())
     lua = LUA.replace("__TEMPLATE__", template).replace("__PATH__", PATH).replace("__SECRET__", SECRET)
