@@ -12,8 +12,8 @@ against a scratch database upgraded to the previous head.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from workbench.store.db import make_engine
 from workbench.store.migrate import VERSION_TABLE
 from workbench.store.schema import metadata
 
@@ -35,7 +35,7 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     run(connection)
 else:
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
+    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
     with engine.connect() as own:
         run(own)
     engine.dispose()
