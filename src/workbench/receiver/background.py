@@ -9,6 +9,8 @@ from os import PathLike
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from ..errors import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,8 @@ class RetryWorker:
             try:
                 self.runtime.reload_configs()
                 self.runtime.service.retry_due()
+            except StoreUnavailable as exc:  # an outage: one line per pass, not a traceback
+                log.warning("retry pass skipped: %s", exc)
             except Exception:  # keep retrying later; one bad pass must not end the loop
                 log.exception("retry pass failed")
 
