@@ -69,10 +69,12 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         cached = _PROCESSORS[cache_key] = (tuple(zip(names, processors, strict=True)), sql)
     pairs, sql = cached
-    params = [
-        tuple(v if p is None or v is None else p(v) for n, p in pairs for v in (row[n],)) for row in rows
-    ]
-    conn.exec_driver_sql(sql, params)
+    # Column by column: one comprehension per column is far cheaper than a generator per row.
+    columns = []
+    for name, process in pairs:
+        values = [row[name] for row in rows]
+        columns.append(values if process is None else [None if v is None else process(v) for v in values])
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def body_text(body: Any) -> str:
