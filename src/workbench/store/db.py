@@ -17,6 +17,7 @@ from ..errors import StoreUnavailable, WorkbenchError
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_AUTOCHECKPOINT_PAGES = 4000
+POLL_SECONDS = 0.00005
 # A database server that is down answers at once; one that is unreachable must not hang a request.
 CONNECT_TIMEOUT_SECONDS = 5
 READ = {"workbench_read": True}  # execution option: a read-only transaction on SQLite (plain BEGIN)
@@ -129,7 +130,7 @@ def _begin_immediate(dbapi_connection) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout = 0")
-        delay, deadline = 0.0001, None
+        started = None
         while True:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
@@ -138,11 +139,12 @@ def _begin_immediate(dbapi_connection) -> None:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
                 now = time.monotonic()
-                deadline = deadline or now + BUSY_TIMEOUT_MS / 1000
-                if now >= deadline:
+                started = started or now
+                waited = now - started
+                if waited >= BUSY_TIMEOUT_MS / 1000:
                     raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.002)
+                # Other writers hold the lock for well under a millisecond: poll often at first.
+                time.sleep(POLL_SECONDS if waited < 0.005 else min(0.002, waited / 8))
     finally:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.close()
