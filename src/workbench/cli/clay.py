@@ -12,7 +12,7 @@ from . import main
 DEFAULT_DB = "data/workbench.duckdb"
 
 
-def _connect(db: str):
+def _connect(db: str, read_only: bool = False):
     import duckdb
 
     from ..errors import WorkbenchError
@@ -20,7 +20,7 @@ def _connect(db: str):
     if db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return duckdb.connect(db)
+        return duckdb.connect(db, read_only=read_only)
     except duckdb.Error as exc:
         raise WorkbenchError(
             f"cannot open the DuckDB database {db} ({exc}); if a notebook holds it, shut that kernel down"
@@ -132,7 +132,8 @@ def backfill(
     --batch-size rows. Re-running is safe: rows that already succeeded are counted `idempotent`
     and not applied again. When the config has no idempotency key, the backfill keys each row
     by a SHA-256 content hash of its body (remembered 30 days). Stopping it (Ctrl-C, or even a
-    kill) and running it again completes it without duplicates. Ends with one JSON line of
+    kill) and running it again completes it without duplicates (with the knock sink, the batch
+    in flight may be sent again). Ends with one JSON line of
     counts by status and `seconds`. With the knock sink, users are identified in bulk and the
     sink's `rate_per_second` option paces every call.
     """
@@ -148,17 +149,22 @@ def backfill(
         raise click.UsageError("give either an EXPORT.csv file or --table NAME (not both)")
     cfg = load_config(config)
     cfg.environment(env)
-    store = Store(store_url or DEFAULT_STORE_URL)
-    sink = make_sink(cfg.environment(env).sink, store, os.environ)
     con = None
     if table is not None:
         if not Path(db).exists():
             raise click.UsageError(f"no DuckDB database at {db}; load an export first with `workbench load`")
-        con = _connect(db)
-        source = TableRows(con, table)
+        con = _connect(db, read_only=True)
+        try:
+            source = TableRows(con, table)
+        except BaseException:
+            con.close()
+            raise
     else:
-        source = CsvRows(export)
+        source = CsvRows(export)  # a file that is not an export is refused before anything is written
+    store = None
     try:
+        store = Store(store_url or DEFAULT_STORE_URL)
+        sink = make_sink(cfg.environment(env).sink, store, os.environ)
         job = Backfill(
             cfg,
             env,
@@ -181,7 +187,8 @@ def backfill(
         source.close()
         if con is not None:
             con.close()
-        store.close()
+        if store is not None:
+            store.close()
     click.echo(json.dumps(summary.to_dict()))
     if summary.interrupted:
         click.echo("Interrupted: run the same command again to complete the backfill.", err=True)
