@@ -68,3 +68,12 @@ def test_prune_keeps_recent_events(store, store_url):
     assert store.get_event(old) is None and store.get_event(new) is not None
     code, out = run("prune", "--store", store_url, "--days", "1")
     assert json.loads(out)["deleted_events"] == 1
+
+
+def test_replay_goes_on_past_an_event_it_cannot_replay(service, store, store_url, config_path, tmp_path):
+    failed = post(service, lead(email="")).body["id"]
+    other = store.record_received(SourceEvent(b"{}"), "hubspot", "production")
+    code, out = run("replay", other, failed, "--store", store_url, "--config", str(config_path))
+    assert code == 0, out
+    assert f"{other}: not replayed: no source `hubspot`" in out
+    assert json.loads(out.strip().splitlines()[-1]) == {"replayed": 2, "statuses": {"error": 1, "failed": 1}}

@@ -122,6 +122,7 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
     """
     import json
 
+    from ..errors import WorkbenchError
     from ..service import ConfigSet, SourceService
     from ..store import DEFAULT_STORE_URL, Store
 
@@ -140,7 +141,12 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
                 click.echo(f"{event_id}: not in the log", err=True)
                 counts["not_found"] = counts.get("not_found", 0) + 1
                 continue
-            after = service.replay(event_id)
+            try:
+                after = service.replay(event_id)
+            except WorkbenchError as exc:  # e.g. its source is not among the configs: go on with the rest
+                click.echo(f"{event_id}: not replayed: {exc}", err=True)
+                counts["error"] = counts.get("error", 0) + 1
+                continue
             counts[after["status"]] = counts.get(after["status"], 0) + 1
             line = f"{event_id}: {before['status']} -> {after['status']}"
             problems = [
