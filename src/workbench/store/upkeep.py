@@ -1,0 +1,90 @@
+"""Work on the log beside the requests: handing due retries out, finding stalled events, retention."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from ..engine import utcnow
+from .schema import actions, events, idempotency_keys
+
+
+class Upkeep:
+    """Part of `Store`: needs its `transaction()` and `retry` policy."""
+
+    def claim_due(self, now: datetime | None = None, limit: int = 100) -> list[str]:
+        """Events with queued actions whose next attempt is due, claimed for one lease.
+
+        Claiming pushes the actions' next attempt past the lease in the same transaction, so
+        several processes retrying at once never pick the same event. On PostgreSQL the event
+        rows are locked with SKIP LOCKED, so a process passes over the events another one is
+        claiming instead of waiting for it; SQLite's write lock already serialises claims.
+        """
+        now = now or utcnow()
+        lease_end = now + timedelta(seconds=self.retry.lease_seconds)
+        claimed = []
+        due_events = select(actions.c.event_id).where(
+            actions.c.status == "queued", actions.c.next_attempt_at <= now
+        )
+        with self.transaction() as c:
+            due = c.execute(
+                select(events.c.id)
+                .where(events.c.id.in_(due_events))
+                .order_by(events.c.received_at, events.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+            for event_id in list(due):
+                # Re-checked row by row: another process may have claimed it since the SELECT began.
+                taken = c.execute(
+                    update(actions)
+                    .where(
+                        actions.c.event_id == event_id,
+                        actions.c.status == "queued",
+                        actions.c.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=lease_end)
+                ).rowcount
+                if taken:
+                    claimed.append(event_id)
+        return claimed
+
+    def claim_stalled(
+        self, older_than: timedelta, now: datetime | None = None, limit: int = 100
+    ) -> list[str]:
+        """Events still `received` long after arrival (their process died mid-way), claimed for a replay."""
+        now = now or utcnow()
+        before = now - older_than
+        claimed = []
+        with self.transaction() as c:
+            stalled = c.execute(
+                select(events.c.id)
+                .where(events.c.status == "received", events.c.updated_at <= before)
+                .order_by(events.c.received_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+            for event_id in list(stalled):
+                taken = c.execute(
+                    update(events)
+                    .where(
+                        events.c.id == event_id, events.c.status == "received", events.c.updated_at <= before
+                    )
+                    .values(updated_at=now)
+                ).rowcount
+                if taken:
+                    claimed.append(event_id)
+        return claimed
+
+    def prune(self, older_than_days: float = 30, now: datetime | None = None) -> int:
+        """Delete events received more than `older_than_days` ago (with their actions) and expired
+        idempotency keys; returns the number of events deleted."""
+        now = now or utcnow()
+        cutoff = now - timedelta(days=older_than_days)
+        old = select(events.c.id).where(events.c.received_at < cutoff)
+        with self.transaction() as c:
+            c.execute(delete(actions).where(actions.c.event_id.in_(old)))
+            deleted = c.execute(delete(events).where(events.c.received_at < cutoff)).rowcount
+            c.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
+        return deleted
