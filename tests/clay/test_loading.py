@@ -84,6 +84,8 @@ def test_duplicate_headers_get_clay_style_suffixes(con):
     row = rows_of(con, loaded.table)[0]
     assert (row["Email"], row["Email (2)"]) == ("jane@acme.com", "jane.doe@acme.com")
     assert unique_columns(["A", "A", "A (2)", "", "A"]) == ["A", "A (2)", "A (2) (2)", "Column 4", "A (3)"]
+    # DuckDB column names ignore case, so these are repeats too.
+    assert unique_columns(["Email", "email", "EMAIL"]) == ["Email", "email (2)", "EMAIL (3)"]
 
 
 def test_loading_the_same_file_twice_keeps_one_copy(con):

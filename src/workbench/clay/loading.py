@@ -63,7 +63,7 @@ def load_export(
     loaded_at = datetime.now(UTC)
     with ExportReader(path) as reader:
         columns = reader.columns
-        clash = [c for c in columns if c in META_COLUMNS]
+        clash = [c for c in columns if c.casefold() in META_COLUMNS]
         if clash:
             raise ExportError(
                 f"{path}: column {clash[0]!r} is a name the workbench adds itself; rename it in Clay"

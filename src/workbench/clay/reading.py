@@ -24,16 +24,19 @@ class ExportError(WorkbenchError):
 
 
 def unique_columns(names: list[str]) -> list[str]:
-    """Header names kept verbatim; a repeated name gets " (2)", " (3)"… as Clay shows it."""
+    """Header names kept verbatim; a repeated name gets " (2)", " (3)"… as Clay shows it.
+
+    Names that differ only in case count as repeated: DuckDB's column names are case-insensitive.
+    """
     seen: set[str] = set()
     out = []
     for i, name in enumerate(names, start=1):
         base = name if name.strip() else f"Column {i}"
         candidate, n = base, 1
-        while candidate in seen:
+        while candidate.casefold() in seen:
             n += 1
             candidate = f"{base} ({n})"
-        seen.add(candidate)
+        seen.add(candidate.casefold())
         out.append(candidate)
     return out
 
