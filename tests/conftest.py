@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 from tests.fakes.knock import fake_knock  # noqa: F401  (the fake Knock API, for every test folder)
 from tests.support.postgres import PostgresServer, PostgresUnavailable
+
+# CI explores the same examples on every run, so a red build always points at the change that made it;
+# local runs keep Hypothesis' random exploration to find new cases.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
