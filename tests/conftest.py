@@ -8,6 +8,7 @@ import pytest
 from hypothesis import settings
 
 from tests.fakes.knock import fake_knock  # noqa: F401  (the fake Knock API, for every test folder)
+from tests.support.browser import browser  # noqa: F401  (Debian's Chromium, for the page tests)
 from tests.support.postgres import PostgresServer, PostgresUnavailable
 
 # CI explores the same examples on every run, so a red build always points at the change that made it;

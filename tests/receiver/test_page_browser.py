@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 import requests
 
 from .conftest import ADMIN_TOKEN, auth, receiver_config, write_config
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def browser():
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package")
-        pytest.skip(f"Debian's Chromium is not installed ({CHROMIUM}); apt-get install chromium to run this")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def test_replay_a_failed_event_from_the_page(browser, tmp_path):
