@@ -27,6 +27,7 @@ from ..engine import Engine, Outcome, Plan, SourceEvent, content_hash, new_event
 from ..errors import CoercionError
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
+from ..store.log import action_values
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
 from .sql import body_text, insert_many
@@ -293,17 +294,8 @@ class Backfill:
                 action_rows.append(
                     {
                         "event_id": row.event_id,
-                        "position": position,
                         "mapping": result.mapping,
-                        "action": result.action,
-                        "status": result.status,
-                        "params": result.params,
-                        "payload": result.payload,
-                        "result": result.result if result.error is None else None,
-                        "error": result.error,
-                        "attempts": attempts,
-                        "next_attempt_at": next_attempt,
-                        "updated_at": now,
+                        **action_values(result, position, attempts, next_attempt, now),
                     }
                 )
             event_rows.append(

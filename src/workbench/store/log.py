@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..engine import Outcome, SourceEvent, new_event_id, utcnow
+from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
 from .db import READ, StoreError, make_engine
 from .fast import Prepared
@@ -103,6 +103,24 @@ def _raw_body(event: SourceEvent) -> tuple[str, bytes | None]:
     if "\x00" in text:
         return text.replace("\x00", "\ufffd"), raw
     return text, None
+
+
+def action_values(
+    result: ActionResult, position: int, attempts: int, next_attempt: datetime | None, now: datetime
+) -> dict:
+    """The columns of one action-log row (without its event id and mapping)."""
+    return {
+        "position": position,
+        "action": result.action,
+        "status": result.status,
+        "params": result.params,
+        "payload": result.payload,
+        "result": result.result if result.error is None else None,
+        "error": result.error,
+        "attempts": attempts,
+        "next_attempt_at": next_attempt,
+        "updated_at": now,
+    }
 
 
 class Store(Upkeep):
@@ -235,18 +253,7 @@ class Store(Upkeep):
                         result.error = f"gave up after {attempts} attempts; last error: {result.error}"
                     else:
                         next_attempt = self.retry.next_attempt(now, attempts, result.retry_after)
-                values = {
-                    "position": position,
-                    "action": result.action,
-                    "status": result.status,
-                    "params": result.params,
-                    "payload": result.payload,
-                    "result": result.result if result.error is None else None,
-                    "error": result.error,
-                    "attempts": attempts,
-                    "next_attempt_at": next_attempt,
-                    "updated_at": now,
-                }
+                values = action_values(result, position, attempts, next_attempt, now)
                 seen.add(result.mapping)
                 if before is None:
                     inserts.append({"event_id": event_id, "mapping": result.mapping, **values})
