@@ -167,7 +167,7 @@ class SourceService:
         event = SourceEvent(body, headers, origin="live", received_at=self.clock())
         event_id = self.store.record_received(event, source, environment)
         try:
-            outcome = self._process(config, env, event)
+            outcome = self._process(config, env, event, new=True)
         except StoreUnavailable as exc:
             # Rolled back whole; the event stays `received`, which the retry worker finishes later.
             log.warning("processing %s interrupted: %s", event_id, exc)
@@ -193,18 +193,21 @@ class SourceService:
         except Exception:  # the event stays `received`, which the retry worker picks up later
             log.exception("could not mark %s as failed", event_id)
 
-    def _process(self, config: SourceConfig, env: Environment, event: SourceEvent) -> Outcome:
+    def _process(
+        self, config: SourceConfig, env: Environment, event: SourceEvent, new: bool = False
+    ) -> Outcome:
+        """Run an event and record its outcome; `new`: it was only just recorded (no actions yet)."""
         sink = self.sink_for(env)
         if getattr(sink, "transactional", False):
             # The sink's writes, the idempotency key and the action log commit together.
             with self.store.unit_of_work() as conn:
                 engine = Engine(config, env, sink.bind(conn), self.store.idempotency(conn), self.clock)
                 outcome = engine.process(event)
-                self.store.record_outcome(event.id, outcome, conn=conn, now=self.clock())
+                self.store.record_outcome(event.id, outcome, conn=conn, now=self.clock(), new=new)
             return outcome
         engine = Engine(config, env, sink, self.store.idempotency(), self.clock)
         outcome = engine.process(event)
-        self.store.record_outcome(event.id, outcome, now=self.clock())
+        self.store.record_outcome(event.id, outcome, now=self.clock(), new=new)
         return outcome
 
     # -- replays and retries ---------------------------------------------------------------

@@ -76,11 +76,13 @@ class Prepared:
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Run once; returns the row count."""
         sql, positional, names, processors, _ = self._for(conn)
+        # Parameters are converted (JSON, dates) before BEGIN: on SQLite that takes the write lock.
+        params = self._params(positional, names, processors, values)
         if not conn.in_transaction():  # SQLAlchemy's BEGIN (and its listeners) first
             conn.begin()
         cursor = self._cursor(conn)
         try:
-            cursor.execute(sql, self._params(positional, names, processors, values))
+            cursor.execute(sql, params)
             return cursor.rowcount
         except Exception as exc:
             raise self._wrap(conn, sql, exc) from exc
@@ -89,11 +91,12 @@ class Prepared:
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         sql, positional, names, processors, _ = self._for(conn)
+        params = [self._params(positional, names, processors, r) for r in rows]
         if not conn.in_transaction():
             conn.begin()
         cursor = self._cursor(conn)
         try:
-            cursor.executemany(sql, [self._params(positional, names, processors, r) for r in rows])
+            cursor.executemany(sql, params)
         except Exception as exc:
             raise self._wrap(conn, sql, exc) from exc
         finally:
@@ -102,11 +105,12 @@ class Prepared:
     def fetchall(self, conn: Connection, values: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Run a SELECT; rows as tuples with SQLAlchemy's result processing applied."""
         sql, positional, names, processors, results = self._for(conn)
+        params = self._params(positional, names, processors, values)
         if not conn.in_transaction():
             conn.begin()
         cursor = self._cursor(conn)
         try:
-            cursor.execute(sql, self._params(positional, names, processors, values))
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         except Exception as exc:
             raise self._wrap(conn, sql, exc) from exc

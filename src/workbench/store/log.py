@@ -220,20 +220,26 @@ class Store(Upkeep):
         *,
         now: datetime | None = None,
         applied: Iterable[str] | None = None,
+        new: bool = False,
     ) -> None:
         """Store an outcome and its actions (updating earlier ones by mapping).
 
         `applied` names the mappings handed to the sink in this pass (default: every action that
         was not skipped and is not an earlier success); each counts one attempt. A queued action
         gets its next attempt time, or becomes failed when it has had its last attempt; the
-        outcome is updated in place to match.
+        outcome is updated in place to match. `new`: the event was only just recorded, so it has
+        no earlier actions to look up.
         """
         now = now or utcnow()
         applied = set(applied) if applied is not None else None
         with self.transaction(conn) as c:
-            existing = {
-                row[1]: _Earlier(*row) for row in _ACTIONS_OF_EVENT.fetchall(c, {"event_key": event_id})
-            }
+            existing = (
+                {}
+                if new
+                else {
+                    row[1]: _Earlier(*row) for row in _ACTIONS_OF_EVENT.fetchall(c, {"event_key": event_id})
+                }
+            )
             inserts, seen = [], set()
             for position, result in enumerate(outcome.actions):
                 before = existing.get(result.mapping)
