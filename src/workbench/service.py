@@ -165,26 +165,31 @@ class SourceService:
         config, env = self.configs.environment(source, environment)
         verify(headers, env.secrets(self.environ))
         event = SourceEvent(body, headers, origin="live", received_at=self.clock())
-        event_id = self.store.record_received(event, source, environment)
-        try:
-            outcome = self._process(config, env, event, new=True)
-        except StoreUnavailable as exc:
-            # Rolled back whole; the event stays `received`, which the retry worker finishes later.
-            log.warning("processing %s interrupted: %s", event_id, exc)
-            message = f"{exc}; the row is logged as {event_id} and will be finished once the database is back"
-            return Reply(
-                503, {"id": event_id, "status": "unavailable", "event": None, "error": message, "actions": []}
-            )
-        except Exception as exc:
-            log.exception("processing %s crashed", event_id)
-            message = (
-                f"internal error while processing ({type(exc).__name__}); the event is logged as "
-                f"{event_id} and can be replayed"
-            )
-            self._mark_error(event_id, message)
-            return Reply(
-                500, {"id": event_id, "status": "error", "event": None, "error": message, "actions": []}
-            )
+        with self.store.connection() as conn:
+            # Committed here, before any action runs.
+            event_id = self.store.record_received(event, source, environment, conn=conn, commit=True)
+            try:
+                outcome = self._process(config, env, event, new=True, conn=conn)
+            except StoreUnavailable as exc:
+                # Rolled back whole; the event stays `received`, which the retry worker finishes later.
+                log.warning("processing %s interrupted: %s", event_id, exc)
+                message = (
+                    f"{exc}; the row is logged as {event_id} and will be finished once the database is back"
+                )
+                return Reply(
+                    503,
+                    {"id": event_id, "status": "unavailable", "event": None, "error": message, "actions": []},
+                )
+            except Exception as exc:
+                log.exception("processing %s crashed", event_id)
+                message = (
+                    f"internal error while processing ({type(exc).__name__}); the event is logged as "
+                    f"{event_id} and can be replayed"
+                )
+                self._mark_error(event_id, message)
+                return Reply(
+                    500, {"id": event_id, "status": "error", "event": None, "error": message, "actions": []}
+                )
         return Reply(HTTP_STATUS.get(outcome.status, 500), outcome.to_dict(event_id))
 
     def _mark_error(self, event_id: str, message: str) -> None:
@@ -194,13 +199,14 @@ class SourceService:
             log.exception("could not mark %s as failed", event_id)
 
     def _process(
-        self, config: SourceConfig, env: Environment, event: SourceEvent, new: bool = False
+        self, config: SourceConfig, env: Environment, event: SourceEvent, new: bool = False, conn=None
     ) -> Outcome:
-        """Run an event and record its outcome; `new`: it was only just recorded (no actions yet)."""
+        """Run an event and record its outcome; `new`: it was only just recorded (no actions yet).
+        With a transactional sink the work commits on `conn` when one is given."""
         sink = self.sink_for(env)
         if getattr(sink, "transactional", False):
             # The sink's writes, the idempotency key and the action log commit together.
-            with self.store.unit_of_work() as conn:
+            with self.store.unit_of_work(conn) as conn:
                 engine = Engine(config, env, sink.bind(conn), self.store.idempotency(conn), self.clock)
                 outcome = engine.process(event)
                 self.store.record_outcome(event.id, outcome, conn=conn, now=self.clock(), new=new)

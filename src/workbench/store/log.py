@@ -160,15 +160,26 @@ class Store(Upkeep):
             yield own
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Connection]:
-        """A connection whose transaction begins at its first statement and commits at the end."""
+    def connection(self) -> Iterator[Connection]:
+        """One pooled connection for several transactions in a row (a request's record, then its
+        processing), instead of a checkout (and on PostgreSQL a ping) for each."""
         with self.engine.connect() as conn:
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+            yield conn
+
+    @contextmanager
+    def unit_of_work(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A transaction that begins at its first statement and commits at the end; on `conn`
+        (which must not be in a transaction) when one is given."""
+        if conn is None:
+            with self.engine.connect() as own, self.unit_of_work(own) as c:
+                yield c
+            return
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -180,10 +191,13 @@ class Store(Upkeep):
 
     # -- writing --------------------------------------------------------------------------
 
-    def record_received(self, event: SourceEvent, source: str, environment: str, conn=None) -> str:
+    def record_received(
+        self, event: SourceEvent, source: str, environment: str, conn=None, *, commit: bool = False
+    ) -> str:
         """Log a verified request before anything else happens to it; returns its `evt_` id.
 
-        Sets `event.id` and `event.received_at` when they are not set yet.
+        Sets `event.id` and `event.received_at` when they are not set yet. Given `conn`, the row
+        is written in its transaction, which `commit` commits.
         """
         event.received_at = event.received_at or utcnow()
         event.id = event.id or new_event_id(event.received_at)
@@ -208,6 +222,8 @@ class Store(Upkeep):
         try:
             with self.transaction(conn) as c:
                 _INSERT_EVENT.execute(c, row)
+            if conn is not None and commit:
+                conn.commit()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot write the event log ({type(exc).__name__}): {exc}") from exc
         return event.id
