@@ -342,15 +342,7 @@ class Engine:
         self.sink = sink
         self.idempotency = idempotency
         self.clock = clock
-        # Per mapping: (param, resolver, required, spec). Plain paths resolve without the spec layer.
-        self._params = {
-            m.index: tuple(
-                (name, _resolver(spec), name in ACTION_TYPES[m.action].required, spec)
-                for name, spec in m.params.items()
-            )
-            for m in self.env.mappings
-        }
-        self._active_events = frozenset(m.event for m in self.env.mappings if m.active)
+        self._params, self._active_events = _prepared(self.env)
 
     # The three steps are public so the backfill and the designer can use them separately.
 
@@ -520,7 +512,29 @@ class Engine:
         return outcome
 
 
+# An engine is made per request; what it derives from its environment is derived once.
+_PREPARED: dict[int, tuple[Environment, dict, frozenset]] = {}
+
+
+def _prepared(env: Environment) -> tuple[dict, frozenset]:
+    """Per mapping: (param, resolver, required, spec), and the event types with an active mapping."""
+    found = _PREPARED.get(id(env))
+    if found is None or found[0] is not env:  # the entry holds `env`, so its id is not reused meanwhile
+        params = {
+            m.index: tuple(
+                (name, _resolver(spec), name in ACTION_TYPES[m.action].required, spec)
+                for name, spec in m.params.items()
+            )
+            for m in env.mappings
+        }
+        if len(_PREPARED) >= 64:  # configs reloaded many times: forget the old ones
+            _PREPARED.clear()
+        found = _PREPARED[id(env)] = (env, params, frozenset(m.event for m in env.mappings if m.active))
+    return found[1], found[2]
+
+
 def _resolver(spec):
+    """Plain paths resolve without the spec layer."""
     if type(spec) is PathValue and spec.as_ is None and spec.default is MISSING:
         return spec.path.resolve
     return spec.resolve

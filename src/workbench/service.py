@@ -147,6 +147,9 @@ class SourceService:
 
     def sink_for(self, env: Environment):
         """One sink per environment of the loaded configs; a reload starts afresh."""
+        entry = self._sinks.get(id(env))
+        if entry is not None and entry[1] is env and self._sinks_version == self.configs.version:
+            return entry[0]  # the common case, without the lock
         from .sinks import make_sink
 
         with self._sinks_lock:
