@@ -9,13 +9,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path as FilePath
 from typing import Any
 
 from .actions import ACTION_TYPES, EXECUTION_ORDER
 from .errors import ConfigError, PathError
-from .paths import Path, compile_path
-from .specs import COERCIONS, Condition, ValueSpec, compile_condition, compile_spec
+from .paths import MISSING, Path, compile_path
+from .specs import COERCIONS, Condition, PathValue, ValueSpec, compile_condition, compile_spec
 
 SINK_TYPES = ("local", "dry-run", "knock")
 DEFAULT_WINDOW_HOURS = 24
@@ -70,6 +71,12 @@ class ActionMapping:
     def __post_init__(self):
         object.__setattr__(self, "key", f"{self.index}:{self.action}")
 
+    @cached_property
+    def resolvers(self) -> tuple[tuple[str, Any, bool, ValueSpec], ...]:
+        """Per param: (name, resolve, required, spec), derived once; plain paths skip the spec layer."""
+        required = ACTION_TYPES[self.action].required
+        return tuple((name, _resolver(spec), name in required, spec) for name, spec in self.params.items())
+
 
 @dataclass(frozen=True)
 class Environment:
@@ -79,6 +86,11 @@ class Environment:
     sink: SinkConfig
     mappings: tuple[ActionMapping, ...]
     by_event: Mapping[str, tuple[ActionMapping, ...]]
+
+    @cached_property
+    def active_events(self) -> frozenset[str]:
+        """Event types with at least one active mapping."""
+        return frozenset(m.event for m in self.mappings if m.active)
 
     def mappings_for(self, event: str) -> tuple[ActionMapping, ...]:
         """This event's mappings, in Knock's execution order (config order within a type)."""
@@ -481,3 +493,9 @@ def save_config(data: Mapping[str, Any], path: str | os.PathLike) -> SourceConfi
     tmp.write_text(dump_config(data), encoding="utf-8")
     os.replace(tmp, target)
     return config
+
+
+def _resolver(spec: ValueSpec):
+    if type(spec) is PathValue and spec.as_ is None and spec.default is MISSING:
+        return spec.path.resolve
+    return spec.resolve

@@ -18,11 +18,10 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .actions import ACTION_TYPES, normalize
+from .actions import normalize
 from .config import ActionMapping, Environment, SourceConfig
 from .errors import CoercionError, InvalidBody, SinkError, TransientSinkError
 from .paths import MISSING, is_nothing
-from .specs import PathValue
 
 ORIGINS = ("live", "backfill", "replay")
 MAX_DEPTH = 100
@@ -342,7 +341,6 @@ class Engine:
         self.sink = sink
         self.idempotency = idempotency
         self.clock = clock
-        self._params, self._active_events = _prepared(self.env)
 
     # The three steps are public so the backfill and the designer can use them separately.
 
@@ -372,7 +370,7 @@ class Engine:
             )
         mappings = self.env.mappings_for(event_type)
         outcome = Outcome("processed", event_type, body=body)
-        if event_type not in self._active_events:
+        if event_type not in self.env.active_events:
             outcome.status = "no_mapping"
             outcome.error = (
                 f"no active mapping for event `{event_type}` in environment `{self.env.name}`; "
@@ -403,7 +401,7 @@ class Engine:
                 return result
         payload: dict[str, Any] = {}
         errors: list[str] = []
-        for name, resolve, required, spec in self._params[mapping.index]:
+        for name, resolve, required, spec in mapping.resolvers:
             try:
                 value = resolve(context)
             except CoercionError as exc:
@@ -510,31 +508,3 @@ class Engine:
             else:
                 self.idempotency.release(scope, key)
         return outcome
-
-
-# An engine is made per request; what it derives from its environment is derived once.
-_PREPARED: dict[int, tuple[Environment, dict, frozenset]] = {}
-
-
-def _prepared(env: Environment) -> tuple[dict, frozenset]:
-    """Per mapping: (param, resolver, required, spec), and the event types with an active mapping."""
-    found = _PREPARED.get(id(env))
-    if found is None or found[0] is not env:  # the entry holds `env`, so its id is not reused meanwhile
-        params = {
-            m.index: tuple(
-                (name, _resolver(spec), name in ACTION_TYPES[m.action].required, spec)
-                for name, spec in m.params.items()
-            )
-            for m in env.mappings
-        }
-        if len(_PREPARED) >= 64:  # configs reloaded many times: forget the old ones
-            _PREPARED.clear()
-        found = _PREPARED[id(env)] = (env, params, frozenset(m.event for m in env.mappings if m.active))
-    return found[1], found[2]
-
-
-def _resolver(spec):
-    """Plain paths resolve without the spec layer."""
-    if type(spec) is PathValue and spec.as_ is None and spec.default is MISSING:
-        return spec.path.resolve
-    return spec.resolve
