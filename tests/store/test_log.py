@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from workbench.engine import ActionResult, Outcome, SourceEvent
 from workbench.retry import RetryPolicy
 from workbench.store import Store, StoreError, actions, idempotency_keys
+from workbench.store.db import READ
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -226,6 +227,10 @@ def test_sqlite_store_uses_wal_and_creates_its_folder(sqlite_url, tmp_path):
         assert (tmp_path / "data" / "workbench.sqlite").exists()
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            # A writer waits for the lock in BEGIN IMMEDIATE (its own short polls), then holds it.
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 0
+        # A reader on the same pooled connection waits on SQLite's own timeout again.
+        with store.engine.connect().execution_options(**READ) as conn, conn.begin():
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
     finally:
         store.close()

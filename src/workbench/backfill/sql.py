@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import msgspec
 from sqlalchemy import JSON, DateTime
 
+from ..store.fast import json_processor, json_text
+
 _PROCESSORS: dict[tuple, tuple] = {}
-_ENCODER = msgspec.json.Encoder()
-
-
-def _json_processor(fallback):
-    """JSON text by msgspec (several times faster than json.dumps); anything it cannot encode
-    goes the store's own way."""
-
-    def process(value):
-        try:
-            return _ENCODER.encode(value).decode("utf-8")
-        except (TypeError, msgspec.EncodeError, OverflowError):
-            return fallback(value)
-
-    return process
 
 
 def _memo_processor(process):
@@ -59,7 +45,7 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
             column_type = table.c[name].type
             processor = column_type.bind_processor(conn.dialect)
             if isinstance(column_type, JSON) and processor is not None:
-                processor = _json_processor(processor)
+                processor = json_processor(processor)
             elif processor is not None and DateTime in (
                 type(column_type),
                 type(getattr(column_type, "impl", None)),
@@ -79,7 +65,4 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
 
 def body_text(body: Any) -> str:
     """A backfilled body as the event log keeps it: the JSON the HTTP API column would have sent."""
-    try:
-        return _ENCODER.encode(body).decode("utf-8")
-    except (TypeError, msgspec.EncodeError, OverflowError):
-        return json.dumps(body, ensure_ascii=False, default=str)
+    return json_text(body)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
+from ..store.fast import json_text
 from .app import runtime
 
 ingest = Blueprint("ingest", __name__)
@@ -21,4 +22,7 @@ def receive(source: str, environment: str):
     rt.reload_configs()
     body = request.get_data(cache=False)
     reply = rt.service.receive(source, environment, list(request.headers.items()), body)
-    return jsonify(reply.body), reply.http_status
+    # The reply is plain JSON data holding whole payloads: encoded by msgspec, not json.dumps.
+    return current_app.response_class(
+        json_text(reply.body) + "\n", status=reply.http_status, mimetype="application/json"
+    )

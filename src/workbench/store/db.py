@@ -106,6 +106,7 @@ def _tune_sqlite(engine: Engine, wal: bool) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _record.info["busy_timeout"] = BUSY_TIMEOUT_MS
         if wal:
             cursor.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a crashed process (not a power cut) at far fewer fsyncs.
@@ -117,37 +118,46 @@ def _tune_sqlite(engine: Engine, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection):
+        fairy = conn.connection
         if conn.get_execution_options().get("workbench_read"):
+            _set_busy_timeout(fairy, BUSY_TIMEOUT_MS)
             conn.exec_driver_sql("BEGIN")
         else:
-            _begin_immediate(conn.connection.dbapi_connection)
+            _begin_immediate(fairy)
 
 
-def _begin_immediate(dbapi_connection) -> None:
+def _set_busy_timeout(fairy, milliseconds: int) -> None:
+    """Set SQLite's busy timeout on a pooled connection, unless it is set so already."""
+    if fairy.info.get("busy_timeout") != milliseconds:
+        fairy.dbapi_connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+        fairy.info["busy_timeout"] = milliseconds
+
+
+def _begin_immediate(fairy) -> None:
     """BEGIN IMMEDIATE: a writer takes the write lock up front, so two processes never deadlock
     upgrading a read lock. Waiting for the lock is done here in short steps: SQLite's own busy
-    handler sleeps 1, 2, 5, 10… ms, far longer than the transactions it waits for."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA busy_timeout = 0")
-        started = None
-        while True:
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                now = time.monotonic()
-                started = started or now
-                waited = now - started
-                if waited >= BUSY_TIMEOUT_MS / 1000:
-                    raise
-                # Other writers hold the lock for well under a millisecond: poll often at first.
-                time.sleep(POLL_SECONDS if waited < 0.005 else min(0.002, waited / 8))
-    finally:
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.close()
+    handler sleeps 1, 2, 5, 10… ms, far longer than the transactions it waits for.
+
+    The connection's busy timeout stays 0 after this: once the write lock is held, nothing in the
+    transaction waits on another connection, and the next write begins the same way. A read
+    transaction sets it back first (see `on_begin`)."""
+    _set_busy_timeout(fairy, 0)
+    dbapi_connection = fairy.dbapi_connection
+    started = None
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            now = time.monotonic()
+            started = started or now
+            waited = now - started
+            if waited >= BUSY_TIMEOUT_MS / 1000:
+                raise
+            # Other writers hold the lock for well under a millisecond: poll often at first.
+            time.sleep(POLL_SECONDS if waited < 0.005 else min(0.002, waited / 8))
 
 
 def _insert(conn: Connection, table: Table):
