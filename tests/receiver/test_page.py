@@ -6,6 +6,8 @@ import base64
 import json
 import re
 
+from sqlalchemy import event
+
 from .conftest import ADMIN_TOKEN, auth, lead, receiver_config, write_config
 
 DEV = "/sources/clay/development"
@@ -81,3 +83,26 @@ def test_replay_form_redirects_back_to_the_event(client, config_path):
 def test_unknown_environment_page_is_404(client):
     r = client.get("/sources/clay/staging", headers=BROWSER)
     assert r.status_code == 404 and "staging" in r.get_json()["error"]
+
+
+def test_page_runs_the_same_few_statements_however_many_events_it_shows(app, client):
+    for n in range(50):
+        post(client, lead(email=f"lead{n}@acme.com" if n % 3 else ""))
+    seen = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    engine = app.extensions["workbench"].store.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        html = page(client)
+        for_fifty = len(seen)
+        seen.clear()
+        page(client, "?limit=5")
+        for_five = len(seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(re.findall(r'<details class="event" id="evt_', html)) == 50
+    # Listing, the entries (events, then their actions) and the summary: not one query per row.
+    assert for_fifty == for_five <= 10

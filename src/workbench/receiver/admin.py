@@ -192,10 +192,9 @@ def page(source: str, environment: str):
     rt.reload_configs()
     _, env = rt.environment(source, environment)
     filters = _filters()
-    events = [
-        rt.store.get_event(item["id"]) or item
-        for item in rt.store.list_events(source, environment, **filters)
-    ]
+    listed = rt.store.list_events(source, environment, **filters)
+    entries = rt.store.get_events(item["id"] for item in listed)
+    events = [entries.get(item["id"]) or item for item in listed]
     summary = rt.store.status_summary(source, environment)
     event_types = sorted({m.event for m in env.mappings} | {e["event"] for e in events if e.get("event")})
     return render_template(

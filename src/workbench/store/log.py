@@ -26,6 +26,8 @@ DEFAULT_STORE_URL = "sqlite:///data/workbench.sqlite"
 EVENT_STATUSES = ("received", "processed", "idempotent", "no_mapping", "queued", "invalid", "failed")
 # Statuses a replay can change: the ones where some action did not (yet) succeed.
 REPLAYABLE = ("received", "queued", "failed")
+# Ids per `IN (...)` when loading many entries: well under SQLite's and PostgreSQL's parameter limits.
+_IN_CHUNK = 500
 
 
 # The request path's statements, compiled once and run on the driver's cursor (see `fast`).
@@ -120,6 +122,42 @@ def action_values(
         "attempts": attempts,
         "next_attempt_at": next_attempt,
         "updated_at": now,
+    }
+
+
+def _entry(row) -> dict[str, Any]:
+    """One `events` row as a log entry, its actions still to be added."""
+    return {
+        "id": row.id,
+        "received_at": iso(row.received_at),
+        "source": row.source,
+        "environment": row.environment,
+        "origin": row.origin,
+        "event": row.event,
+        "status": row.status,
+        "body": row.body,
+        "headers": row.headers or {},
+        "idempotency_key": row.idempotency_key,
+        "idempotency_note": row.idempotency_note,
+        "error": row.error,
+        "replays": row.replays,
+        "updated_at": iso(row.updated_at),
+        "actions": [],
+    }
+
+
+def _action(row) -> dict[str, Any]:
+    """One `actions` row as it appears in a log entry."""
+    return {
+        "action": row.action,
+        "status": row.status,
+        "payload": row.payload,
+        "params": row.params,
+        "result": row.result,
+        "error": row.error,
+        "mapping": row.mapping,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at),
     }
 
 
@@ -321,43 +359,34 @@ class Store(Upkeep):
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         """The whole log entry, or None."""
+        return self.get_events([event_id]).get(event_id)
+
+    def get_events(self, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Whole log entries by id, as `get_event` gives them; ids not in the log are left out.
+
+        One read transaction, and two queries per `_IN_CHUNK` ids (the events, then their actions),
+        however many actions each has.
+        """
+        ids = list(dict.fromkeys(event_ids))
+        entries: dict[str, dict[str, Any]] = {}
+        if not ids:
+            return entries
         with self._read() as c:
-            row = c.execute(select(events).where(events.c.id == event_id)).first()
-            if row is None:
-                return None
-            rows = c.execute(
-                select(actions).where(actions.c.event_id == event_id).order_by(actions.c.position)
-            ).all()
-        return {
-            "id": row.id,
-            "received_at": iso(row.received_at),
-            "source": row.source,
-            "environment": row.environment,
-            "origin": row.origin,
-            "event": row.event,
-            "status": row.status,
-            "body": row.body,
-            "headers": row.headers or {},
-            "idempotency_key": row.idempotency_key,
-            "idempotency_note": row.idempotency_note,
-            "error": row.error,
-            "replays": row.replays,
-            "updated_at": iso(row.updated_at),
-            "actions": [
-                {
-                    "action": a.action,
-                    "status": a.status,
-                    "payload": a.payload,
-                    "params": a.params,
-                    "result": a.result,
-                    "error": a.error,
-                    "mapping": a.mapping,
-                    "attempts": a.attempts,
-                    "next_attempt_at": iso(a.next_attempt_at),
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                found = {
+                    row.id: _entry(row) for row in c.execute(select(events).where(events.c.id.in_(chunk)))
                 }
-                for a in rows
-            ],
-        }
+                if not found:
+                    continue
+                for a in c.execute(
+                    select(actions)
+                    .where(actions.c.event_id.in_(list(found)))
+                    .order_by(actions.c.event_id, actions.c.position, actions.c.id)
+                ):
+                    found[a.event_id]["actions"].append(_action(a))
+                entries.update(found)
+        return entries
 
     def raw_body(self, event_id: str) -> bytes | str | None:
         """The body exactly as received (bytes when it was not UTF-8), for replays."""
