@@ -194,6 +194,30 @@ def test_backfilled_events_read_back_through_the_store(store):
     assert store.list_events("clay", "development", status="processed", limit=1)[0]["origin"] == "backfill"
 
 
+def test_backfilled_times_are_stored_as_live_events_store_them(store):
+    """A whole second (no microseconds) is where SQLite's own default adapter and the store's
+    column type write different text; every time column of a backfill uses the store's form."""
+    from datetime import UTC, datetime
+
+    from workbench.engine import SourceEvent
+
+    whole_second = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    run(store, export=SAMPLES / "clay_bom_crlf.csv", clock=lambda: whole_second)
+    store.record_received(SourceEvent(b"{}", {}, received_at=whole_second), "clay", "live")
+    stored = {
+        table: rows(store, f"SELECT DISTINCT {column} FROM {table}")
+        for table, column in (
+            ("events", "received_at"),
+            ("events", "updated_at"),
+            ("actions", "updated_at"),
+            ("idempotency_keys", "created_at"),
+        )
+    }
+    assert set(stored["events"]) == {("2026-03-04 05:06:07.000000",)}
+    for table, values in stored.items():
+        assert values == [("2026-03-04 05:06:07.000000",)], table
+
+
 def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
     """The batched user writes give the very records LocalSink gives, row by row."""
     from workbench.engine import Engine, SourceEvent

@@ -4,27 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
-
-from ..store.fast import json_processor, json_text
+from ..store.fast import bind_processor, json_text
 
 _PROCESSORS: dict[tuple, tuple] = {}
-
-
-def _memo_processor(process):
-    """One batch binds the same few datetimes thousands of times: convert each once."""
-    memo: dict[Any, Any] = {}
-
-    def convert(value):
-        try:
-            return memo[value]
-        except KeyError:
-            if len(memo) > 64:
-                memo.clear()
-            result = memo[value] = process(value)
-            return result
-
-    return convert
 
 
 def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
@@ -40,18 +22,7 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
     cache_key = (table.name, names, id(conn.dialect))
     cached = _PROCESSORS.get(cache_key)
     if cached is None:
-        processors = []
-        for name in names:
-            column_type = table.c[name].type
-            processor = column_type.bind_processor(conn.dialect)
-            if isinstance(column_type, JSON) and processor is not None:
-                processor = json_processor(processor)
-            elif processor is not None and DateTime in (
-                type(column_type),
-                type(getattr(column_type, "impl", None)),
-            ):
-                processor = _memo_processor(processor)
-            processors.append(processor)
+        processors = [bind_processor(table.c[name].type, conn.dialect, batch=True) for name in names]
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         cached = _PROCESSORS[cache_key] = (tuple(zip(names, processors, strict=True)), sql)
     pairs, sql = cached

@@ -10,6 +10,19 @@ from .app import runtime
 ingest = Blueprint("ingest", __name__)
 
 
+def _headers(environ: dict) -> dict[str, str]:
+    """The request's headers by lower-case name, straight from the WSGI environ (the server has
+    already joined repeated headers)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        value = environ.get(key)
+        if value:
+            headers[name] = value
+    return headers
+
+
 @ingest.get("/healthz")
 def healthz():
     return jsonify({"status": "ok"})
@@ -21,7 +34,7 @@ def receive(source: str, environment: str):
     rt = runtime()
     rt.reload_configs()
     body = request.get_data(cache=False)
-    reply = rt.service.receive(source, environment, list(request.headers.items()), body)
+    reply = rt.service.receive(source, environment, _headers(request.environ), body)
     # The reply is plain JSON data holding whole payloads: encoded by msgspec, not json.dumps.
     return current_app.response_class(
         json_text(reply.body) + "\n", status=reply.http_status, mimetype="application/json"

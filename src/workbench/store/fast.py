@@ -59,16 +59,35 @@ def _last_value_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]
     return convert
 
 
-def bind_processor(column_type: TypeEngine, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """The column type's own bind processor; on SQLite, JSON goes through msgspec and a repeated
-    datetime is converted once. Values are never None here."""
+def _memo_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A batch binds the same few datetimes thousands of times: convert each once."""
+    memo: dict[Any, Any] = {}
+
+    def convert(value):
+        try:
+            return memo[value]
+        except KeyError:
+            if len(memo) > 64:
+                memo.clear()
+            result = memo[value] = process(value)
+            return result
+
+    return convert
+
+
+def bind_processor(
+    column_type: TypeEngine, dialect: Dialect, *, batch: bool = False
+) -> Callable[[Any], Any] | None:
+    """The column type's own bind processor for `dialect` (a TypeDecorator's included); on
+    SQLite, JSON goes through msgspec and repeated datetimes are converted once (the last one, or
+    with `batch` the last few dozen). Values are never None here."""
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if process is None or dialect.name != "sqlite":
         return process
     if isinstance(column_type, JSON):
         return json_processor(process)
     if isinstance(column_type, DateTime) or isinstance(getattr(column_type, "impl", None), DateTime):
-        return _last_value_processor(process)
+        return _memo_processor(process) if batch else _last_value_processor(process)
     return process
 
 
@@ -102,12 +121,12 @@ class Prepared:
         return found
 
     def _params(self, positional: bool, names: list[str], processors, values: Mapping[str, Any]):
-        out = {}
-        for name in names:
+        out = []
+        for name in names:  # in the statement's order; a name used twice appears twice
             value = values[name]
             process = processors.get(name)
-            out[name] = process(value) if process is not None and value is not None else value
-        return tuple(out[n] for n in names) if positional else out
+            out.append(process(value) if process is not None and value is not None else value)
+        return tuple(out) if positional else dict(zip(names, out, strict=True))
 
     def _cursor(self, conn: Connection):
         return conn.connection.dbapi_connection.cursor()
