@@ -39,10 +39,21 @@ _CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 
 def new_event_id(now: datetime | None = None) -> str:
     """`evt_` + a ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time."""
+    return new_event_ids(1, now)[0]
+
+
+def new_event_ids(count: int, now: datetime | None = None) -> list[str]:
+    """`count` event ids for one moment (a backfill batch), as `new_event_id` makes them."""
     millis = int((now or utcnow()).timestamp() * 1000)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    # Two digits (10 bits) at a time: a backfill makes one id per row.
-    return "evt_" + "".join([_CROCKFORD_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+    # The top 50 bits (five digit pairs) hold only the milliseconds: shared by every id here.
+    prefix = "evt_" + "".join([_CROCKFORD_PAIRS[(millis >> shift) & 1023] for shift in (40, 30, 20, 10, 0)])
+    randoms = os.urandom(10 * count)
+    pairs = _CROCKFORD_PAIRS
+    out = []
+    for start in range(0, 10 * count, 10):
+        value = int.from_bytes(randoms[start : start + 10], "big")
+        out.append(prefix + "".join([pairs[(value >> shift) & 1023] for shift in range(70, -1, -10)]))
+    return out
 
 
 # -- ports -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from workbench.actions import EXECUTION_ORDER
 from workbench.config import load_config, parse_config
-from workbench.engine import Engine, SourceEvent, content_hash, new_event_id, parse_body
+from workbench.engine import Engine, SourceEvent, content_hash, new_event_id, new_event_ids, parse_body
 from workbench.errors import InvalidBody, TerminalSinkError, TransientSinkError
 from workbench.sinks import DryRunSink
 
@@ -495,6 +495,26 @@ def test_event_ids_sort_by_time():
     early = new_event_id(datetime(2026, 1, 1, tzinfo=UTC))
     late = new_event_id(datetime(2026, 1, 2, tzinfo=UTC))
     assert early.startswith("evt_") and len(early) == 30 and early < late
+
+
+def test_a_batch_of_event_ids_is_made_as_single_ids_are(monkeypatch):
+    import workbench.engine as engine_module
+
+    moment = datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=UTC)
+    stream = bytes(range(200))
+    monkeypatch.setattr(engine_module.os, "urandom", lambda n: stream[:n])
+    (single,) = [new_event_id(moment)]
+    batch = new_event_ids(3, moment)
+    assert batch[0] == single and len(set(batch)) == 3
+    monkeypatch.undo()  # real randomness again
+    # The ULID layout: 48 bits of milliseconds (10 digits), 80 random bits (16 digits).
+    value = 0
+    for digit in single[4:]:
+        value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(digit)
+    assert value >> 80 == int(moment.timestamp() * 1000)
+    assert value & ((1 << 80) - 1) == int.from_bytes(stream[:10], "big")
+    later = new_event_ids(50, datetime(2026, 3, 4, 5, 6, 8, tzinfo=UTC))
+    assert all(len(i) == 30 and i > max(batch) for i in later) and len(set(later)) == 50
 
 
 # -- whatever arrives, the engine answers with an outcome -------------------------------------

@@ -107,7 +107,7 @@ def clay_setup(config, env, url, export):
 )
 @click.option(
     "--batch-size",
-    default=500,
+    default=2000,
     show_default=True,
     type=click.IntRange(1, 100_000),
     help="Rows per transaction.",
