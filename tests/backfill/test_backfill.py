@@ -218,6 +218,28 @@ def test_backfilled_times_are_stored_as_live_events_store_them(store):
         assert values == [("2026-03-04 05:06:07.000000",)], table
 
 
+def test_key_lookups_search_the_whole_unique_index(store):
+    """A rerun looks its keys up by (scope, event type, key): a search, not a scan of every key
+    the scope ever stored (which made long backfills slow down batch after batch)."""
+    from sqlalchemy import event
+
+    lookups = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM idempotency_keys" in statement:
+            lookups.append((statement, parameters))
+
+    run(store)
+    assert lookups
+    with store.engine.connect() as conn:
+        for statement, parameters in lookups:
+            plan = " ".join(
+                str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
+            assert "event_type=? AND key=?" in plan, plan
+
+
 def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
     """The batched user writes give the very records LocalSink gives, row by row."""
     from workbench.engine import Engine, SourceEvent
