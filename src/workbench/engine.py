@@ -45,7 +45,7 @@ def new_event_id(now: datetime | None = None) -> str:
 def new_event_ids(count: int, now: datetime | None = None) -> list[str]:
     """`count` event ids for one moment (a backfill batch), as `new_event_id` makes them."""
     millis = int((now or utcnow()).timestamp() * 1000)
-    # The top 50 bits (five digit pairs) hold only the milliseconds: shared by every id here.
+    # The first five digit pairs hold the 48 bits of milliseconds alone: shared by every id here.
     prefix = "evt_" + "".join([_CROCKFORD_PAIRS[(millis >> shift) & 1023] for shift in (40, 30, 20, 10, 0)])
     randoms = os.urandom(10 * count)
     pairs = _CROCKFORD_PAIRS

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from scripts.make_samples import write_export
 from workbench.cli import main
 
-from .conftest import IDENTIFY_AND_TRIGGER, LEADS, SAMPLES, config_with, export_rows, rows, scalar
+from .conftest import IDENTIFY_AND_TRIGGER, LEADS, ROOT, SAMPLES, config_with, export_rows, rows, scalar
 
 COUNTS = ("processed", "idempotent", "no_mapping", "invalid", "failed", "queued")
 
@@ -179,3 +179,11 @@ def test_backfill_shows_a_progress_bar(store, tmp_path):
         + json.loads(result.stdout.strip().splitlines()[-1])["failed"]
         == 40
     )
+
+
+def test_the_cli_batch_size_default_is_the_backfills_own():
+    from workbench.backfill.runner import DEFAULT_BATCH
+
+    (option,) = [p for p in main.commands["backfill"].params if p.name == "batch_size"]
+    assert option.default == DEFAULT_BATCH
+    assert f"({DEFAULT_BATCH})" in (ROOT / "README.md").read_text()

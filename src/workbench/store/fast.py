@@ -25,16 +25,10 @@ from ..errors import StoreUnavailable
 _ENCODER = msgspec.json.Encoder()
 
 
-def json_text(value: Any) -> str:
-    """JSON text as the store keeps it: msgspec (several times faster than json.dumps), and the
-    standard library for what msgspec cannot encode."""
-    try:
-        return _ENCODER.encode(value).decode("utf-8")
-    except (TypeError, msgspec.EncodeError, OverflowError):
-        return json.dumps(value, ensure_ascii=False, default=str)
+def json_processor(fallback: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """JSON text by msgspec (several times faster than json.dumps); what msgspec cannot encode
+    goes to `fallback`."""
 
-
-def json_processor(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def process(value):
         try:
             return _ENCODER.encode(value).decode("utf-8")
@@ -42,6 +36,10 @@ def json_processor(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return fallback(value)
 
     return process
+
+
+# JSON text as the store keeps it (and as the receiver answers).
+json_text = json_processor(lambda value: json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _last_value_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
