@@ -67,11 +67,24 @@ class ActionRequest:
     payload: dict[str, Any]
     event_id: str | None
     mapping_key: str
+    # A backfilled row's own identity (see `row_identity`): what its keys derive from instead of
+    # the event id, which a re-run of the row does not keep.
+    row: str | None = None
 
     @property
     def idempotency_key(self) -> str | None:
-        """Stable per event and mapping, so a retried trigger never runs twice in Knock."""
+        """Stable per event (or backfilled row) and mapping, so a retried or re-sent trigger never
+        runs twice in Knock."""
+        if self.row is not None:
+            digest = hashlib.sha256(f"{self.row}\n{self.mapping_key}".encode()).hexdigest()
+            return f"row_{digest}"
         return f"{self.event_id}:{self.mapping_key}" if self.event_id else None
+
+
+def row_identity(source: str, environment: str, event_type: str, key: str) -> str:
+    """A backfilled row by its idempotency key (the config's, or the hash of its body) in its
+    scope: the same row gets the same identity on every run, whatever event id it is logged under."""
+    return json.dumps([source, environment, event_type, key], ensure_ascii=False)
 
 
 class Sink(Protocol):
@@ -430,10 +443,11 @@ class Engine:
             result.status, result.error = "failed", "; ".join(errors)
         return result
 
-    def apply(self, plan: Plan, event_id: str | None = None) -> Outcome:
-        """Hand every resolved action to the sink and settle the outcome's status."""
+    def apply(self, plan: Plan, event_id: str | None = None, row: str | None = None) -> Outcome:
+        """Hand every resolved action to the sink and settle the outcome's status. `row`: the
+        `row_identity` of a backfilled row, which the sink's idempotency keys derive from."""
         for mapping, result in plan.todo:
-            request = ActionRequest(mapping.action, result.payload, event_id, mapping.key)
+            request = ActionRequest(mapping.action, result.payload, event_id, mapping.key, row)
             try:
                 result.result = self.sink.apply(request)
                 result.status = "success"

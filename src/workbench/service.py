@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Environment, SourceConfig, load_config
-from .engine import ActionResult, Engine, Outcome, SourceEvent, utcnow
+from .engine import ActionResult, Engine, Outcome, SourceEvent, row_identity, utcnow
 from .errors import ConfigError, NotFound, StoreUnavailable, WorkbenchError
 from .verify import verify
 
@@ -266,22 +266,29 @@ class SourceService:
             id=event_id,
             received_at=self.clock(),
         )
+        # A backfilled row's actions keep the keys they were first sent with (see `row_identity`).
+        row = None
+        if entry["origin"] == "backfill" and entry["idempotency_key"] and entry["event"]:
+            row = row_identity(
+                entry["source"], entry["environment"], entry["event"], entry["idempotency_key"]
+            )
         sink = self.sink_for(env)
         if getattr(sink, "transactional", False):
             with self.store.unit_of_work() as conn:
-                outcome, applied = self._apply(config, env, sink.bind(conn), event, previous)
+                outcome, applied = self._apply(config, env, sink.bind(conn), event, previous, row)
                 self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
                 self.store.count_replay(event_id, conn)
         else:
-            outcome, applied = self._apply(config, env, sink, event, previous)
+            outcome, applied = self._apply(config, env, sink, event, previous, row)
             with self.store.transaction() as conn:
                 self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
                 self.store.count_replay(event_id, conn)
         self._remember_key(config, env, entry["status"], outcome)
         return outcome
 
-    def _apply(self, config, env, sink, event, previous) -> tuple[Outcome, list[str]]:
-        """Plan afresh, keep the earlier results in `previous`, apply the rest."""
+    def _apply(self, config, env, sink, event, previous, row=None) -> tuple[Outcome, list[str]]:
+        """Plan afresh, keep the earlier results in `previous`, apply the rest (`row`: see
+        `Engine.apply`)."""
         engine = Engine(config, env, sink, None, self.clock)
         plan = engine.plan(event)
         if plan.final:
@@ -299,7 +306,7 @@ class SourceService:
                 kept.add(id(result))
         plan.todo = [(m, r) for m, r in plan.todo if id(r) not in kept]
         applied = [m.key for m, _ in plan.todo]
-        return engine.apply(plan, event.id), applied
+        return engine.apply(plan, event.id, row), applied
 
     def _remember_key(self, config, env, before: str, outcome: Outcome) -> None:
         """Only successes are remembered: a replay that succeeded is, a queued event that gave up is not."""

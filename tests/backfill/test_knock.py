@@ -13,7 +13,7 @@ from workbench.cli import main
 from workbench.config import load_config
 from workbench.sinks import make_sink
 
-from .conftest import IDENTIFY_AND_TRIGGER, LEADS, config_with, email_of, export_rows, read_csv, rows
+from .conftest import IDENTIFY_AND_TRIGGER, LEADS, config_with, email_of, export_rows, read_csv, rows, scalar
 
 
 def knock_config(tmp_path, fake, **sink):
@@ -138,3 +138,60 @@ def test_bulk_splits_at_knocks_limit(bulk_knock):
     assert sink.flush() == {}
     assert [len(r.json["users"]) for r in bulk_knock.requests_to("/v1/users/bulk/identify")] == [3, 3, 1]
     assert bulk_knock.state.users["u6"] == {"name": "U6"}
+
+
+def trigger_config(tmp_path, fake):
+    config = knock_config(tmp_path, fake)
+    data = json.loads(config.read_text())
+    data["environments"]["development"]["mappings"] = IDENTIFY_AND_TRIGGER
+    config.write_text(json.dumps(data))
+    return config
+
+
+def test_a_batch_sent_but_never_logged_triggers_nothing_twice_on_the_rerun(
+    store, tmp_path, bulk_knock, monkeypatch
+):
+    """A backfill stopped after Knock got a batch's calls but before the batch was logged sends
+    that batch again on the re-run, under new event ids; the triggers' idempotency keys come from
+    the rows themselves, so Knock runs each workflow once."""
+    config = trigger_config(tmp_path, bulk_knock)
+    real_write = Backfill._write
+    calls = []
+
+    def write_then_stop(self, conn, batch, now):
+        calls.append(len(batch))
+        if len(calls) == 2:  # the second batch reached Knock; stop before it is logged
+            raise KeyboardInterrupt
+        return real_write(self, conn, batch, now)
+
+    monkeypatch.setattr(Backfill, "_write", write_then_stop)
+    first = backfill(store, config, bulk_knock, batch_size=50)
+    assert first.interrupted
+    monkeypatch.setattr(Backfill, "_write", real_write)
+    second = backfill(store, config, bulk_knock, batch_size=50)
+    assert not second.interrupted and second.counts["idempotent"] > 0
+    high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
+    triggers = bulk_knock.requests_to("/v1/workflows/")
+    assert len(triggers) > len(high)  # the second batch's triggers were sent twice…
+    assert len(bulk_knock.runs()) == len(high)  # …and ran once
+    with_email = [r for r in export_rows(LEADS) if email_of(r)]
+    assert scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == len(with_email)
+
+
+def test_a_queued_trigger_of_a_backfilled_row_is_retried_under_its_first_key(store, tmp_path, bulk_knock):
+    from workbench.service import ConfigSet, SourceService
+
+    config = trigger_config(tmp_path, bulk_knock)
+    bulk_knock.fail(500, times=1, path="/v1/workflows/")
+    summary = backfill(store, config, bulk_knock, batch_size=50)
+    assert summary.counts["queued"] == 1
+    (event_id,) = rows(store, "SELECT event_id FROM actions WHERE status = 'queued'")[0]
+    service = SourceService(ConfigSet([config]), store, environ={"KNOCK_API_KEY": API_KEY})
+    assert service.replay(event_id)["status"] == "processed"
+    attempts = [r for r in bulk_knock.requests_to("/v1/workflows/") if r.status == 500]
+    (failed,) = attempts
+    again = [
+        r for r in bulk_knock.requests_to("/v1/workflows/") if r.idempotency_key == failed.idempotency_key
+    ]
+    assert [r.status for r in again] == [500, 200]
+    assert failed.idempotency_key.startswith("row_")

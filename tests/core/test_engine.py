@@ -497,6 +497,36 @@ def test_event_ids_sort_by_time():
     assert early.startswith("evt_") and len(early) == 30 and early < late
 
 
+def test_a_backfilled_rows_idempotency_keys_come_from_the_row():
+    from workbench.engine import ActionRequest, row_identity
+
+    row = row_identity("clay", "production", "lead.enriched", "k" * 255)
+    first = ActionRequest("workflows_trigger", {}, "evt_1", "alert", row)
+    rerun = ActionRequest("workflows_trigger", {}, "evt_2", "alert", row)
+    assert first.idempotency_key == rerun.idempotency_key
+    assert first.idempotency_key.startswith("row_") and len(first.idempotency_key) <= 255
+    others = [
+        ActionRequest("workflows_trigger", {}, "evt_1", "other", row),
+        ActionRequest(
+            "workflows_trigger",
+            {},
+            "evt_1",
+            "alert",
+            row_identity("clay", "production", "lead.enriched", "k"),
+        ),
+        ActionRequest(
+            "workflows_trigger",
+            {},
+            "evt_1",
+            "alert",
+            row_identity("clay", "development", "lead.enriched", "k" * 255),
+        ),
+    ]
+    assert len({first.idempotency_key, *(o.idempotency_key for o in others)}) == 4
+    # Live events keep keys from their event id.
+    assert ActionRequest("workflows_trigger", {}, "evt_1", "alert").idempotency_key == "evt_1:alert"
+
+
 def test_a_batch_of_event_ids_is_made_as_single_ids_are(monkeypatch):
     import workbench.engine as engine_module
 

@@ -31,6 +31,7 @@ from ..engine import (
     content_hash,
     new_event_ids,
     normalize_headers,
+    row_identity,
     utcnow,
 )
 from ..errors import CoercionError
@@ -285,7 +286,8 @@ class Backfill:
                 if marker in done:
                     row.status, row.plan = "idempotent", None
                     continue
-            self.engine.apply(plan, row.event_id)
+            identity = None if row.key is None else row_identity(*self.scope, outcome.event, row.key)
+            self.engine.apply(plan, row.event_id, identity)
             row.outcome, row.status = outcome, outcome.status
             if row.key is not None and outcome.status in ("processed", "queued"):
                 # A row repeated within the export runs once too.

@@ -133,8 +133,9 @@ def backfill(
     and not applied again. When the config has no idempotency key, the backfill keys each row
     by a SHA-256 content hash of its body (remembered 30 days). Stopping it (Ctrl-C, or even a
     kill) and running it again completes it without duplicates (with the knock sink, the batch
-    in flight may be sent again). Ends with one JSON line of
-    counts by status and `seconds`. With the knock sink, users are identified in bulk and the
+    in flight may be sent again: identifies are upserts, and each trigger's idempotency key comes
+    from its row, so Knock runs it once if the re-run is within Knock's 24 hours). Ends with one
+    JSON line of counts by status and `seconds`. With the knock sink, users are identified in bulk and the
     sink's `rate_per_second` option paces every call.
     """
     import os
