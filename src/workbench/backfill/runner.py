@@ -37,6 +37,7 @@ from ..engine import (
 from ..errors import CoercionError
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
+from ..store.db import in_chunks
 from ..store.log import action_values
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
@@ -245,10 +246,10 @@ class Backfill:
             by_type.setdefault(row.plan.outcome.event, set()).add(row.key)
         found = []
         # The whole unique index (scope, event type, key) is used: one lookup per key, however
-        # many keys the log already holds. Chunks stay under every database's parameter limit.
+        # many keys the log already holds.
         for event_type, key_set in by_type.items():
             keys = sorted(key_set)
-            for start in range(0, len(keys), 500):
+            for chunk in in_chunks(keys):
                 found += conn.execute(
                     select(
                         idempotency_keys.c.id,
@@ -259,15 +260,13 @@ class Backfill:
                         idempotency_keys.c.source == source,
                         idempotency_keys.c.environment == environment,
                         idempotency_keys.c.event_type == event_type,
-                        idempotency_keys.c.key.in_(keys[start : start + 500]),
+                        idempotency_keys.c.key.in_(chunk),
                     )
                 ).all()
         # Expired records are forgotten so the key can be taken again.
         expired = [r.id for r in found if r.expires_at <= now]
-        for start in range(0, len(expired), 500):
-            conn.execute(
-                delete(idempotency_keys).where(idempotency_keys.c.id.in_(expired[start : start + 500]))
-            )
+        for chunk in in_chunks(expired):
+            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(chunk)))
         found = [r for r in found if r.expires_at > now]
         return {(r.event_type, r.key) for r in found}
 

@@ -22,7 +22,7 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
     cache_key = (table.name, names, id(conn.dialect))
     cached = _PROCESSORS.get(cache_key)
     if cached is None:
-        processors = [bind_processor(table.c[name].type, conn.dialect, batch=True) for name in names]
+        processors = [bind_processor(table.c[name].type, conn.dialect) for name in names]
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         cached = _PROCESSORS[cache_key] = (tuple(zip(names, processors, strict=True)), sql)
     pairs, sql = cached

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from ..engine import ActionRequest
 from ..sinks.local import USER_FIELDS, LocalSink, _attributes, deep_merge
 from ..store import local_users
+from ..store.db import in_chunks
 from .sql import insert_many
 
 _UPDATE = (
@@ -39,8 +40,7 @@ class BatchedUsers:
     def prefetch(self, ids: Iterable[str]) -> None:
         """Read the users these ids name, in chunks that stay under SQL parameter limits."""
         wanted = [i for i in dict.fromkeys(ids) if i not in self.known]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for chunk in in_chunks(wanted):
             found = dict(
                 self.conn.execute(
                     select(local_users.c.id, local_users.c.data).where(local_users.c.id.in_(chunk))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -21,6 +22,16 @@ POLL_SECONDS = 0.00005
 # A database server that is down answers at once; one that is unreachable must not hang a request.
 CONNECT_TIMEOUT_SECONDS = 5
 READ = {"workbench_read": True}  # execution option: a read-only transaction on SQLite (plain BEGIN)
+# Values per `IN (...)`: well under SQLite's and PostgreSQL's limits on bound parameters.
+IN_CHUNK = 500
+
+T = TypeVar("T")
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most IN_CHUNK, one per `IN (...)` query."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
 
 
 class StoreError(WorkbenchError):

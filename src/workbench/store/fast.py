@@ -42,23 +42,9 @@ def json_processor(fallback: Callable[[Any], Any]) -> Callable[[Any], str]:
 json_text = json_processor(lambda value: json.dumps(value, ensure_ascii=False, default=str))
 
 
-def _last_value_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A request binds one `now` to several columns: convert it once."""
-    last: list[tuple[Any, Any]] = [(None, None)]  # one slot, replaced whole: safe across threads
-
-    def convert(value):
-        seen, result = last[0]
-        if value is seen or value == seen:
-            return result
-        result = process(value)
-        last[0] = (value, result)
-        return result
-
-    return convert
-
-
 def _memo_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A batch binds the same few datetimes thousands of times: convert each once."""
+    """A request binds one `now` to several columns, a batch binds a few datetimes thousands of
+    times: convert each once. (A race between threads can only convert a value twice.)"""
     memo: dict[Any, Any] = {}
 
     def convert(value):
@@ -73,19 +59,17 @@ def _memo_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-def bind_processor(
-    column_type: TypeEngine, dialect: Dialect, *, batch: bool = False
-) -> Callable[[Any], Any] | None:
+def bind_processor(column_type: TypeEngine, dialect: Dialect) -> Callable[[Any], Any] | None:
     """The column type's own bind processor for `dialect` (a TypeDecorator's included); on
-    SQLite, JSON goes through msgspec and repeated datetimes are converted once (the last one, or
-    with `batch` the last few dozen). Values are never None here."""
+    SQLite, JSON goes through msgspec and repeated datetimes are converted once. Values are never
+    None here."""
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if process is None or dialect.name != "sqlite":
         return process
     if isinstance(column_type, JSON):
         return json_processor(process)
     if isinstance(column_type, DateTime) or isinstance(getattr(column_type, "impl", None), DateTime):
-        return _memo_processor(process) if batch else _last_value_processor(process)
+        return _memo_processor(process)
     return process
 
 

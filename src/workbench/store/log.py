@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
-from .db import READ, StoreError, make_engine
+from .db import READ, StoreError, in_chunks, make_engine
 from .fast import Prepared
 from .idempotency import StoreIdempotency
 from .schema import actions, events
@@ -26,8 +26,6 @@ DEFAULT_STORE_URL = "sqlite:///data/workbench.sqlite"
 EVENT_STATUSES = ("received", "processed", "idempotent", "no_mapping", "queued", "invalid", "failed")
 # Statuses a replay can change: the ones where some action did not (yet) succeed.
 REPLAYABLE = ("received", "queued", "failed")
-# Ids per `IN (...)` when loading many entries: well under SQLite's and PostgreSQL's parameter limits.
-_IN_CHUNK = 500
 
 
 # The request path's statements, compiled once and run on the driver's cursor (see `fast`).
@@ -364,7 +362,7 @@ class Store(Upkeep):
     def get_events(self, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Whole log entries by id, as `get_event` gives them; ids not in the log are left out.
 
-        One read transaction, and two queries per `_IN_CHUNK` ids (the events, then their actions),
+        One read transaction, and two queries per `IN_CHUNK` ids (the events, then their actions),
         however many actions each has.
         """
         ids = list(dict.fromkeys(event_ids))
@@ -372,8 +370,7 @@ class Store(Upkeep):
         if not ids:
             return entries
         with self._read() as c:
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
+            for chunk in in_chunks(ids):
                 found = {
                     row.id: _entry(row) for row in c.execute(select(events).where(events.c.id.in_(chunk)))
                 }
