@@ -62,8 +62,10 @@ class Load:
                 record.failure = f"not JSON: {response.text[:200]!r}"
         except requests.Timeout as exc:
             record.failure = f"timeout: {exc}"
-        except requests.ConnectionError:
-            pass  # the instance is down (killed, or not restarted yet)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            # No answer: the instance is down (killed, or not restarted yet), or it was killed
+            # between the status line and the end of the body, so the client cannot know the outcome.
+            pass
         record.at = time.monotonic()
         with self.lock:
             self.sent.append(record)
