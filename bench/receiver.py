@@ -5,12 +5,16 @@ maps it with the default Clay config and applies it to the local sink. The ancho
 app answering "hello" under the same gunicorn settings (sync workers, 2 of them, access log
 on). Both are driven by wrk on 127.0.0.1 in this one run. Target: ratio >= 0.5.
 
+A third app, the floor, does only the SQLite writes one request makes (the event row, then its
+action, the user's merged record and the event's status), in raw sqlite3 with the store's settings,
+under the same gunicorn: what this storage layout costs before any of the receiver's own work.
+
 Also checks that the event log holds exactly the number of 2xx responses the server sent
 (gunicorn's access log), and that wrk saw no other answers.
 
     .venv/bin/python bench/receiver.py [--seconds 10] [--rounds 3] [--connections 8]
 
-The two run in alternating rounds (receiver, hello-world, …) so both see the same share of a
+The three run in alternating rounds (receiver, hello-world, floor, …) so all see the same share of a
 busy machine; requests/s and p99 are each one's median round.
 """
 
@@ -44,6 +48,74 @@ app = Flask(__name__)
 @app.post("/sources/clay/development")
 def hello():
     return "hello"
+"""
+
+# The floor of the storage layout: the rows one request writes (the event; then its action, the
+# user's merged record and the event's status, in a second transaction), in raw sqlite3 with the
+# store's settings, and nothing else (no verification, mapping, SQLAlchemy or reply building).
+FLOOR = """
+import json, os, sqlite3, time
+from datetime import datetime, timezone
+from uuid import uuid4
+
+from flask import Flask, request
+
+app = Flask(__name__)
+_conn = None
+
+
+def conn():
+    global _conn
+    if _conn is None:
+        _conn = sqlite3.connect(os.environ["FLOOR_DB"], isolation_level=None, check_same_thread=False)
+        _conn.execute("PRAGMA journal_mode = WAL")
+        _conn.execute("PRAGMA synchronous = NORMAL")
+        _conn.execute("PRAGMA wal_autocheckpoint = 4000")
+    return _conn
+
+
+def begin(c):
+    while True:
+        try:
+            return c.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            time.sleep(0.00005)
+
+
+@app.post("/sources/clay/development")
+def floor():
+    c, body = conn(), request.get_data()
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    event_id = "evt_" + uuid4().hex
+    headers = json.dumps({k: v for k, v in request.headers.items() if k != "Authorization"})
+    begin(c)
+    c.execute(
+        "INSERT INTO events (id, received_at, source, environment, origin, status, body, headers,"
+        " replays, updated_at) VALUES (?, ?, 'clay', 'development', 'live', 'received', ?, ?, 0, ?)",
+        (event_id, now, body.decode(), headers, now),
+    )
+    c.execute("COMMIT")
+    row = json.loads(body)
+    payload = {"id": row["email"], "name": row["full_name"], "email": row["email"], "properties": row}
+    begin(c)
+    found = c.execute("SELECT data FROM local_users WHERE id = ?", (row["email"],)).fetchone()
+    data = {**(json.loads(found[0]) if found else {}), **payload}
+    c.execute(
+        "INSERT INTO local_users (id, data, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (id)"
+        " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+        (row["email"], json.dumps(data), now, now),
+    )
+    c.execute(
+        "INSERT INTO actions (event_id, position, mapping, action, status, params, payload, result,"
+        " attempts, updated_at) VALUES (?, 0, '0:users_identify', 'users_identify', 'success', ?, ?, ?, 1, ?)",
+        (event_id, "{}", json.dumps(payload), json.dumps({"id": row["email"]}), now),
+    )
+    c.execute(
+        "UPDATE events SET event = ?, status = 'processed', updated_at = ? WHERE id = ?",
+        (row["event"], now, event_id),
+    )
+    c.execute("COMMIT")
+    return {"id": event_id, "status": "processed"}
 """
 
 LUA = r"""
@@ -184,6 +256,7 @@ def main() -> None:
     script = tmp / "post.lua"
     script.write_text(lua.replace("__DELAY__", ""))
     (tmp / "hello.py").write_text(HELLO)
+    (tmp / "floor.py").write_text(FLOOR)
     store_url = f"sqlite:///{tmp / 'events.sqlite'}"
     print(
         f"body: {len(template.encode())} bytes; wrk -t2 -c{args.connections} -d{args.seconds}s on 127.0.0.1"
@@ -197,7 +270,11 @@ def main() -> None:
     cmd = [str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync", "--bind", "127.0.0.1:0"]
     cmd += ["--timeout", "60", "--access-logfile", str(hello_log), "hello:app"]
     hello_proc, hello_url = start(cmd, env, tmp / "hello.log")
-    rounds: dict[str, list[dict]] = {"receiver": [], "hello": []}
+    floor_db = tmp / "floor.sqlite"
+    Store(f"sqlite:///{floor_db}").close()  # the store's own tables and indexes
+    cmd = [*cmd[:-2], str(tmp / "floor-access.log"), "floor:app"]
+    floor_proc, floor_url = start(cmd, {**env, "FLOOR_DB": str(floor_db)}, tmp / "floor.log")
+    rounds: dict[str, list[dict]] = {"receiver": [], "hello": [], "floor": []}
     try:
         probe = requests.post(
             receiver_url + PATH,
@@ -211,6 +288,7 @@ def main() -> None:
         for _ in range(args.rounds):
             rounds["receiver"].append(run_wrk(receiver_url, script, slice_seconds, args.connections))
             rounds["hello"].append(run_wrk(hello_url, script, slice_seconds, args.connections))
+            rounds["floor"].append(run_wrk(floor_url, script, slice_seconds, args.connections))
         receiver, hello = combine(rounds["receiver"]), combine(rounds["hello"])
         # Latency below saturation: each connection paced to offer 0.5x hello-world's rate in
         # total, or 80% of what the receiver sustained when that is less.
@@ -223,6 +301,7 @@ def main() -> None:
     finally:
         stop(receiver_proc)
         stop(hello_proc)
+        stop(floor_proc)
 
     store = Store(store_url)
     logged = sum(store.status_summary("clay", "development")["counts"].values())
@@ -238,6 +317,11 @@ def main() -> None:
     print(f"hello-world: {hello['rps']:9.1f} req/s  p99 {hello['p99'] / 1000:6.2f} ms (saturated)")
     print(f"receiver:    {receiver['rps']:9.1f} req/s  p99 {receiver['p99'] / 1000:6.2f} ms (saturated)")
     print(f"ratio receiver/hello-world (median round): {ratio:.2f} (target >= 0.5)")
+    floors = sorted(f["rps"] / h["rps"] for f, h in zip(rounds["floor"], rounds["hello"], strict=True))
+    print(
+        f"floor (the same SQLite writes in raw sqlite3, nothing else): {combine(rounds['floor'])['rps']:.1f}"
+        f" req/s, ratio floor/hello-world {floors[len(floors) // 2]:.2f}"
+    )
     print(
         f"receiver paced at {target:.0f} req/s offered: {paced['rps']:.1f} req/s, "
         f"p50 {paced['p50'] / 1000:.2f} ms, p99 {paced['p99'] / 1000:.2f} ms (target < 20 ms)"
