@@ -240,6 +240,45 @@ def test_key_lookups_search_the_whole_unique_index(store):
             assert "event_type=? AND key=?" in plan, plan
 
 
+def test_batches_share_one_tuned_connection_that_goes_back_to_the_pool_as_it_was(store):
+    """The batches of a run share one connection with a large page cache and rare checkpoints;
+    afterwards no pooled connection keeps them (an embedded receiver in the same kernel may take
+    it next)."""
+    from sqlalchemy import event
+
+    from workbench.backfill.runner import BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_PAGES
+    from workbench.store.db import WAL_AUTOCHECKPOINT_PAGES
+
+    def settings(dbapi):
+        return tuple(
+            dbapi.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "wal_autocheckpoint")
+        )
+
+    during = set()
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
+            dbapi = conn.connection.dbapi_connection
+            during.add((id(dbapi), settings(dbapi)))
+
+    with store.engine.connect() as c:  # what a connection of this store starts with
+        usual = settings(c.connection.dbapi_connection)
+    assert usual[1] == WAL_AUTOCHECKPOINT_PAGES
+    summary = run(store, batch_size=7)
+    assert summary.rows > 3 * 7  # several batches
+    assert len(during) == 1, during
+    assert next(iter(during))[1] == (-BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_PAGES)
+
+    held = [store.engine.connect() for _ in range(3)]  # every pooled connection, and then some
+    try:
+        after = {settings(c.connection.dbapi_connection) for c in held}
+    finally:
+        for c in held:
+            c.close()
+    assert after == {usual}
+
+
 def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
     """The batched user writes give the very records LocalSink gives, row by row."""
     from workbench.engine import Engine, SourceEvent

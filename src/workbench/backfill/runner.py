@@ -109,6 +109,7 @@ class Backfill:
         else:
             self.window = HASH_WINDOW
         self.scope = (config.source, self.env.name)
+        self._batch_conn = None  # see `_batch_connection`
 
     def missing_columns(self, columns: Iterable[str]) -> list[str]:
         """Columns the body template names that the export does not have."""
@@ -161,6 +162,7 @@ class Backfill:
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
+            self._release_batch_connection()
             bar.close()
             if writer:
                 writer.close()
@@ -188,8 +190,8 @@ class Backfill:
             self._prepare(row, build, event_id)
         keyed = [r for r in batch if r.key is not None]
         if self.bind is not None:
-            with self.store.engine.begin() as conn:
-                _bulk_settings(conn)
+            conn = self._batch_connection()
+            with conn.begin():
                 done = self._done_keys(conn, keyed, now)
                 bound = self.bind(conn)
                 if isinstance(bound, LocalSink):
@@ -214,6 +216,30 @@ class Backfill:
                 _settle(batch, sink.flush())
             with self.store.engine.begin() as conn:
                 self._write(conn, batch, now)
+
+    def _batch_connection(self):
+        """The one connection a run's batches take turns on (with a transactional sink), with
+        `_BULK_PRAGMAS` set on SQLite: the page cache then holds the idempotency and user
+        indexes a backfill touches all over from one batch to the next."""
+        if self._batch_conn is None:
+            conn = self.store.engine.connect()
+            if conn.dialect.name == "sqlite":
+                conn.info["workbench_restore"] = _set_pragmas(conn, _BULK_PRAGMAS)
+            self._batch_conn = conn
+        return self._batch_conn
+
+    def _release_batch_connection(self) -> None:
+        """Back to the pool with SQLite's settings as they were, so that whoever takes it next
+        (an embedded receiver in the same kernel) does not keep a backfill's cache and log size."""
+        conn, self._batch_conn = self._batch_conn, None
+        if conn is None:
+            return
+        try:
+            restore = conn.info.pop("workbench_restore", None)
+            if restore and not conn.invalidated:
+                _set_pragmas(conn, restore)
+        finally:
+            conn.close()
 
     def _prepare(self, row: _Row, build, event_id: str) -> None:
         try:
@@ -355,14 +381,20 @@ class Backfill:
         insert_many(conn, idempotency_keys, key_rows)
 
 
-def _bulk_settings(conn) -> None:
-    """On SQLite, for the connection a batch runs on (a pooled one keeps them): a page cache that
-    holds the idempotency and user indexes a backfill touches all over (up to BACKFILL_CACHE_KIB),
-    and checkpoints of the write-ahead log every BACKFILL_CHECKPOINT_PAGES instead of every few
-    batches (each one waits for the disk). Neither changes what a commit guarantees."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{BACKFILL_CACHE_KIB}")
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {BACKFILL_CHECKPOINT_PAGES}")
+# On SQLite, for the connection a run's batches share: a page cache of BACKFILL_CACHE_KIB, and
+# checkpoints of the write-ahead log every BACKFILL_CHECKPOINT_PAGES instead of every few batches
+# (each one waits for the disk). Neither changes what a commit guarantees.
+_BULK_PRAGMAS = {"cache_size": -BACKFILL_CACHE_KIB, "wal_autocheckpoint": BACKFILL_CHECKPOINT_PAGES}
+
+
+def _set_pragmas(conn, values: dict[str, int]) -> dict[str, int]:
+    """Set SQLite PRAGMAs on the driver's connection (outside any transaction); returns the values
+    they had."""
+    dbapi = conn.connection.dbapi_connection
+    before = {name: dbapi.execute(f"PRAGMA {name}").fetchone()[0] for name in values}
+    for name, value in values.items():
+        dbapi.execute(f"PRAGMA {name} = {int(value)}")
+    return before
 
 
 def _settle(batch: list[_Row], settled: dict) -> None:
