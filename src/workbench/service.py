@@ -185,10 +185,7 @@ class SourceService:
                 )
             except Exception as exc:
                 log.exception("processing %s crashed", event_id)
-                message = (
-                    f"internal error while processing ({type(exc).__name__}); the event is logged as "
-                    f"{event_id} and can be replayed"
-                )
+                message = _crash_message(exc, event_id)
                 self._mark_error(event_id, message)
                 return Reply(
                     500, {"id": event_id, "status": "error", "event": None, "error": message, "actions": []}
@@ -343,3 +340,19 @@ class SourceService:
             log.exception("retrying %s crashed", event_id)
             return 0
         return 1
+
+
+def _crash_message(exc: Exception, event_id: str) -> str:
+    """The reply when processing a logged event raised: the database's own words when the store
+    failed (a full disk, a read-only file), not only an exception's name."""
+    if isinstance(getattr(exc, "orig", None), Exception):  # a database driver's error, wrapped
+        from .store.db import describe
+
+        return (
+            f"the event log could not record how the row was processed: {describe(exc)}; the event is "
+            f"logged as {event_id} and can be replayed once the store can be written"
+        )
+    return (
+        f"internal error while processing ({type(exc).__name__}); the event is logged as "
+        f"{event_id} and can be replayed"
+    )

@@ -279,6 +279,29 @@ def test_batches_share_one_tuned_connection_that_goes_back_to_the_pool_as_it_was
     assert after == {usual}
 
 
+def test_a_full_store_stops_the_backfill_saying_why_without_the_batchs_rows(store):
+    """The error names the database's reason and the first row not kept; SQLAlchemy's message
+    would carry the statement and a batch of rows' parameters."""
+    from sqlalchemy import event
+
+    from workbench.store import StoreError
+
+    store.engine.dispose()
+
+    @event.listens_for(store.engine, "connect")
+    def cap(dbapi_connection, _record):  # no room beyond the tables (as on a full disk)
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    with pytest.raises(StoreError) as caught:
+        run(store)
+    message = str(caught.value)
+    assert "database or disk is full (sqlite3.OperationalError)" in message, message
+    assert "the batch from row 1 was not kept, run the same backfill again" in message, message
+    assert "INSERT" not in message and "parameters" not in message and "@" not in message, message
+    assert scalar(store, "SELECT count(*) FROM events") == 0
+
+
 def test_users_merge_as_the_local_sink_merges_them(store, tmp_path):
     """The batched user writes give the very records LocalSink gives, row by row."""
     from workbench.engine import Engine, SourceEvent

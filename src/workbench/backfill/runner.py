@@ -37,7 +37,7 @@ from ..engine import (
 from ..errors import CoercionError
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
-from ..store.db import in_chunks
+from ..store.db import describe, in_chunks
 from ..store.log import action_values
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
@@ -176,7 +176,7 @@ class Backfill:
             self._run_batch(batch, build)
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"cannot write the event log in {self.store!r} ({type(exc).__name__}: {exc}); "
+                f"cannot write the event log in {self.store!r}: {describe(exc)}; "
                 f"the batch from row {batch[0].number} was not kept, run the same backfill again"
             ) from exc
         for row in batch:

@@ -110,6 +110,15 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def describe(exc: BaseException) -> str:
+    """What the database said, without the statement and parameters SQLAlchemy adds to its
+    message (a reply to Clay or a CLI error must not carry a batch of rows):
+    `database or disk is full (sqlite3.OperationalError)`."""
+    orig = getattr(exc, "orig", None) or exc
+    kind = type(orig)
+    return f"{_first_line(orig)} ({kind.__module__.split('.')[0]}.{kind.__name__})"
+
+
 def _tune_sqlite(engine: Engine, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):

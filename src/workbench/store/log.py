@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
-from .db import READ, StoreError, in_chunks, make_engine
+from .db import READ, StoreError, describe, in_chunks, make_engine
 from .fast import Prepared
 from .idempotency import StoreIdempotency
 from .schema import actions, events
@@ -179,7 +179,9 @@ class Store(Upkeep):
         try:
             upgrade(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot create or upgrade the event-log tables in {self!r}: {exc}") from None
+            raise StoreError(
+                f"cannot create or upgrade the event-log tables in {self!r}: {describe(exc)}"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -261,7 +263,10 @@ class Store(Upkeep):
             if conn is not None and commit:
                 conn.commit()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write the event log ({type(exc).__name__}): {exc}") from exc
+            raise StoreError(
+                f"cannot write the event log: {describe(exc)}; nothing of this row was kept, send it "
+                f"again once the store can be written (store {self!r})"
+            ) from exc
         return event.id
 
     def record_outcome(
