@@ -127,6 +127,18 @@ def test_header_only_export_gives_an_empty_table(con):
             b'"a"\n"ok"\n"\xd0\xcf\x11\xe0\xa1\xb1"\n',
             r"line 3, column 2: byte 0xd0 is not UTF-8",
         ),
+        (
+            "unicode.txt",
+            '"Name","Work Email"\r\n"Ann","ann@acme.com"\r\n'.encode("utf-16"),
+            r"is UTF-16 text .*while Clay exports are UTF-8",
+        ),
+        (
+            "semicolons.csv",
+            b"Name;Work Email\nAnn;ann@acme.com\n",
+            r"line 1: the header is one column, 'Name;Work Email', with semicolons in it: this file is "
+            r"separated by semicolons",
+        ),
+        ("tabs.csv", b"Name\tWork Email\nAnn\tann@acme.com\n", r"line 1: .*this file is separated by tabs"),
     ],
 )
 def test_files_that_are_not_clay_exports_get_an_error_naming_the_line(con, tmp_path, name, content, message):
@@ -137,6 +149,14 @@ def test_files_that_are_not_clay_exports_get_an_error_naming_the_line(con, tmp_p
         load_export(path, con)
     assert str(path) in str(caught.value)
     assert not con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]
+
+
+def test_one_quoted_column_may_hold_a_semicolon(con, tmp_path):
+    """Clay quotes every cell: a quoted header is one column, whatever is in its name."""
+    path = tmp_path / "notes.csv"
+    path.write_text('"Notes; internal"\n"call back; after Q3"\n', encoding="utf-8")
+    load_export(path, con)
+    assert con.execute('SELECT "Notes; internal" FROM notes').fetchall() == [("call back; after Q3",)]
 
 
 def test_a_bad_line_loses_nothing_already_loaded(con, tmp_path):

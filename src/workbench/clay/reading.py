@@ -79,6 +79,25 @@ class ExportReader:
         self.header = header
         self.columns = unique_columns(header)
         self._json_like = bool(header) and header[0].lstrip()[:1] in ("{", "[")
+        if len(header) == 1:
+            self._refuse_other_separators(header[0])
+
+    def _refuse_other_separators(self, name: str) -> None:
+        """A header of one unquoted column holding tabs or semicolons: the file was saved again
+        by a spreadsheet with another separator, and would load as one column of joined cells.
+        (Clay quotes every cell: a quoted header is one column, whatever its name holds.)"""
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
+            if f.read(1) == '"':
+                return
+        for separator, called in (("\t", "tabs"), (";", "semicolons")):
+            if len(name.split(separator)) > 1:
+                self.close()
+                raise ExportError(
+                    f"{self.path}, line 1: the header is one column, {name[:80]!r}, with {called} in "
+                    f"it: this file is separated by {called} (saved again by a spreadsheet?), while "
+                    f"Clay exports separate cells by commas. {_REEXPORT[0].upper()}{_REEXPORT[1:]}, "
+                    "or save this file as CSV with commas"
+                )
 
     def __enter__(self) -> ExportReader:
         return self
@@ -107,6 +126,12 @@ class ExportReader:
             except csv.Error as exc:
                 raise self._fail(start, f"the CSV does not parse ({exc})") from None
             except UnicodeDecodeError:
+                with open(self.path, "rb") as f:
+                    if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                        raise ExportError(
+                            f"{self.path} is UTF-16 text (a spreadsheet's “Unicode text”?), while Clay "
+                            f"exports are UTF-8; {_REEXPORT}, or save this file as CSV UTF-8"
+                        ) from None
                 line, column, byte = _first_bad_utf8_line(self.path)
                 raise ExportError(
                     f"{self.path}, line {line}, column {column}: byte 0x{byte:02x} is not UTF-8 text; "
