@@ -98,7 +98,12 @@ def test_logs_newest_first_with_filters(client):
 
 @pytest.mark.parametrize(
     "query,words",
-    [("limit=abc", "whole number"), ("limit=0", "from 1"), ("since=yesterday", "ISO 8601")],
+    [
+        ("limit=abc", "whole number"),
+        ("limit=0", "from 1"),
+        ("since=yesterday", "ISO 8601"),
+        ("status=failure", "status must be one of received, processed, idempotent, no_mapping, queued"),
+    ],
 )
 def test_bad_log_filters_say_what_to_send(client, query, words):
     r = client.get(f"{DEV}/logs?{query}", headers=admin())

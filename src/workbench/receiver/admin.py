@@ -104,9 +104,16 @@ def _since() -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _status() -> str | None:
+    value = request.args.get("status", "").strip()
+    if value and value not in EVENT_STATUSES:
+        raise BadQuery(f"status must be one of {', '.join(EVENT_STATUSES)}, got {value[:40]!r}")
+    return value or None
+
+
 def _filters() -> dict:
     return {
-        "status": request.args.get("status") or None,
+        "status": _status(),
         "event": request.args.get("event") or None,
         "since": _since(),
         "limit": _limit(),
