@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import click
 
@@ -56,6 +57,12 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log):
                     f"{', '.join(missing)} is set",
                     err=True,
                 )
+    problem = _cannot_listen(host, port)
+    if problem:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {problem}; is another receiver (or `make serve`) "
+            "running there? Choose another port with --port (0: any free one)"
+        )
     store_url = store_url or DEFAULT_STORE_URL
     Store(store_url).engine.dispose()  # create the tables once, before the workers race for it
     if not os.environ.get("WORKBENCH_ADMIN_TOKEN"):
@@ -73,6 +80,22 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log):
         retry_interval=retry_interval,
         accesslog=access_log,
     )
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why gunicorn could not listen on (host, port), or None. Checked up front: gunicorn itself
+    retries for five seconds, after the banner saying where it receives."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 # -- the event log: replay and prune ------------------------------------------------------
