@@ -10,7 +10,7 @@ from threading import Barrier
 
 import pytest
 
-from .conftest import ADMIN_TOKEN, NEXT_SECRET, SECRET, admin, auth, build_app, lead, store_url_for
+from .conftest import ADMIN_TOKEN, ENVIRON, NEXT_SECRET, SECRET, admin, auth, build_app, lead, store_url_for
 
 
 class ClientTransport:
@@ -280,6 +280,54 @@ def test_six_mib_body_is_413_json(served):
     assert r.status_code == 413
     assert r.json()["status"] == "too_large" and "5 MiB" in r.json()["error"]
     assert served.get("/healthz").ok
+
+
+def _chunks(data: bytes, size: int = 1 << 16):
+    """A body that requests sends chunked (no Content-Length)."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def assert_chunked_bodies_are_limited(base_url: str) -> None:
+    """Over the limit: 413, and nothing logged (Werkzeug alone logs the first 5 MiB, as invalid
+    JSON). Under it: processed."""
+    import requests
+
+    def get(path):
+        return requests.get(base_url + DEV + path, headers=admin(), timeout=30).json()
+
+    headers = {**auth(), "Content-Type": "application/json"}
+    big_email = unique_email()
+    big = json.dumps({"event": "lead.enriched", "email": big_email, "notes": "x" * (6 << 20)}).encode()
+    r = requests.post(base_url + DEV, data=_chunks(big), headers=headers, timeout=60)
+    assert r.status_code == 413 and r.json()["status"] == "too_large", r.text[:300]
+    invalid = get("/logs?status=invalid&limit=1000")["events"]
+    assert not any(big_email in get(f"/logs/{e['id']}")["body"] for e in invalid)
+
+    small = json.dumps(lead(email=unique_email())).encode()
+    r = requests.post(base_url + DEV, data=_chunks(small, 100), headers=headers, timeout=60)
+    assert (r.status_code, r.json()["status"]) == (200, "processed")
+    assert get(f"/logs/{r.json()['id']}")["body"] == small.decode()
+
+
+@pytest.mark.slow
+def test_a_chunked_body_over_the_limit_is_413_under_gunicorn(served):
+    assert_chunked_bodies_are_limited(served.url)
+
+
+def test_a_chunked_body_over_the_limit_is_413_in_a_notebooks_receiver(config_path, tmp_path):
+    from workbench.receiver import run_in_background
+
+    handle = run_in_background(
+        config_paths=[config_path],
+        store_url=f"sqlite:///{tmp_path / 'events.sqlite'}",
+        ENVIRON=ENVIRON,
+        ADMIN_TOKEN=ADMIN_TOKEN,
+    )
+    try:
+        assert_chunked_bodies_are_limited(handle.url)
+    finally:
+        handle.stop()
 
 
 def test_too_large_under_test_client(make_app):

@@ -109,7 +109,10 @@ def _too_large_message() -> str:
 def _drain_input() -> None:
     """Read what the client is still sending, so it can read our answer instead of a reset."""
     stream = request.environ.get("wsgi.input")
-    length = request.content_length or 0
+    length = request.content_length
+    if length is None and request.environ.get("wsgi.input_terminated"):
+        length = 64 * 1024 * 1024  # chunked: the server ends the stream where the body ends
+    length = length or 0
     if stream is None or length > 64 * 1024 * 1024:
         return
     try:

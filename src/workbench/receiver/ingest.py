@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..store.fast import json_text
 from .app import runtime
@@ -23,6 +24,16 @@ def _headers(environ: dict) -> dict[str, str]:
     return headers
 
 
+def _refuse_a_cut_stream(body: bytes) -> None:
+    """A body sent without Content-Length (chunked) is read only up to MAX_CONTENT_LENGTH, and
+    Werkzeug then stops without a word: the row would be logged cut short, as invalid JSON.
+    If anything is left after the limit, the body was too large."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    cut = limit and request.content_length is None and len(body) >= limit
+    if cut and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+
+
 @ingest.get("/healthz")
 def healthz():
     return jsonify({"status": "ok"})
@@ -34,6 +45,7 @@ def receive(source: str, environment: str):
     rt = runtime()
     rt.reload_configs()
     body = request.get_data(cache=False)
+    _refuse_a_cut_stream(body)
     reply = rt.service.receive(source, environment, _headers(request.environ), body)
     # The reply is plain JSON data holding whole payloads: encoded by msgspec, not json.dumps.
     return current_app.response_class(
