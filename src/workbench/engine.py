@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -254,8 +256,37 @@ def _refuse_constant(name: str):
     raise ValueError(f"`{name}` is not JSON; send numbers as digits or as text")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 would become infinity, then null on the way out
+        raise ValueError(f"`{text}` is too large for a number; send it as text")
+    return value
+
+
 # strict=False: Clay's templating puts raw control characters inside strings.
-_DECODER = json.JSONDecoder(strict=False, parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(strict=False, parse_constant=_refuse_constant, parse_float=_finite_float)
+# An escaped UTF-16 surrogate (`\ud83d`): valid JSON, but alone it is not a character.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first string (key or value) holding an unpaired surrogate, if any."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
+
+
 _FAST_DECODER = msgspec.json.Decoder()
 
 
@@ -324,6 +355,13 @@ def parse_body(raw: bytes | str | dict) -> dict:
         raise InvalidBody(f'body must be a JSON object such as {{"event": "lead.enriched", ...}}, got {kind}')
     if nesting > MAX_DEPTH and _too_deep(body):
         raise InvalidBody(f"body is nested too deeply (more than {MAX_DEPTH} levels)")
+    if _SURROGATE_ESCAPE.search(text) and (bad := _lone_surrogate(body)) is not None:
+        where = next(i for i, ch in enumerate(bad) if 0xD800 <= ord(ch) <= 0xDFFF)
+        raise InvalidBody(
+            f"body has a string with half a character in it (the escape \\u{ord(bad[where]):04x} "
+            f"without its pair, near {bad[max(0, where - 20) : where]!r}), which is not text; "
+            "a value was probably cut in the middle of an emoji; send the whole value"
+        )
     return body
 
 

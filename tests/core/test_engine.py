@@ -596,6 +596,38 @@ def test_infinity_and_nan_are_not_json(default_engine):
     assert outcome.status == "invalid" and "`NaN` is not JSON" in outcome.error
 
 
+def test_a_number_too_large_for_a_float_is_invalid_not_null(default_engine):
+    outcome = default_engine.process(
+        event(b'{"event": "lead.enriched", "email": "a@acme.com", "score": 1e400}')
+    )
+    assert outcome.status == "invalid" and "`1e400` is too large for a number" in outcome.error
+
+
+@pytest.mark.parametrize(
+    "raw, escape",
+    [
+        (b'{"event": "lead.enriched", "email": "a@acme.com", "note": "cut \\ud83d"}', "\\ud83d"),
+        (b'{"event": "lead.enriched", "email": "a@acme.com", "note": "\\uDE00 first"}', "\\ude00"),
+        # a control character sends the body the tolerant way; a key may hold it too
+        (b'{"event": "lead.enriched", "email": "a@acme.com", "x\\ud800": "\x01"}', "\\ud800"),
+    ],
+)
+def test_half_a_character_is_invalid_naming_the_escape(default_engine, raw, escape):
+    """`\\ud83d` alone is valid JSON but not text: it would crash storing or sending the row."""
+    outcome = default_engine.process(event(raw))
+    assert outcome.status == "invalid", outcome.error
+    assert (
+        f"the escape {escape} without its pair" in outcome.error and "send the whole value" in outcome.error
+    )
+
+
+def test_escaped_surrogate_pairs_are_characters(default_engine):
+    raw = b'{"event": "lead.enriched", "email": "a@acme.com", "note": "\\ud83d\\ude00 \x01"}'
+    outcome = default_engine.process(event(raw))
+    assert outcome.status == "processed"
+    assert outcome.actions[0].payload["properties"]["note"] == "\U0001f600 \x01"
+
+
 def test_integers_beyond_64_bits_are_kept_exactly(default_engine):
     outcome = default_engine.process(
         event(b'{"event": "lead.enriched", "email": "a@b.co", "big": 123456789012345678901234567890}')

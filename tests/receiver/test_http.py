@@ -151,6 +151,10 @@ def test_invalid_bodies_say_why(http):
     assert "not UTF-8" in body["error"]
     _, body, _ = http.post(DEV, {"email": "a@b.co"}, auth())
     assert "no event type" in body["error"] and "body.event" in body["error"]
+    raw = b'{"event": "lead.enriched", "email": "a@b.co", "note": "cut \\ud83d"}'
+    code, body, _ = http.post(DEV, raw, auth())
+    assert (code, body["status"]) == (400, "invalid") and "\\ud83d without its pair" in body["error"]
+    assert logged(http, body["id"])["body"] == raw.decode()
 
 
 def test_invalid_body_is_logged_as_received(http):
