@@ -438,13 +438,52 @@ def load_config(path: str | os.PathLike) -> SourceConfig:
         raise ConfigError([("", f"file not found: {origin}")], origin) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([("", f"cannot read the file: {exc}")], origin) from None
+    repeated: list[tuple[int, str]] = []  # (id of the object, key) for keys given twice in one object
+    objects: list[dict] = []  # every object, so that no id is reused while they are located
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        obj: dict = {}
+        objects.append(obj)
+        for key, value in items:
+            if key in obj:
+                repeated.append((id(obj), key))
+            obj[key] = value
+        return obj
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             [("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")], origin
         ) from None
+    if repeated:
+        where = _locations(data)
+        raise ConfigError(
+            [
+                (
+                    ".".join(filter(None, [where[obj], key])) if obj in where else key,
+                    f"`{key}` is given twice in one object; JSON keeps only the last, so merge them"
+                    + ("" if obj in where else " (inside a value that is itself given twice)"),
+                )
+                for obj, key in repeated
+            ],
+            origin,
+        )
     return parse_config(data, origin)
+
+
+def _locations(data: Any, path: str = "") -> dict[int, str]:
+    """id of every object in `data` -> its dotted location (list items as `mappings[2]`)."""
+    found: dict[int, str] = {}
+    stack = [(data, path)]
+    while stack:
+        value, here = stack.pop()
+        if isinstance(value, dict):
+            found[id(value)] = here
+            stack.extend((v, f"{here}.{k}" if here else str(k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{here}[{i}]") for i, v in enumerate(value))
+    return found
 
 
 _KEY_ORDER = {

@@ -144,6 +144,31 @@ def test_load_errors_are_clear(tmp_path):
         load_config(bad)
 
 
+def test_a_key_given_twice_is_an_error_naming_where(tmp_path):
+    """JSON keeps the last of a repeated key: a second `development` environment or a second
+    `id` param would silently replace the first."""
+    raw = json.loads(DEFAULT_CONFIG.read_text())
+    text = json.dumps(raw)
+    development = json.dumps(raw["environments"]["development"])
+    doubled = text.replace('"production":', f'"development": {development}, "production":', 1)
+    head, tail = doubled.rsplit('"params": {"id":', 1)  # production's last mapping
+    doubled = f'{head}"params": {{"id": "body.work_email", "id":{tail}'
+    path = tmp_path / "doubled.json"
+    path.write_text(doubled)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        (
+            f"environments.production.mappings[{len(raw['environments']['production']['mappings']) - 1}].params.id",
+            "`id` is given twice in one object; JSON keeps only the last, so merge them",
+        ),
+        (
+            "environments.development",
+            "`development` is given twice in one object; JSON keeps only the last, so merge them",
+        ),
+    ]
+
+
 def test_idempotency_config(raw_config):
     raw_config["environments"]["development"]["idempotency"] = {"key": {"hash": "body"}, "window_hours": 2}
     idem = parse_config(raw_config).environment("development").idempotency
