@@ -141,7 +141,8 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
     """Re-run the actions of logged events that did not succeed (earlier successes are not re-run).
 
     Give EVENT_IDs, or --status to pick events from the log. Fix the mapping config first when
-    an action failed because of it. Prints one line per event, then a JSON summary line.
+    an action failed because of it. Prints one line per event, then a JSON summary line; exits
+    with 1 when an event given is not in the log or could not be replayed.
     """
     import json
 
@@ -178,9 +179,12 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
                 if a["status"] != "success" and a["error"]
             ]
             click.echo(line + (f" ({'; '.join(problems)})" if problems else ""))
-        click.echo(json.dumps({"replayed": len(ids), "statuses": counts}))
+        missed = counts.get("not_found", 0) + counts.get("error", 0)
+        click.echo(json.dumps({"replayed": len(ids) - missed, "statuses": counts}))
     finally:
         store.close()
+    if missed:
+        raise SystemExit(1)
 
 
 @main.command()
