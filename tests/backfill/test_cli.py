@@ -80,6 +80,19 @@ def test_backfill_usage_errors(store, tmp_path, args, message):
     assert scalar(store, "SELECT count(*) FROM events") == 0
 
 
+def test_a_failures_path_that_cannot_be_written_stops_before_any_row(store, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    failures = blocker / "failed.csv"
+    result, _ = invoke(
+        config_with(tmp_path), LEADS, "--env", "development", "--store", store.url, "--failures", failures
+    )
+    assert result.exit_code == 2, result.output
+    assert f"cannot write the failures file {failures} ({blocker} is not a folder)" in result.output
+    assert "Traceback" not in result.output
+    assert scalar(store, "SELECT count(*) FROM events") == 0
+
+
 def test_backfill_help_says_how_rows_are_keyed():
     result = CliRunner().invoke(main, ["backfill", "--help"])
     assert "content hash" in " ".join(result.output.split())
