@@ -193,8 +193,9 @@ def test_unreachable_knock_is_transient():
 
 def test_wrong_api_key_is_terminal(fake_knock):
     sink = KnockSink("sk_wrong", base_url=fake_knock.url)
-    with pytest.raises(TerminalSinkError, match="Knock answered 401"):
+    with pytest.raises(TerminalSinkError, match="Knock answered 401") as caught:
         apply(sink, "users_delete", {"id": "u1"})
+    assert "check that KNOCK_API_KEY holds the secret API key (sk_…)" in str(caught.value)
 
 
 def test_make_sink_by_type(fake_knock, tmp_path):

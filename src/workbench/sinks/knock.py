@@ -148,6 +148,11 @@ class KnockSink:
                 raise TransientSinkError(
                     message + "; it will be retried", retry_after=retry_after(exc.response.headers)
                 ) from None
+            if status in (401, 403):
+                message += (
+                    f"; check that {self.api_key_name} holds the secret API key (sk_…) of the Knock "
+                    "environment this sink sends to, then replay the event"
+                )
             raise TerminalSinkError(message) from None
         except knockapi.KnockError as exc:
             raise TerminalSinkError(f"Knock {request.action} failed: {exc}") from None
