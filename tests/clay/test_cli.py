@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from workbench.cli import main
@@ -77,3 +78,11 @@ def test_clay_setup_without_a_template_uses_the_export_columns(tmp_path):
 def test_clay_setup_unknown_environment():
     result = CliRunner().invoke(main, ["clay-setup", str(CONFIG), "--env", "staging", "--url", "http://x"])
     assert result.exit_code == 2 and "no environment `staging`" in result.output
+
+
+@pytest.mark.parametrize("url", ["hooks.example.com", "ftp://hooks.example.com", "", "https://"])
+def test_clay_setup_refuses_a_url_clay_cannot_post_to(url):
+    result = CliRunner().invoke(main, ["clay-setup", str(CONFIG), "--env", "production", "--url", url])
+    assert result.exit_code == 2, result.output
+    assert "the receiver URL must be an address Clay can reach, starting with https://" in result.output
+    assert "URL:" not in result.output

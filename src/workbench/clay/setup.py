@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import SourceConfig
+from ..errors import WorkbenchError
 from .bodies import DEFAULT_EVENT, snake_case, template_column
 
 COLUMN_HINT = (
@@ -19,7 +20,14 @@ COLUMN_HINT = (
 def ingestion_url(base: str, config: SourceConfig, environment: str) -> str:
     """`base` (the receiver's address) completed with `/sources/<source>/<environment>`."""
     config.environment(environment)
-    if "/sources/" in urlsplit(base).path:
+    base = base.strip()
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise WorkbenchError(
+            f"the receiver URL must be an address Clay can reach, starting with https:// (http:// "
+            f"for a local test), e.g. https://hooks.example.com; got {base!r}"
+        )
+    if "/sources/" in parts.path:
         return base
     return f"{base.rstrip('/')}/sources/{config.source}/{environment}"
 
