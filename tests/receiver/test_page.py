@@ -8,7 +8,7 @@ import re
 
 from sqlalchemy import event
 
-from .conftest import ADMIN_TOKEN, auth, lead, receiver_config, write_config
+from .conftest import ADMIN_TOKEN, admin, auth, lead, receiver_config, write_config
 
 DEV = "/sources/clay/development"
 BROWSER = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_TOKEN}".encode()).decode()}
@@ -41,6 +41,16 @@ def test_everything_is_escaped(client):
     html = page(client)
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html and "&lt;img src=x" in html
+
+
+def test_the_page_runs_no_script_and_cannot_be_framed(client):
+    r = client.get(DEV, headers=admin())
+    assert r.status_code == 200
+    policy = r.headers["Content-Security-Policy"]
+    assert (
+        "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "script-src" not in policy
+    )
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_filters_by_status_and_event(client):

@@ -193,6 +193,19 @@ def pretty(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+# The page shows bodies Clay sent: no script, no frame around it (its replay buttons must not be
+# clickable through another site), nothing loaded from elsewhere.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 @admin.get(BASE)
 def page(source: str, environment: str):
     rt = runtime()
@@ -204,7 +217,7 @@ def page(source: str, environment: str):
     events = [entries.get(item["id"]) or item for item in listed]
     summary = rt.store.status_summary(source, environment)
     event_types = sorted({m.event for m in env.mappings} | {e["event"] for e in events if e.get("event")})
-    return render_template(
+    html = render_template(
         "events.html",
         source=source,
         environment=environment,
@@ -217,3 +230,4 @@ def page(source: str, environment: str):
         replayed=request.args.get("replayed"),
         pretty=pretty,
     )
+    return html, 200, PAGE_HEADERS
