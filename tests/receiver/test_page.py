@@ -53,6 +53,11 @@ def test_the_page_runs_no_script_and_cannot_be_framed(client):
     assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_admin_answers_are_not_cached(client):
+    for path in (DEV, f"{DEV}/logs", f"{DEV}/status"):
+        assert client.get(path, headers=admin()).headers["Cache-Control"] == "no-store", path
+
+
 def test_filters_by_status_and_event(client):
     ok = post(client, lead())
     failed = post(client, lead(email=""))

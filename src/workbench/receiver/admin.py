@@ -53,6 +53,13 @@ class BadQuery(WorkbenchError):
     status = "bad_request"
 
 
+@admin.after_request
+def not_cached(response):
+    """Admin answers hold rows' bodies (names, emails): no cache keeps a copy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @admin.before_request
 def require_admin_token():
     token = current_app.config.get("ADMIN_TOKEN")
