@@ -37,11 +37,12 @@ from ..engine import (
 from ..errors import CoercionError
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
-from ..store.db import describe, in_chunks
+from ..store.db import describe, in_chunks, set_pragmas
+from ..store.fast import json_text
 from ..store.log import action_values
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
-from .sql import body_text, insert_many
+from .sql import insert_many
 from .users import BatchedUsers
 
 # How long content-hash keys are remembered when the config has no idempotency of its own:
@@ -110,6 +111,7 @@ class Backfill:
             self.window = HASH_WINDOW
         self.scope = (config.source, self.env.name)
         self._batch_conn = None  # see `_batch_connection`
+        self._batch_restore: dict[str, int] = {}  # the PRAGMAs it had before
 
     def missing_columns(self, columns: Iterable[str]) -> list[str]:
         """Columns the body template names that the export does not have."""
@@ -224,7 +226,7 @@ class Backfill:
         if self._batch_conn is None:
             conn = self.store.engine.connect()
             if conn.dialect.name == "sqlite":
-                conn.info["workbench_restore"] = _set_pragmas(conn, _BULK_PRAGMAS)
+                self._batch_restore = set_pragmas(conn, _BULK_PRAGMAS)
             self._batch_conn = conn
         return self._batch_conn
 
@@ -234,10 +236,10 @@ class Backfill:
         conn, self._batch_conn = self._batch_conn, None
         if conn is None:
             return
+        restore, self._batch_restore = self._batch_restore, {}
         try:
-            restore = conn.info.pop("workbench_restore", None)
             if restore and not conn.invalidated:
-                _set_pragmas(conn, restore)
+                set_pragmas(conn, restore)
         finally:
             conn.close()
 
@@ -353,7 +355,7 @@ class Backfill:
                     "origin": "backfill",
                     "event": outcome.event,
                     "status": outcome.status,
-                    "body": body_text(outcome.body),
+                    "body": json_text(outcome.body),  # as the HTTP API column would have sent it
                     "body_bytes": None,
                     "headers": stored_headers,
                     "idempotency_key": outcome.idempotency_key,
@@ -385,16 +387,6 @@ class Backfill:
 # checkpoints of the write-ahead log every BACKFILL_CHECKPOINT_PAGES instead of every few batches
 # (each one waits for the disk). Neither changes what a commit guarantees.
 _BULK_PRAGMAS = {"cache_size": -BACKFILL_CACHE_KIB, "wal_autocheckpoint": BACKFILL_CHECKPOINT_PAGES}
-
-
-def _set_pragmas(conn, values: dict[str, int]) -> dict[str, int]:
-    """Set SQLite PRAGMAs on the driver's connection (outside any transaction); returns the values
-    they had."""
-    dbapi = conn.connection.dbapi_connection
-    before = {name: dbapi.execute(f"PRAGMA {name}").fetchone()[0] for name in values}
-    for name, value in values.items():
-        dbapi.execute(f"PRAGMA {name} = {int(value)}")
-    return before
 
 
 def _settle(batch: list[_Row], settled: dict) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..store.fast import bind_processor, json_text
+from ..store.fast import bind_processor
 
 _PROCESSORS: dict[tuple, tuple] = {}
 
@@ -32,8 +32,3 @@ def insert_many(conn, table, rows: list[dict[str, Any]]) -> None:
         values = [row[name] for row in rows]
         columns.append(values if process is None else [None if v is None else process(v) for v in values])
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
-
-
-def body_text(body: Any) -> str:
-    """A backfilled body as the event log keeps it: the JSON the HTTP API column would have sent."""
-    return json_text(body)

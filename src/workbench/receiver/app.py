@@ -106,14 +106,18 @@ def _too_large_message() -> str:
     )
 
 
+# The most a refused body is read to its end for; beyond that the client gets a reset.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 def _drain_input() -> None:
     """Read what the client is still sending, so it can read our answer instead of a reset."""
     stream = request.environ.get("wsgi.input")
     length = request.content_length
     if length is None and request.environ.get("wsgi.input_terminated"):
-        length = 64 * 1024 * 1024  # chunked: the server ends the stream where the body ends
+        length = DRAIN_LIMIT  # chunked: the server ends the stream where the body ends
     length = length or 0
-    if stream is None or length > 64 * 1024 * 1024:
+    if stream is None or length > DRAIN_LIMIT:
         return
     try:
         while length > 0:

@@ -40,7 +40,8 @@ class StoreError(WorkbenchError):
     status = "store_error"
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
+    """JSON text as the store keeps it (SQLAlchemy's JSON serializer here)."""
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -63,7 +64,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         engine = create_engine(
             parsed,
-            json_serializer=_json_dumps,
+            json_serializer=json_dumps,
             pool_pre_ping=True,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
@@ -74,7 +75,7 @@ def make_engine(url: str) -> Engine:
     if memory:
         engine = create_engine(
             parsed,
-            json_serializer=_json_dumps,
+            json_serializer=json_dumps,
             connect_args={"check_same_thread": False},
             poolclass=StaticPool,
         )
@@ -82,7 +83,7 @@ def make_engine(url: str) -> Engine:
         Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             parsed,
-            json_serializer=_json_dumps,
+            json_serializer=json_dumps,
             connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
     _tune_sqlite(engine, wal=not memory)
@@ -108,6 +109,16 @@ def _report_unavailable(engine: Engine) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def set_pragmas(conn: Connection, values: dict[str, int]) -> dict[str, int]:
+    """Set SQLite PRAGMAs on the driver's connection under `conn` (outside any transaction);
+    returns the values they had, to set back."""
+    dbapi = conn.connection.dbapi_connection
+    before = {name: dbapi.execute(f"PRAGMA {name}").fetchone()[0] for name in values}
+    for name, value in values.items():
+        dbapi.execute(f"PRAGMA {name} = {int(value)}")
+    return before
 
 
 def describe(exc: BaseException) -> str:

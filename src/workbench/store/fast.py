@@ -9,7 +9,6 @@ stay SQLAlchemy's: a `Prepared` runs inside the `Connection` it is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from ..errors import StoreUnavailable
+from .db import json_dumps
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -39,7 +39,7 @@ def json_processor(fallback: Callable[[Any], Any]) -> Callable[[Any], str]:
 
 
 # JSON text as the store keeps it (and as the receiver answers).
-json_text = json_processor(lambda value: json.dumps(value, ensure_ascii=False, default=str))
+json_text = json_processor(json_dumps)
 
 
 def _memo_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
