@@ -28,6 +28,9 @@ def _action(name: str, label: str, *params: str) -> ActionType:
     )
 
 
+# Knock honours an Idempotency-Key on workflow triggers only; their keys are logged and kept.
+KEYED_ACTIONS = frozenset({"workflows_trigger"})
+
 # Knock's documented order; workflows_cancel (offered by Knock's UI, absent from its list) runs last.
 EXECUTION_ORDER = (
     "users_identify",

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .actions import normalize
+from .actions import KEYED_ACTIONS, normalize
 from .config import ActionMapping, Environment, SourceConfig
 from .errors import CoercionError, InvalidBody, SinkError, TransientSinkError
 from .paths import MISSING, is_nothing
@@ -72,14 +72,18 @@ class ActionRequest:
     # A backfilled row's own identity (see `row_identity`): what its keys derive from instead of
     # the event id, which a re-run of the row does not keep.
     row: str | None = None
+    key: str | None = None  # set by `Engine.apply` when earlier attempts decide it
 
     @property
     def idempotency_key(self) -> str | None:
-        """Stable per event (or backfilled row) and mapping, so a retried or re-sent trigger never
-        runs twice in Knock."""
+        """Stable per event and mapping (a backfilled row: per row, mapping and payload), so a
+        retried or re-sent trigger never runs twice in Knock; a changed payload of a backfilled row
+        gets its own key, as Knock refuses a key reused with other parameters."""
+        if self.key is not None:
+            return self.key
         if self.row is not None:
-            digest = hashlib.sha256(f"{self.row}\n{self.mapping_key}".encode()).hexdigest()
-            return f"row_{digest}"
+            text = f"{self.row}\n{self.mapping_key}\n{content_hash(self.payload)}"
+            return f"row_{hashlib.sha256(text.encode()).hexdigest()}"
         return f"{self.event_id}:{self.mapping_key}" if self.event_id else None
 
 
@@ -175,6 +179,8 @@ class ActionResult:
     result: Any = None
     error: str | None = None
     retry_after: float | None = None
+    # A trigger's Idempotency-Key while Knock may have run it under that key (see `Engine.apply`).
+    request_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action, "status": self.status, "payload": self.payload}
@@ -481,11 +487,27 @@ class Engine:
             result.status, result.error = "failed", "; ".join(errors)
         return result
 
-    def apply(self, plan: Plan, event_id: str | None = None, row: str | None = None) -> Outcome:
+    def apply(
+        self,
+        plan: Plan,
+        event_id: str | None = None,
+        row: str | None = None,
+        earlier: Mapping[str, tuple[str | None, int]] | None = None,
+    ) -> Outcome:
         """Hand every resolved action to the sink and settle the outcome's status. `row`: the
-        `row_identity` of a backfilled row, which the sink's idempotency keys derive from."""
+        `row_identity` of a backfilled row, which the sink's idempotency keys derive from.
+
+        `earlier`: per mapping of a replayed event, the key its trigger was last sent under while
+        Knock may have run it (None after a refusal) and its attempts so far. A kept key is sent
+        again, so a trigger that timed out never runs twice; after a refusal (Knock ran nothing,
+        and would answer the same key with the same refusal for 24 h) a new one is taken."""
+        earlier = earlier or {}
         for mapping, result in plan.todo:
             request = ActionRequest(mapping.action, result.payload, event_id, mapping.key, row)
+            kept, attempts = earlier.get(mapping.key, (None, 0))
+            keyed = mapping.action in KEYED_ACTIONS
+            if keyed and (kept or attempts):
+                request.key = kept or f"{request.idempotency_key}:{attempts + 1}"
             try:
                 result.result = self.sink.apply(request)
                 result.status = "success"
@@ -493,6 +515,16 @@ class Engine:
                 result.status, result.error, result.retry_after = "queued", str(exc), exc.retry_after
             except SinkError as exc:
                 result.status, result.error = "failed", str(exc)
+                if keyed and kept:
+                    result.error += (
+                        f"; Idempotency-Key {kept} is kept, as an earlier attempt under it may have "
+                        "run in Knock (Knock forgets a key 24 h after its first use)"
+                    )
+            if keyed:
+                result.request_key = kept if result.status == "failed" else request.idempotency_key
+        for result in plan.outcome.actions:  # not sent this time (skipped, or failed to map)
+            if result.request_key is None and result.status != "success":
+                result.request_key = earlier.get(result.mapping, (None, 0))[0]
         plan.todo = []
         outcome = plan.outcome
         statuses = {a.status for a in outcome.actions}

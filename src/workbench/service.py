@@ -252,10 +252,13 @@ class SourceService:
                 payload=a["payload"],
                 result=a["result"],
                 error=a["error"],
+                request_key=a["request_key"],
             )
             for mapping, a in earlier.items()
             if a["status"] in keep
         }
+        # What decides a trigger's Idempotency-Key this time (see `Engine.apply`).
+        keys = {mapping: (a["request_key"], a["attempts"]) for mapping, a in earlier.items()}
         event = SourceEvent(
             self.store.raw_body(event_id),
             entry["headers"],
@@ -272,20 +275,20 @@ class SourceService:
         sink = self.sink_for(env)
         if getattr(sink, "transactional", False):
             with self.store.unit_of_work() as conn:
-                outcome, applied = self._apply(config, env, sink.bind(conn), event, previous, row)
+                outcome, applied = self._apply(config, env, sink.bind(conn), event, previous, row, keys)
                 self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
                 self.store.count_replay(event_id, conn)
         else:
-            outcome, applied = self._apply(config, env, sink, event, previous, row)
+            outcome, applied = self._apply(config, env, sink, event, previous, row, keys)
             with self.store.transaction() as conn:
                 self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
                 self.store.count_replay(event_id, conn)
         self._remember_key(config, env, entry["status"], outcome)
         return outcome
 
-    def _apply(self, config, env, sink, event, previous, row=None) -> tuple[Outcome, list[str]]:
-        """Plan afresh, keep the earlier results in `previous`, apply the rest (`row`: see
-        `Engine.apply`)."""
+    def _apply(self, config, env, sink, event, previous, row=None, keys=None) -> tuple[Outcome, list[str]]:
+        """Plan afresh, keep the earlier results in `previous`, apply the rest (`row`, `keys`:
+        see `Engine.apply`)."""
         engine = Engine(config, env, sink, None, self.clock)
         plan = engine.plan(event)
         if plan.final:
@@ -303,7 +306,7 @@ class SourceService:
                 kept.add(id(result))
         plan.todo = [(m, r) for m, r in plan.todo if id(r) not in kept]
         applied = [m.key for m, _ in plan.todo]
-        return engine.apply(plan, event.id, row), applied
+        return engine.apply(plan, event.id, row, keys), applied
 
     def _remember_key(self, config, env, before: str, outcome: Outcome) -> None:
         """Only successes are remembered: a replay that succeeded is, a queued event that gave up is not."""

@@ -195,3 +195,28 @@ def test_a_queued_trigger_of_a_backfilled_row_is_retried_under_its_first_key(sto
     ]
     assert [r.status for r in again] == [500, 200]
     assert failed.idempotency_key.startswith("row_")
+
+
+def test_a_rerun_after_knock_refused_the_triggers_sends_the_fixed_ones_under_new_keys(
+    store, tmp_path, bulk_knock
+):
+    """Knock refused every trigger of the first run (a key it has seen is answered the same way for
+    24 h, and refused with other parameters); after the mapping is fixed, the re-run's changed
+    triggers go under keys of their own and run once each."""
+    config = trigger_config(tmp_path, bulk_knock)
+    high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
+    bulk_knock.fail(422, times=len(high), path="/v1/workflows/", body={"message": "workflow not committed"})
+    first = backfill(store, config, bulk_knock, batch_size=50)
+    assert first.counts["failed"] >= len(high) and bulk_knock.runs() == []
+    data = json.loads(config.read_text())
+    data["environments"]["development"]["mappings"][1]["params"]["actor"] = "body.email"
+    config.write_text(json.dumps(data))
+    second = backfill(store, config, bulk_knock, batch_size=50)
+    assert second.counts["failed"] == first.counts["failed"] - len(high)
+    runs = bulk_knock.runs()
+    assert sorted(r["actor"] for r in runs) == sorted(email_of(r) for r in high)
+    keys = [r.idempotency_key for r in bulk_knock.requests_to("/v1/workflows/")]
+    assert len(set(keys)) == len(keys) == 2 * len(high)
+    logged = rows(store, "SELECT status, error FROM actions WHERE action = 'workflows_trigger'")
+    assert len([s for s, e in logged if s == "success"]) == len(high)
+    assert len([s for s, e in logged if s == "failed" and "not committed" in e]) == len(high)

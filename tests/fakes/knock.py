@@ -1,9 +1,11 @@
 """A fake Knock API on loopback: the endpoints the knock sink calls, with scripted faults.
 
 It records every request (method, path, JSON body, Idempotency-Key), keeps users, objects,
-tenants, subscriptions, audience members and workflow runs, and answers a trigger repeated with
-the same Idempotency-Key with the first run, as Knock does. `fail(...)` queues failures (a status
-with an optional Retry-After, or a delay) that the next matching requests get instead.
+tenants, subscriptions, audience members and workflow runs, and treats a trigger's
+Idempotency-Key as Knock documents it: a key seen before is answered with its first answer (a
+run, or a refusal), and refused when the parameters differ. An outage (5xx, 429, 408, 409) is not
+an answer Knock keeps. `fail(...)` queues failures (a status with an optional Retry-After, or a
+delay) that the next matching requests get instead.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class FakeKnockState:
     subscriptions: set[tuple[str, str, str]] = field(default_factory=set)
     audience_members: set[tuple[str, str, str]] = field(default_factory=set)
     runs: list[dict] = field(default_factory=list)
-    triggers_by_key: dict[str, str] = field(default_factory=dict)
+    # Idempotency-Key of a trigger -> (its parameters, the HTTP status and body it was answered with)
+    answers_by_key: dict[str, tuple[Any, int, dict]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
 
 
@@ -92,6 +95,7 @@ def create_fake_knock(api_key: str = API_KEY) -> tuple[Flask, FakeKnockState, th
         if request.headers.get("Authorization") != f"Bearer {api_key}":
             record.status = 401
             return jsonify({"code": "unauthenticated", "message": "The API key is invalid"}), 401
+        keyed = record.idempotency_key if request.path.endswith("/trigger") else None
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -99,7 +103,19 @@ def create_fake_knock(api_key: str = API_KEY) -> tuple[Flask, FakeKnockState, th
                 record.status = fault.status
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
                 body = fault.body or {"code": "scripted_failure", "message": f"scripted {fault.status}"}
+                if keyed and fault.status < 500 and fault.status not in (408, 409, 429):
+                    with lock:  # a refusal is the key's answer, like a run
+                        state.answers_by_key.setdefault(keyed, (record.json, fault.status, body))
                 return jsonify(body), fault.status, headers
+        if keyed:
+            with lock:
+                first = state.answers_by_key.get(keyed)
+            if first is not None:
+                record.status = first[1] if first[0] == record.json else 422
+                if first[0] != record.json:
+                    message = "Idempotency-Key was already used with different parameters"
+                    return jsonify({"code": "invalid_params", "message": message}), 422
+                return jsonify(first[2]), first[1]
         record.status = 200
         return None
 
@@ -187,11 +203,11 @@ def create_fake_knock(api_key: str = API_KEY) -> tuple[Flask, FakeKnockState, th
         body = request.get_json() or {}
         idem = request.headers.get("Idempotency-Key")
         with lock:
-            if idem and idem in state.triggers_by_key:
-                return jsonify({"workflow_run_id": state.triggers_by_key[idem]})
+            if idem and idem in state.answers_by_key:  # a concurrent request with the key ran it
+                return jsonify(state.answers_by_key[idem][2]), state.answers_by_key[idem][1]
             run_id = str(uuid.uuid4())
             if idem:
-                state.triggers_by_key[idem] = run_id
+                state.answers_by_key[idem] = (request.get_json(silent=True), 200, {"workflow_run_id": run_id})
             for r in body.get("recipients", []):
                 state.runs.append(
                     {

@@ -95,6 +95,7 @@ def test_terminal_refusal_fails_until_replayed_and_the_replay_reruns_only_the_fa
     # Only successes are remembered: the same row again is processed, not a duplicate.
     fake_knock.fail(422, path="/v1/workflows")
     assert post(service, lead(row_id="r1"), env="knock").body["status"] == "failed"
+    assert actions_by_mapping(store.get_event(reply.body["id"]))[TRIGGER]["request_key"] is None
     replayed = service.replay(reply.body["id"])  # after the workflow was fixed in Knock
     assert replayed["status"] == "processed"
     assert replayed["replays"] == 1
@@ -102,6 +103,65 @@ def test_terminal_refusal_fails_until_replayed_and_the_replay_reruns_only_the_fa
     assert len(fake_knock.requests_to("/v1/users")) == 2  # one per event, not re-run by the replay
     assert len(fake_knock.runs()) == 1
     assert post(service, lead(row_id="r1"), env="knock").body["status"] == "idempotent"
+    # Knock answers a key with its first answer for 24 h: the replay went under a new key.
+    keys = [r.idempotency_key for r in fake_knock.requests_to("/v1/workflows")]
+    event_key = f"{reply.body['id']}:{TRIGGER}"
+    assert keys[0] == event_key and keys[-1] == f"{event_key}:2"
+    assert actions_by_mapping(replayed)[TRIGGER]["request_key"] == f"{event_key}:2"
+
+
+def set_trigger_param(service, config_path, name: str, value) -> None:
+    raw = json.loads(config_path.read_text())
+    (trigger,) = [
+        m for m in raw["environments"]["knock"]["mappings"] if m["params"].get("key") == {"value": "new-lead"}
+    ]
+    trigger["params"][name] = value
+    config_path.write_text(json.dumps(raw, indent=1))
+    service.configs.reload_if_changed()
+
+
+def test_replay_after_fixing_a_refused_trigger_sends_the_new_parameters_under_a_new_key(
+    service, store, config_path, fake_knock
+):
+    set_trigger_param(service, config_path, "recipients", {"value": ["sales-tem"]})
+    fake_knock.fail(422, path="/v1/workflows", body={"message": "recipient sales-tem not found"})
+    reply = post(service, lead(row_id="r1"), env="knock")
+    assert reply.body["status"] == "failed"
+    set_trigger_param(service, config_path, "recipients", {"value": ["sales-team"]})
+    replayed = service.replay(reply.body["id"])
+    assert replayed["status"] == "processed", replayed
+    (run,) = fake_knock.runs()
+    assert run["recipient"] == "sales-team"
+    sent = [r.json["recipients"] for r in fake_knock.requests_to("/v1/workflows")]
+    assert sent == [["sales-tem"], ["sales-team"]]
+    assert run["idempotency_key"] == f"{reply.body['id']}:{TRIGGER}:2"
+
+
+def test_a_trigger_that_may_have_run_keeps_its_key_even_when_the_mapping_changes(
+    service, store, clock, config_path, fake_knock
+):
+    fake_knock.fail(None, delay=1.6, path="/v1/workflows")  # times out here, runs in Knock
+    reply = post(service, lead(row_id="r1"), env="knock")
+    assert reply.body["status"] == "queued"
+    event_key = f"{reply.body['id']}:{TRIGGER}"
+    assert actions_by_mapping(store.get_event(reply.body["id"]))[TRIGGER]["request_key"] == event_key
+    deadline = time.monotonic() + 10
+    while not fake_knock.runs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    set_trigger_param(service, config_path, "recipients", {"value": ["sales-team", "ops"]})
+    clock.advance(HOUR)
+    assert service.retry_due() == 1
+    entry = store.get_event(reply.body["id"])
+    trigger = actions_by_mapping(entry)[TRIGGER]
+    # Knock refuses the key with other parameters; a new key would run the workflow twice.
+    assert (entry["status"], trigger["request_key"]) == ("failed", event_key)
+    assert (
+        "Knock answered 422" in trigger["error"]
+        and f"Idempotency-Key {event_key} is kept" in trigger["error"]
+    )
+    assert service.replay(reply.body["id"])["status"] == "failed"
+    assert {r.idempotency_key for r in fake_knock.requests_to("/v1/workflows")} == {event_key}
+    assert len(fake_knock.runs()) == 1
 
 
 def test_queued_event_is_a_duplicate_until_it_gives_up(service, store, clock, fake_knock):

@@ -129,7 +129,11 @@ def test_each_action_reaches_knock_through_the_sdk(fake_knock, sink, action, pay
     assert (request.method, request.path, request.status) == (method, path, 200)
     if body is not None:
         assert request.json == body
-    assert request.idempotency_key == f"evt_1:3:{action}"
+    # Knock deduplicates triggers only; other calls carry whatever key the SDK makes up.
+    if action == "workflows_trigger":
+        assert request.idempotency_key == f"evt_1:3:{action}"
+    else:
+        assert "evt_1" not in (request.idempotency_key or "")
     assert isinstance(result, dict)
 
 
@@ -139,6 +143,26 @@ def test_trigger_result_and_state(fake_knock, sink):
     assert result == {"workflow_run_id": fake_knock.runs()[0]["workflow_run_id"]}
     assert [r["recipient"] for r in fake_knock.runs()] == ["u1", "u2"]
     assert apply(sink, "workflows_trigger", payload) == result  # same key: Knock answers with the first run
+    assert len(fake_knock.runs()) == 2
+
+
+def test_a_key_is_answered_as_first_answered_and_refused_with_other_parameters(fake_knock, sink):
+    """The fake keeps Knock's documented rules for a trigger's Idempotency-Key, which the
+    receiver's choice of keys relies on."""
+    payload = {"key": "new-lead", "recipients": ["u1"]}
+    first = apply(sink, "workflows_trigger", payload)
+    with pytest.raises(TerminalSinkError, match="422.*different parameters"):
+        apply(sink, "workflows_trigger", {**payload, "recipients": ["u2"]})
+    assert apply(sink, "workflows_trigger", payload) == first
+    fake_knock.fail(422, path="/v1/workflows", body={"message": "workflow not committed"})
+    with pytest.raises(TerminalSinkError, match="not committed"):
+        apply(sink, "workflows_trigger", payload, event_id="evt_2")
+    with pytest.raises(TerminalSinkError, match="not committed"):  # a refusal is the key's answer too
+        apply(sink, "workflows_trigger", payload, event_id="evt_2")
+    fake_knock.fail(503, path="/v1/workflows")
+    with pytest.raises(TransientSinkError):
+        apply(sink, "workflows_trigger", payload, event_id="evt_3")
+    assert apply(sink, "workflows_trigger", payload, event_id="evt_3") != first  # an outage is not kept
     assert len(fake_knock.runs()) == 2
 
 

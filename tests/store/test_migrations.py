@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
+from datetime import datetime
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from workbench.cli import main
-from workbench.store import Store, metadata
-from workbench.store.migrate import VERSION_TABLE, current, head, upgrade
+from workbench.store import Store, actions, events, metadata
+from workbench.store.migrate import VERSION_TABLE, alembic_config, current, head, upgrade
 
 
 def schema_differences(store: Store) -> list:
@@ -90,3 +94,64 @@ def test_migrate_command(store_url):
     assert f'"revision": "{head()}"' in result.output
     again = CliRunner().invoke(main, ["migrate", "--store", store_url])
     assert '"migrated": false' in again.output
+
+
+def test_triggers_that_may_have_run_keep_the_key_they_were_sent_under(store_url):
+    """Revision 0002 logs each trigger's Idempotency-Key; the ones Knock may have run (queued, or
+    given up after retries) get the key they went under before it, so their next attempt sends it
+    again, while refused ones are free to take a new key."""
+    store = Store(store_url, create=False)
+    now = datetime(2026, 3, 1, 9, 0)
+    trigger = "4:workflows_trigger"
+    logged = {  # event id: (origin, action, status, error)
+        "evt_queued": ("live", "workflows_trigger", "queued", "Knock did not answer"),
+        "evt_gave_up": ("live", "workflows_trigger", "failed", "gave up after 10 attempts; last error: 503"),
+        "evt_refused": ("live", "workflows_trigger", "failed", "Knock answered 422 to workflows_trigger"),
+        "evt_backfilled": ("backfill", "workflows_trigger", "queued", "Knock answered 500"),
+        "evt_identify": ("live", "users_identify", "queued", "Knock answered 500"),
+    }
+    try:
+        with store.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+            for event_id, (origin, action, status, error) in logged.items():
+                conn.execute(
+                    events.insert().values(
+                        id=event_id,
+                        received_at=now,
+                        source="clay",
+                        environment="development",
+                        origin=origin,
+                        event="lead.enriched",
+                        status=status,
+                        body="{}",
+                        idempotency_key="row-7",
+                        replays=0,
+                        updated_at=now,
+                    )
+                )
+                conn.execute(
+                    actions.insert().values(
+                        event_id=event_id,
+                        position=0,
+                        mapping=trigger,
+                        action=action,
+                        status=status,
+                        error=error,
+                        attempts=2,
+                        updated_at=now,
+                    )
+                )
+        assert upgrade(store.engine) is True
+        with store.engine.connect() as conn:
+            keys = dict(conn.execute(select(actions.c.event_id, actions.c.request_key)).all())
+        identity = json.dumps(["clay", "development", "lead.enriched", "row-7"])
+        assert keys == {
+            "evt_queued": f"evt_queued:{trigger}",
+            "evt_gave_up": f"evt_gave_up:{trigger}",
+            "evt_refused": None,
+            "evt_backfilled": "row_" + hashlib.sha256(f"{identity}\n{trigger}".encode()).hexdigest(),
+            "evt_identify": None,
+        }
+        assert schema_differences(store) == []
+    finally:
+        store.close()

@@ -1,8 +1,9 @@
 """The `knock` sink: actions sent to Knock through the official `knockapi` SDK.
 
 The SDK's own retries are off: a transient failure (timeout, connection error, 408/409/429/5xx)
-becomes `TransientSinkError` and the receiver retries it with its own backoff. Every call carries
-an idempotency key derived from the event id and the mapping, so a retried trigger never runs twice.
+becomes `TransientSinkError` and the receiver retries it with its own backoff. A workflow trigger
+(the one call Knock deduplicates) carries an Idempotency-Key derived from the event id and the
+mapping, so a retried trigger never runs twice (see `Engine.apply` for the key after a refusal).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import knockapi
 from knockapi import Knock
 
+from ..actions import KEYED_ACTIONS
 from ..engine import ActionRequest
 from ..errors import TerminalSinkError, TransientSinkError
 
@@ -130,7 +132,8 @@ class KnockSink:
             raise TerminalSinkError(f"the knock sink does not support `{request.action}`")
         if self._rate is not None:
             self._rate.wait()
-        options = {"idempotency_key": request.idempotency_key} if request.idempotency_key else {}
+        key = request.idempotency_key if request.action in KEYED_ACTIONS else None
+        options = {"idempotency_key": key} if key else {}
         try:
             return handler(request.payload, options)
         except knockapi.APITimeoutError:

@@ -120,6 +120,7 @@ def action_values(
         "attempts": attempts,
         "next_attempt_at": next_attempt,
         "updated_at": now,
+        "request_key": result.request_key,
     }
 
 
@@ -156,6 +157,7 @@ def _action(row) -> dict[str, Any]:
         "mapping": row.mapping,
         "attempts": row.attempts,
         "next_attempt_at": iso(row.next_attempt_at),
+        "request_key": row.request_key,
     }
 
 

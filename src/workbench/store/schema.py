@@ -88,6 +88,8 @@ actions = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # A workflow trigger's Idempotency-Key, kept while Knock may have run it under that key.
+    Column("request_key", String(255)),
     UniqueConstraint("event_id", "mapping", name="uq_actions_event_mapping"),
     Index("ix_actions_status_next", "status", "next_attempt_at"),
 )
