@@ -1,5 +1,6 @@
 """Clay → Knock source workbench: verify, map and apply Clay rows as Knock actions."""
 
+from .body import parse_body
 from .config import (
     ActionMapping,
     Environment,
@@ -9,7 +10,7 @@ from .config import (
     parse_config,
     save_config,
 )
-from .engine import ActionResult, Engine, Outcome, SourceEvent, new_event_id, parse_body
+from .engine import ActionResult, Engine, Outcome, SourceEvent, new_event_id
 from .errors import (
     ConfigError,
     InvalidBody,

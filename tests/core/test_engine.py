@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.actions import EXECUTION_ORDER
+from workbench.body import parse_body
 from workbench.config import load_config, parse_config
-from workbench.engine import Engine, SourceEvent, content_hash, new_event_id, new_event_ids, parse_body
+from workbench.engine import Engine, SourceEvent, content_hash, new_event_id, new_event_ids
 from workbench.errors import InvalidBody, TerminalSinkError, TransientSinkError
 from workbench.sinks import DryRunSink
 
