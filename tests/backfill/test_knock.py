@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from tests.fakes.knock import API_KEY, fake_knock  # noqa: F401 (fixture)
 from tests.fakes.knock_bulk import add_bulk_endpoints
 from workbench.backfill import Backfill, CsvRows
-from workbench.backfill.knock import BulkKnockUsers
+from workbench.backfill.knock import BulkKnock
 from workbench.cli import main
 from workbench.config import load_config
 from workbench.sinks import make_sink
@@ -130,7 +130,7 @@ def test_bulk_splits_at_knocks_limit(bulk_knock):
     from workbench.engine import ActionRequest
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnockUsers(KnockSink(API_KEY, base_url=bulk_knock.url), chunk=3)
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url), chunk=3)
     for i in range(7):
         sink.apply(
             ActionRequest("users_identify", {"id": f"u{i}", "name": f"U{i}"}, f"evt_{i}", "0:users_identify")
@@ -220,3 +220,104 @@ def test_a_rerun_after_knock_refused_the_triggers_sends_the_fixed_ones_under_new
     logged = rows(store, "SELECT status, error FROM actions WHERE action = 'workflows_trigger'")
     assert len([s for s, e in logged if s == "success"]) == len(high)
     assert len([s for s, e in logged if s == "failed" and "not committed" in e]) == len(high)
+
+
+# lead.enriched identifies the lead and sets its company as an object.
+IDENTIFY_AND_COMPANY = [
+    IDENTIFY_AND_TRIGGER[0],
+    {
+        "event": "lead.enriched",
+        "action": "objects_set",
+        "params": {
+            "collection": {"value": "companies"},
+            "id": "body.company_domain",
+            "name": "body.company_name",
+            "properties": "body",
+        },
+    },
+]
+
+
+def company_config(tmp_path, fake):
+    config = knock_config(tmp_path, fake)
+    data = json.loads(config.read_text())
+    data["environments"]["development"]["mappings"] = IDENTIFY_AND_COMPANY
+    config.write_text(json.dumps(data))
+    return config
+
+
+def test_objects_go_to_knock_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_path, bulk_knock):
+    source = export_rows(LEADS)
+    summary = backfill(store, company_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
+    assert summary.counts["processed"] == len([r for r in source if email_of(r)])
+    sets = bulk_knock.requests_to("/v1/objects/companies/bulk/set", "POST")
+    assert len(sets) == 3  # 200 rows in batches of 80, one call a batch
+    assert bulk_knock.requests_to("/v1/objects/", "PUT") == []
+    # Users go first in each batch, as Knock runs identify before set object.
+    calls = [r.path for r in bulk_knock.state.requests if "/bulk/" in r.path]
+    assert calls == ["/v1/users/bulk/identify", "/v1/objects/companies/bulk/set"] * 3
+    last = {}
+    for row in source:
+        if email_of(row):
+            last[row["Company Domain"]] = row
+    assert set(bulk_knock.state.objects) == {("companies", domain) for domain in last}
+    wayne = bulk_knock.state.objects[("companies", "wayne.co")]
+    assert (wayne["name"], wayne["email"]) == ("Wayne Enterprises", email_of(last["wayne.co"]))
+    results = dict(
+        rows(store, "SELECT mapping, result FROM actions WHERE action = 'objects_set' AND status = 'success'")
+    )
+    assert json.loads(results["1:objects_set"])["bulk_operation_id"]
+    again = backfill(store, company_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
+    assert again.counts["idempotent"] == summary.counts["processed"]
+    # Only the rows that failed (no email to identify the lead by) run again.
+    resent = sum(len(r.json["objects"]) for r in bulk_knock.requests_to("/v1/objects/companies/bulk/set")[3:])
+    assert resent == again.counts["failed"] == len(source) - summary.counts["processed"]
+
+
+def test_objects_knock_will_not_take_are_queued_or_failed_and_users_still_go(store, tmp_path, bulk_knock):
+    bulk_knock.fail(503, times=1, path="/v1/objects/companies/bulk")
+    bulk_knock.fail(422, times=1, path="/v1/objects/companies/bulk", body={"message": "bad object"})
+    failures = tmp_path / "failures.csv"
+    summary = backfill(
+        store, company_config(tmp_path, bulk_knock), bulk_knock, batch_size=80, failures=failures
+    )
+    statuses = dict(
+        rows(store, "SELECT status, count(*) FROM actions WHERE action = 'objects_set' GROUP BY status")
+    )
+    first, second = [
+        len(r.json["objects"]) for r in bulk_knock.requests_to("/v1/objects/companies/bulk/set")
+    ][:2]
+    assert statuses["queued"] == first and statuses["failed"] >= second
+    # A row whose lead has no email failed its identify already: failed, not queued.
+    assert summary.counts["queued"] == len([r for r in export_rows(LEADS)[:first] if email_of(r)])
+    assert len(bulk_knock.state.users) == len({email_of(r) for r in export_rows(LEADS) if email_of(r)})
+    reasons = [r["_reason"] for r in read_csv(failures)]
+    assert (
+        sum("Knock answered 422 to a bulk set of `companies` objects: bad object" in r for r in reasons)
+        == second
+    )
+
+
+def test_bulk_sends_users_then_each_collection_split_at_the_limit(bulk_knock):
+    from workbench.engine import ActionRequest
+    from workbench.sinks.knock import KnockSink
+
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url), chunk=3)
+    for i in range(4):
+        for collection in ("accounts", "teams"):
+            payload = {"collection": collection, "id": f"o{i}", "name": f"O{i}", "properties": {"tier": i}}
+            sink.apply(ActionRequest("objects_set", payload, f"evt_{i}", f"1:{collection}"))
+        sink.apply(ActionRequest("users_identify", {"id": f"u{i}"}, f"evt_{i}", "0:users_identify"))
+    assert sink.flush() == {}
+    sent = [(r.path, len(r.json.get("objects") or r.json.get("users"))) for r in bulk_knock.state.requests]
+    assert max(n for _, n in sent) == 3  # no call holds more than the limit
+    totals = {}
+    for path, n in sent:
+        totals[path] = totals.get(path, 0) + n
+    assert totals == {
+        "/v1/users/bulk/identify": 4,
+        "/v1/objects/accounts/bulk/set": 4,
+        "/v1/objects/teams/bulk/set": 4,
+    }
+    assert sent[0][0] == "/v1/users/bulk/identify"  # each flush sends users first
+    assert bulk_knock.state.objects[("teams", "o3")] == {"name": "O3", "tier": 3}

@@ -209,9 +209,9 @@ class Backfill:
                 done = self._done_keys(conn, keyed, now)
             sink = self.sink
             if self.bulk and getattr(sink, "name", None) == "knock":
-                from .knock import BulkKnockUsers  # the SDK loads only when Knock is the sink
+                from .knock import BulkKnock  # the SDK loads only when Knock is the sink
 
-                sink = BulkKnockUsers(sink)
+                sink = BulkKnock(sink)
             self.engine.sink = sink
             self._apply(batch, done)
             if sink is not self.sink:
