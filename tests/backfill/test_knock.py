@@ -16,10 +16,12 @@ from workbench.sinks import make_sink
 from .conftest import IDENTIFY_AND_TRIGGER, LEADS, config_with, email_of, export_rows, read_csv, rows, scalar
 
 
-def knock_config(tmp_path, fake, **sink):
+def knock_config(tmp_path, fake, mappings=None, **sink):
+    changes = {"mappings": mappings} if mappings is not None else {}
     return config_with(
         tmp_path,
         sink={"type": "knock", "api_key": {"$env": "KNOCK_API_KEY"}, "base_url": fake.url, **sink},
+        **changes,
     )
 
 
@@ -140,21 +142,13 @@ def test_bulk_splits_at_knocks_limit(bulk_knock):
     assert bulk_knock.state.users["u6"] == {"name": "U6"}
 
 
-def trigger_config(tmp_path, fake):
-    config = knock_config(tmp_path, fake)
-    data = json.loads(config.read_text())
-    data["environments"]["development"]["mappings"] = IDENTIFY_AND_TRIGGER
-    config.write_text(json.dumps(data))
-    return config
-
-
 def test_a_batch_sent_but_never_logged_triggers_nothing_twice_on_the_rerun(
     store, tmp_path, bulk_knock, monkeypatch
 ):
     """A backfill stopped after Knock got a batch's calls but before the batch was logged sends
     that batch again on the re-run, under new event ids; the triggers' idempotency keys come from
     the rows themselves, so Knock runs each workflow once."""
-    config = trigger_config(tmp_path, bulk_knock)
+    config = knock_config(tmp_path, bulk_knock, IDENTIFY_AND_TRIGGER)
     real_write = Backfill._write
     calls = []
 
@@ -181,7 +175,7 @@ def test_a_batch_sent_but_never_logged_triggers_nothing_twice_on_the_rerun(
 def test_a_queued_trigger_of_a_backfilled_row_is_retried_under_its_first_key(store, tmp_path, bulk_knock):
     from workbench.service import ConfigSet, SourceService
 
-    config = trigger_config(tmp_path, bulk_knock)
+    config = knock_config(tmp_path, bulk_knock, IDENTIFY_AND_TRIGGER)
     bulk_knock.fail(500, times=1, path="/v1/workflows/")
     summary = backfill(store, config, bulk_knock, batch_size=50)
     assert summary.counts["queued"] == 1
@@ -203,7 +197,7 @@ def test_a_rerun_after_knock_refused_the_triggers_sends_the_fixed_ones_under_new
     """Knock refused every trigger of the first run (a key it has seen is answered the same way for
     24 h, and refused with other parameters); after the mapping is fixed, the re-run's changed
     triggers go under keys of their own and run once each."""
-    config = trigger_config(tmp_path, bulk_knock)
+    config = knock_config(tmp_path, bulk_knock, IDENTIFY_AND_TRIGGER)
     high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
     bulk_knock.fail(422, times=len(high), path="/v1/workflows/", body={"message": "workflow not committed"})
     first = backfill(store, config, bulk_knock, batch_size=50)
@@ -238,17 +232,11 @@ IDENTIFY_AND_COMPANY = [
 ]
 
 
-def company_config(tmp_path, fake):
-    config = knock_config(tmp_path, fake)
-    data = json.loads(config.read_text())
-    data["environments"]["development"]["mappings"] = IDENTIFY_AND_COMPANY
-    config.write_text(json.dumps(data))
-    return config
-
-
 def test_objects_go_to_knock_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_path, bulk_knock):
     source = export_rows(LEADS)
-    summary = backfill(store, company_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
+    summary = backfill(
+        store, knock_config(tmp_path, bulk_knock, IDENTIFY_AND_COMPANY), bulk_knock, batch_size=80
+    )
     assert summary.counts["processed"] == len([r for r in source if email_of(r)])
     sets = bulk_knock.requests_to("/v1/objects/companies/bulk/set", "POST")
     assert len(sets) == 3  # 200 rows in batches of 80, one call a batch
@@ -267,7 +255,9 @@ def test_objects_go_to_knock_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_pa
         rows(store, "SELECT mapping, result FROM actions WHERE action = 'objects_set' AND status = 'success'")
     )
     assert json.loads(results["1:objects_set"])["bulk_operation_id"]
-    again = backfill(store, company_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
+    again = backfill(
+        store, knock_config(tmp_path, bulk_knock, IDENTIFY_AND_COMPANY), bulk_knock, batch_size=80
+    )
     assert again.counts["idempotent"] == summary.counts["processed"]
     # Only the rows that failed (no email to identify the lead by) run again.
     resent = sum(len(r.json["objects"]) for r in bulk_knock.requests_to("/v1/objects/companies/bulk/set")[3:])
@@ -279,7 +269,11 @@ def test_objects_knock_will_not_take_are_queued_or_failed_and_users_still_go(sto
     bulk_knock.fail(422, times=1, path="/v1/objects/companies/bulk", body={"message": "bad object"})
     failures = tmp_path / "failures.csv"
     summary = backfill(
-        store, company_config(tmp_path, bulk_knock), bulk_knock, batch_size=80, failures=failures
+        store,
+        knock_config(tmp_path, bulk_knock, IDENTIFY_AND_COMPANY),
+        bulk_knock,
+        batch_size=80,
+        failures=failures,
     )
     statuses = dict(
         rows(store, "SELECT status, count(*) FROM actions WHERE action = 'objects_set' GROUP BY status")
