@@ -362,7 +362,7 @@ class Engine:
                     )
             if keyed:
                 result.request_key = kept if result.status == "failed" else request.idempotency_key
-        for result in plan.outcome.actions:  # not sent this time (skipped, or failed to map)
+        for result in plan.outcome.actions if earlier else ():  # kept by those not sent this time
             if result.request_key is None and result.status != "success":
                 result.request_key = earlier.get(result.mapping, (None, 0))[0]
         plan.todo = []

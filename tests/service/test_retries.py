@@ -224,3 +224,23 @@ def test_replay_of_a_processed_event_runs_nothing_again(service, store, fake_kno
     assert service.replay(reply.body["id"])["status"] == "processed"
     assert len(fake_knock.requests_to("/v1/users")) == 1
     assert len(fake_knock.requests_to("/v1/workflows")) == 1
+
+
+def test_a_trigger_that_may_have_run_keeps_its_key_through_a_replay_that_could_not_map_it(
+    service, store, clock, config_path, fake_knock
+):
+    fake_knock.fail(None, delay=1.6, path="/v1/workflows")  # times out here, runs in Knock
+    reply = post(service, lead(row_id="r1"), env="knock")
+    event_key = f"{reply.body['id']}:{TRIGGER}"
+    set_trigger_param(service, config_path, "recipients", "body.no_such_column")
+    replayed = service.replay(reply.body["id"])
+    trigger = actions_by_mapping(replayed)[TRIGGER]
+    assert (trigger["status"], trigger["request_key"]) == ("failed", event_key)
+    assert "resolved to nothing" in trigger["error"]
+    set_trigger_param(service, config_path, "recipients", {"value": ["sales-team"]})
+    assert service.replay(reply.body["id"])["status"] == "processed"
+    assert {r.idempotency_key for r in fake_knock.requests_to("/v1/workflows")} == {event_key}
+    deadline = time.monotonic() + 10
+    while len(fake_knock.requests_to("/v1/workflows")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fake_knock.runs()) == 1
