@@ -246,17 +246,20 @@ def test_two_stores_on_one_file_create_tables_once(sqlite_url):
         second.close()
 
 
-def test_a_read_only_database_is_refused_with_sqlites_reason_and_no_sql(tmp_path):
+def test_a_read_only_database_is_refused_with_sqlites_reason_and_no_sql(tmp_path, monkeypatch):
     import sqlite3
 
     path = tmp_path / "readonly.sqlite"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE unrelated (a)")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     with pytest.raises(StoreError) as caught:
         Store(f"sqlite:///file:{path}?mode=ro&uri=true")
     message = str(caught.value)
     assert message.startswith("cannot create or upgrade the event-log tables in Store('sqlite:///"), message
     assert message.endswith(": attempt to write a readonly database (sqlite3.OperationalError)"), message
+    assert list((tmp_path / "cwd").iterdir()) == []  # no folder named after the URI
 
 
 def test_unreadable_store_url_says_what_to_write():

@@ -80,7 +80,10 @@ def make_engine(url: str) -> Engine:
             poolclass=StaticPool,
         )
     else:
-        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        # A URI filename (`sqlite:///file:/path/db.sqlite?mode=ro&uri=true`) is SQLite's to open as it
+        # says; only a plain path gets its folder made.
+        if not database.startswith("file:"):
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             parsed,
             json_serializer=json_dumps,
