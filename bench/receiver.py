@@ -9,6 +9,9 @@ A third app, the floor, does only the SQLite writes one request makes (the event
 action, the user's merged record and the event's status), in raw sqlite3 with the store's settings,
 under the same gunicorn: what this storage layout costs before any of the receiver's own work.
 
+Each app's workers' CPU time per request (Linux /proc) is printed too: on a machine that wrk and
+the workers keep busy, requests/s follow it.
+
 Also checks that the event log holds exactly the number of 2xx responses the server sent
 (gunicorn's access log), and that wrk saw no other answers.
 
@@ -213,6 +216,19 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(60)
 
 
+def worker_cpu(master: subprocess.Popen) -> float:
+    """CPU seconds (user + system) used so far by the server's workers, from Linux /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that just ended
+            continue
+        if int(fields[1]) == master.pid:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url + PATH],
@@ -285,10 +301,14 @@ def main() -> None:
         assert probe.status_code == 200 and probe.json()["status"] == "processed", probe.text
         # Alternating short rounds, so both see the same share of a machine that others use too.
         slice_seconds = max(1, round(args.seconds / args.rounds))
+        servers = {"receiver": (receiver_proc, receiver_url), "hello": (hello_proc, hello_url)}
+        servers["floor"] = (floor_proc, floor_url)
         for _ in range(args.rounds):
-            rounds["receiver"].append(run_wrk(receiver_url, script, slice_seconds, args.connections))
-            rounds["hello"].append(run_wrk(hello_url, script, slice_seconds, args.connections))
-            rounds["floor"].append(run_wrk(floor_url, script, slice_seconds, args.connections))
+            for name, (proc, url) in servers.items():
+                before = worker_cpu(proc)
+                result = run_wrk(url, script, slice_seconds, args.connections)
+                answered = max(1, result["ok"] + result["other"])
+                rounds[name].append({**result, "cpu_ms": 1000 * (worker_cpu(proc) - before) / answered})
         receiver, hello = combine(rounds["receiver"]), combine(rounds["hello"])
         # Latency below saturation: each connection paced to offer 0.5x hello-world's rate in
         # total, or 80% of what the receiver sustained when that is less.
@@ -321,6 +341,13 @@ def main() -> None:
     print(
         f"floor (the same SQLite writes in raw sqlite3, nothing else): {combine(rounds['floor'])['rps']:.1f}"
         f" req/s, ratio floor/hello-world {floors[len(floors) // 2]:.2f}"
+    )
+    cpu = {name: sorted(r["cpu_ms"] for r in rs)[len(rs) // 2] for name, rs in rounds.items()}
+    print(
+        "workers' CPU per request (median round): "
+        + ", ".join(f"{name} {cpu[name]:.2f} ms" for name in ("hello", "receiver", "floor"))
+        + f"; 0.5x hello-world's rate leaves the receiver about {2 * cpu['hello']:.2f} ms while the"
+        " machine is CPU-bound"
     )
     print(
         f"receiver paced at {target:.0f} req/s offered: {paced['rps']:.1f} req/s, "
