@@ -121,3 +121,13 @@ def test_page_runs_the_same_few_statements_however_many_events_it_shows(app, cli
     assert len(re.findall(r'<details class="event" id="evt_', html)) == 50
     # Listing, the entries (events, then their actions) and the summary: not one query per row.
     assert for_fifty == for_five <= 10
+
+
+def test_a_triggers_idempotency_key_is_shown(client):
+    sent = post(client, lead(event="lead.high_intent", icp_score="91"))
+    (trigger,) = [a for a in sent["actions"] if a["action"] == "workflows_trigger"]
+    assert trigger["status"] == "success"
+    entry = client.get(f"{DEV}/logs/{sent['id']}", headers=admin()).get_json()
+    (logged,) = [a for a in entry["actions"] if a["action"] == "workflows_trigger"]
+    assert logged["request_key"] == f"{sent['id']}:{logged['mapping']}"
+    assert f"Idempotency-Key <code>{logged['request_key']}</code>" in page(client)
