@@ -36,27 +36,14 @@ def upgrade() -> None:
     if "request_key" not in {c["name"] for c in sa.inspect(bind).get_columns("actions")}:
         with op.batch_alter_table("actions") as batch:
             batch.add_column(sa.Column("request_key", sa.String(length=255), nullable=True))
-    actions, events = (
-        sa.table(
-            "actions",
-            sa.column("id"),
-            sa.column("event_id"),
-            sa.column("mapping"),
-            sa.column("action"),
-            sa.column("status"),
-            sa.column("error"),
-            sa.column("attempts"),
-            sa.column("request_key"),
-        ),
-        sa.table(
-            "events",
-            sa.column("id"),
-            sa.column("origin"),
-            sa.column("source"),
-            sa.column("environment"),
-            sa.column("event"),
-            sa.column("idempotency_key"),
-        ),
+    actions = sa.table(
+        "actions",
+        *(sa.column(name) for name in ("id", "event_id", "mapping", "action", "status", "error", "attempts")),
+        sa.column("request_key"),
+    )
+    events = sa.table(
+        "events",
+        *(sa.column(name) for name in ("id", "origin", "source", "environment", "event", "idempotency_key")),
     )
     in_flight = bind.execute(
         sa.select(
