@@ -13,6 +13,14 @@ from .schema import actions, events, idempotency_keys
 class Upkeep:
     """Part of `Store`: needs its `transaction()` and `retry` policy."""
 
+    def _claim(self, candidates, take) -> list[str]:
+        """The event ids `candidates` (a SELECT of `events.id`) finds, locked with SKIP LOCKED, for
+        which `take(event_id)` (an UPDATE that re-checks the condition: another process may have
+        claimed the event since the SELECT began) changes a row, all in one transaction."""
+        with self.transaction() as c:
+            found = list(c.execute(candidates.with_for_update(skip_locked=True)).scalars())
+            return [event_id for event_id in found if c.execute(take(event_id)).rowcount]
+
     def claim_due(self, now: datetime | None = None, limit: int = 100) -> list[str]:
         """Events with queued actions whose next attempt is due, claimed for one lease.
 
@@ -23,59 +31,27 @@ class Upkeep:
         """
         now = now or utcnow()
         lease_end = now + timedelta(seconds=self.retry.lease_seconds)
-        claimed = []
-        due_events = select(actions.c.event_id).where(
-            actions.c.status == "queued", actions.c.next_attempt_at <= now
+        due = (actions.c.status == "queued", actions.c.next_attempt_at <= now)
+        return self._claim(
+            select(events.c.id)
+            .where(events.c.id.in_(select(actions.c.event_id).where(*due)))
+            .order_by(events.c.received_at, events.c.id)
+            .limit(limit),
+            lambda event_id: (
+                update(actions).where(actions.c.event_id == event_id, *due).values(next_attempt_at=lease_end)
+            ),
         )
-        with self.transaction() as c:
-            due = c.execute(
-                select(events.c.id)
-                .where(events.c.id.in_(due_events))
-                .order_by(events.c.received_at, events.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).scalars()
-            for event_id in list(due):
-                # Re-checked row by row: another process may have claimed it since the SELECT began.
-                taken = c.execute(
-                    update(actions)
-                    .where(
-                        actions.c.event_id == event_id,
-                        actions.c.status == "queued",
-                        actions.c.next_attempt_at <= now,
-                    )
-                    .values(next_attempt_at=lease_end)
-                ).rowcount
-                if taken:
-                    claimed.append(event_id)
-        return claimed
 
     def claim_stalled(
         self, older_than: timedelta, now: datetime | None = None, limit: int = 100
     ) -> list[str]:
         """Events still `received` long after arrival (their process died mid-way), claimed for a replay."""
         now = now or utcnow()
-        before = now - older_than
-        claimed = []
-        with self.transaction() as c:
-            stalled = c.execute(
-                select(events.c.id)
-                .where(events.c.status == "received", events.c.updated_at <= before)
-                .order_by(events.c.received_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).scalars()
-            for event_id in list(stalled):
-                taken = c.execute(
-                    update(events)
-                    .where(
-                        events.c.id == event_id, events.c.status == "received", events.c.updated_at <= before
-                    )
-                    .values(updated_at=now)
-                ).rowcount
-                if taken:
-                    claimed.append(event_id)
-        return claimed
+        stalled = (events.c.status == "received", events.c.updated_at <= now - older_than)
+        return self._claim(
+            select(events.c.id).where(*stalled).order_by(events.c.received_at).limit(limit),
+            lambda event_id: update(events).where(events.c.id == event_id, *stalled).values(updated_at=now),
+        )
 
     def prune(self, older_than_days: float = 30, now: datetime | None = None) -> int:
         """Delete events received more than `older_than_days` ago (with their actions) and expired
