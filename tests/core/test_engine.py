@@ -634,3 +634,58 @@ def test_integers_beyond_64_bits_are_kept_exactly(default_engine):
         event(b'{"event": "lead.enriched", "email": "a@b.co", "big": 123456789012345678901234567890}')
     )
     assert outcome.actions[0].payload["properties"]["big"] == 123456789012345678901234567890
+
+
+class ScriptedSink:
+    """Answers each trigger with the next scripted outcome: ok, transient (Knock may have run
+    it: a timeout) or refused (Knock ran nothing)."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.sent = []  # (key, outcome)
+
+    def apply(self, request):
+        outcome = self.script.pop(0)
+        self.sent.append((request.idempotency_key, outcome))
+        if outcome == "transient":
+            raise TransientSinkError("Knock did not answer in time")
+        if outcome == "refused":
+            raise TerminalSinkError("Knock answered 422")
+        return {"workflow_run_id": "run"}
+
+
+TRIGGER_ONLY = json.loads(DEFAULT_CONFIG.read_text())
+TRIGGER_ONLY["environments"]["development"]["mappings"] = [
+    {
+        "event": "lead.enriched",
+        "action": "workflows_trigger",
+        "params": {"key": {"value": "w"}, "recipients": "body.email"},
+    }
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["ok", "transient", "refused"]), min_size=1, max_size=8))
+def test_trigger_keys_over_any_run_of_attempts(script):
+    """Attempts of one trigger, each replayed with what the log kept of the last (its key and
+    attempts, as `Store.record_outcome` keeps them): a key Knock may have run the trigger under is
+    the only key ever sent after it, and after a refusal of a fresh key a new key is taken."""
+    config = parse_config(TRIGGER_ONLY)
+    sink = ScriptedSink(script)
+    engine = Engine(config, "development", sink)
+    kept, attempts = None, 0
+    for _ in script:
+        plan = engine.plan(event({"event": "lead.enriched", "email": "a@b.co"}))
+        mapping = plan.todo[0][0].key
+        outcome = engine.apply(plan, "evt_1", earlier={mapping: (kept, attempts)} if attempts else None)
+        (result,) = outcome.actions
+        kept, attempts = result.request_key, attempts + 1
+        if result.status == "success":
+            break
+    keys = [key for key, _ in sink.sent]
+    for i, (key, outcome) in enumerate(sink.sent):
+        if outcome == "transient":  # may have run under `key`: every later attempt sends it again
+            assert all(later == key for later in keys[i:])
+        if outcome == "refused" and "transient" not in [o for _, o in sink.sent[:i]]:
+            assert key not in keys[i + 1 :]  # Knock would answer it with the refusal again
+    assert keys[0] == f"evt_1:{mapping}"
