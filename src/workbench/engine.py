@@ -346,8 +346,9 @@ class Engine:
             request = ActionRequest(mapping.action, result.payload, event_id, mapping.key, row)
             kept, attempts = earlier.get(mapping.key, (None, 0))
             keyed = mapping.action in KEYED_ACTIONS
-            if keyed and (kept or attempts):
-                request.key = kept or f"{request.idempotency_key}:{attempts + 1}"
+            if keyed:  # fixed once: the sink and the log below read it (a row's key hashes its payload)
+                base = kept or request.idempotency_key
+                request.key = base if kept or not attempts else f"{base}:{attempts + 1}"
             try:
                 result.result = self.sink.apply(request)
                 result.status = "success"
@@ -361,7 +362,7 @@ class Engine:
                         "run in Knock (Knock forgets a key 24 h after its first use)"
                     )
             if keyed:
-                result.request_key = kept if result.status == "failed" else request.idempotency_key
+                result.request_key = kept if result.status == "failed" else request.key
         for result in plan.outcome.actions if earlier else ():  # kept by those not sent this time
             if result.request_key is None and result.status != "success":
                 result.request_key = earlier.get(result.mapping, (None, 0))[0]
