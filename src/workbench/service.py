@@ -142,6 +142,13 @@ class SourceService:
         self._sinks: dict[int, tuple[Any, Environment]] = {}
         self._sinks_version = -1
         self._sinks_lock = threading.Lock()
+        # Set by the receiver on a SQLite store (see `workbench.writebehind`).
+        self.write_behind = None
+
+    def settle(self) -> None:
+        """Wait until every event answered so far is in the log (see `workbench.writebehind`)."""
+        if self.write_behind is not None:
+            self.write_behind.settle()
 
     # -- sinks -----------------------------------------------------------------------------
 
@@ -168,6 +175,18 @@ class SourceService:
         config, env = self.configs.environment(source, environment)
         verify(headers, env.secrets(self.environ))
         event = SourceEvent(body, headers, origin="live", received_at=self.clock())
+        if self.write_behind is not None:
+            reply = self.write_behind.receive(config, env, source, environment, event)
+            if reply is not None:
+                return reply
+            if getattr(self.sink_for(env), "transactional", False):
+                self.write_behind.settle()  # the local sink sees rows in the order they were answered
+        return self._log_and_process(config, env, source, environment, event)
+
+    def _log_and_process(
+        self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
+    ) -> Reply:
+        """Log a verified event (committed), then process it and log its outcome."""
         with self.store.connection() as conn:
             # Committed here, before any action runs.
             event_id = self.store.record_received(event, source, environment, conn=conn, commit=True)
@@ -326,6 +345,8 @@ class SourceService:
         """Retry queued actions whose backoff has elapsed, and events whose process died; returns
         how many events were retried."""
         now = now or self.clock()
+        if self.write_behind is not None:
+            self.write_behind.recover_orphans()
         done = 0
         for event_id in self.store.claim_due(now, limit):
             done += self._retry_one(event_id, keep=("success", "failed"))

@@ -189,7 +189,7 @@ def test_backfilled_events_read_back_through_the_store(store):
     (action,) = entry["actions"]
     assert action["status"] == "success" and action["attempts"] == 1
     assert action["payload"]["id"] == body["email"] and action["payload"]["properties"] == body
-    assert action["result"] == {"id": body["email"], "created": True}
+    assert action["result"] == {"id": body["email"]}
     assert entry["received_at"].endswith("Z")
     assert store.list_events("clay", "development", status="processed", limit=1)[0]["origin"] == "backfill"
 

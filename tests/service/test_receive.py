@@ -72,7 +72,7 @@ def test_processed_reply_has_the_actions_in_full(service, store):
     assert action["status"] == "success"
     assert action["payload"]["id"] == "jane@acme.com"
     assert action["payload"]["properties"] == lead()
-    assert action["result"] == {"id": "jane@acme.com", "created": True}
+    assert action["result"] == {"id": "jane@acme.com"}
     assert count(store, local_users) == 1
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from ..engine import ActionRequest
-from ..sinks.local import USER_FIELDS, LocalSink, _attributes, deep_merge
+from ..sinks.local import USER_FIELDS, LocalSink, _attributes, deep_merge, merge_result
 from ..store import local_users
 from ..store.db import in_chunks
 from .sql import insert_many
@@ -62,7 +62,7 @@ class BatchedUsers:
         created = before is None
         self.known[user_id] = deep_merge(before or {}, _attributes(payload, USER_FIELDS))
         self.dirty.setdefault(user_id, not created)
-        return {"id": user_id, "created": created}
+        return merge_result(request.action, payload)
 
     def flush(self) -> None:
         if not self.dirty:

@@ -33,7 +33,16 @@ from . import main
 @click.option(
     "--access-log", type=click.Path(dir_okay=False), help="Write gunicorn's access log here (- for stderr)."
 )
-def serve(configs, store_url, host, port, workers, retry_interval, access_log):
+@click.option(
+    "--write-behind/--no-write-behind",
+    default=True,
+    show_default=True,
+    help="On a SQLite store: journal each row, answer, then log rows in batches every 20 ms, when "
+    "the answer cannot depend on the store (local sink, no idempotency, no deletes). Rows are kept "
+    "from the moment they are journaled; admin reads wait for the batches. --no-write-behind logs "
+    "every row in its own transactions before answering.",
+)
+def serve(configs, store_url, host, port, workers, retry_interval, access_log, write_behind):
     """Serve the receiver under gunicorn: POST rows to /sources/<source>/<environment>.
 
     CONFIG files default to mappings/clay.json; they are reloaded when they change. Signing
@@ -64,7 +73,10 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log):
             "running there? Choose another port with --port (0: any free one)"
         )
     store_url = store_url or DEFAULT_STORE_URL
-    Store(store_url).engine.dispose()  # create the tables once, before the workers race for it
+    store = Store(store_url)  # create the tables once, before the workers race for it
+    if write_behind:
+        _log_left_journals(paths, store)
+    store.close()
     if not os.environ.get("WORKBENCH_ADMIN_TOKEN"):
         click.echo(
             "Note: WORKBENCH_ADMIN_TOKEN is not set, so the admin API and event-log page are off", err=True
@@ -79,7 +91,21 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log):
         workers=workers,
         retry_interval=retry_interval,
         accesslog=access_log,
+        write_behind=write_behind,
     )
+
+
+def _log_left_journals(paths: list[str], store) -> None:
+    """Rows a receiver answered but had not logged when it was killed: logged now, once."""
+    from ..service import ConfigSet, SourceService
+    from ..writebehind import WriteBehind, journal_folder
+
+    folder = journal_folder(store)
+    if folder is None:
+        return
+    done = WriteBehind(SourceService(ConfigSet(paths), store), folder).recover_orphans()
+    if done:
+        click.echo(f"Logged {done} answered rows that a stopped receiver left in {folder}", err=True)
 
 
 def _cannot_listen(host: str, port: int) -> str | None:

@@ -85,6 +85,12 @@ def require_admin_token():
         raise AdminAuthError(f"the admin token is wrong; {HOW_TO}", challenge)
 
 
+@admin.before_request
+def settled():
+    """Every event answered so far, by any receiver process, is in the log before it is read."""
+    runtime().service.settle()
+
+
 def _limit(default: int = 50) -> int:
     raw = request.args.get("limit", "")
     if not raw:

@@ -84,6 +84,8 @@ def build_runtime(config: dict) -> Runtime:
         log.warning("starting without the event-log database: %s", exc)
         store = Store(url, create=False)
     service = SourceService(configs, store, environ=config.get("ENVIRON"))
+    if config.get("WRITE_BEHIND"):
+        _write_behind(service, float(config.get("WRITE_BEHIND_PAUSE") or 0.05))
     return Runtime(
         configs,
         store,
@@ -91,6 +93,21 @@ def build_runtime(config: dict) -> Runtime:
         environ=config.get("ENVIRON"),
         reload_interval=float(config.get("RELOAD_INTERVAL", 1.0)),
     )
+
+
+def _write_behind(service, pause: float) -> None:
+    """Journal, answer, then log in batches (see `workbench.writebehind`), on a SQLite file store;
+    first log what dead receiver processes left in their journals."""
+    from ..writebehind import WriteBehind, journal_folder
+
+    folder = journal_folder(service.store)
+    if folder is None:
+        return
+    service.write_behind = WriteBehind(service, folder, pause=pause)
+    try:
+        service.write_behind.recover_orphans()
+    except Exception:  # the retry loop tries again; serving must not wait for it
+        log.exception("could not yet log the journals left in %s", folder)
 
 
 def error_body(status: str, message: str, code: int):
@@ -170,7 +187,9 @@ def register_error_handlers(app: Flask) -> None:
 
 def create_app(config: dict | None = None) -> Flask:
     """The receiver. `config` keys: CONFIG_PATHS, STORE_URL, ADMIN_TOKEN, MAX_CONTENT_LENGTH,
-    ENVIRON (secrets; default os.environ), RELOAD_INTERVAL, RETRY_INTERVAL (None: no retry thread)."""
+    ENVIRON (secrets; default os.environ), RELOAD_INTERVAL, RETRY_INTERVAL (None: no retry thread),
+    WRITE_BEHIND (journal and answer, then log in batches; `workbench serve` turns it on) and
+    WRITE_BEHIND_PAUSE (seconds a batch gathers requests)."""
     from .admin import admin
     from .ingest import ingest
 
@@ -183,6 +202,8 @@ def create_app(config: dict | None = None) -> Flask:
         ENVIRON=None,
         RELOAD_INTERVAL=1.0,
         RETRY_INTERVAL=None,
+        WRITE_BEHIND=False,
+        WRITE_BEHIND_PAUSE=0.05,
     )
     app.config.update(config or {})
     app.json.sort_keys = False

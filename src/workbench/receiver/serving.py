@@ -24,6 +24,14 @@ class ReceiverServer(BaseApplication):
         return create_app(self.app_config)
 
 
+def _write_pending(server, worker) -> None:
+    """Gunicorn's worker_exit hook: a worker stopping gracefully logs what it answered."""
+    app = getattr(worker, "wsgi", None)
+    runtime = getattr(app, "extensions", {}).get("workbench")
+    if runtime is not None and runtime.service.write_behind is not None:
+        runtime.service.write_behind.close()
+
+
 def serve(
     config_paths: list[str],
     store_url: str,
@@ -31,10 +39,16 @@ def serve(
     port: int = 8000,
     workers: int = 2,
     retry_interval: float = 5.0,
+    write_behind: bool = True,
     **options,
 ) -> None:
     """Run the receiver until stopped (blocks)."""
-    app_config = {"CONFIG_PATHS": config_paths, "STORE_URL": store_url, "RETRY_INTERVAL": retry_interval}
+    app_config = {
+        "CONFIG_PATHS": config_paths,
+        "STORE_URL": store_url,
+        "RETRY_INTERVAL": retry_interval,
+        "WRITE_BEHIND": write_behind,
+    }
     settings = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
@@ -43,6 +57,7 @@ def serve(
         "graceful_timeout": 10,
         "accesslog": None,
         "proc_name": "workbench-receiver",
+        "worker_exit": _write_pending,
         **options,
     }
     ReceiverServer(app_config, settings).run()

@@ -88,6 +88,25 @@ def _attributes(payload: dict[str, Any], fields: tuple[str, ...]) -> dict[str, A
     return {**{k: v for k, v in properties.items() if k != "id"}, **named}
 
 
+# What a merge answers does not depend on what the store held before, so a receiver can answer
+# it before the write is made (see `workbench.writebehind`).
+MERGE_ACTIONS = frozenset({"users_identify", "objects_set", "tenants_set"})
+_RUN_IDS = uuid.UUID("5b0c6f1e-8f5d-4c3e-9a53-1f7e0c2d4b6a")
+
+
+def merge_result(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The local sink's result for a merge action (Knock answers with the record it keeps)."""
+    if action == "objects_set":
+        return {"collection": payload["collection"], "id": payload["id"]}
+    return {"id": payload["id"]}
+
+
+def run_id(key: str | None) -> str:
+    """A trigger's workflow run id: derived from its Idempotency-Key, so the id is known before
+    the run is written and a trigger sent again under its key gets the run it got before."""
+    return str(uuid.uuid5(_RUN_IDS, key)) if key is not None else str(uuid.uuid4())
+
+
 class LocalSink:
     """Applies actions to the local recipient store."""
 
@@ -151,13 +170,8 @@ class LocalSink:
 
     def _users_identify(self, conn, payload, request):
         user_id = payload["id"]
-        created = self._merge_record(
-            conn,
-            local_users,
-            {"id": user_id},
-            _attributes(payload, USER_FIELDS),
-        )
-        return {"id": user_id, "created": created}
+        self._merge_record(conn, local_users, {"id": user_id}, _attributes(payload, USER_FIELDS))
+        return merge_result(request.action, payload)
 
     def _users_delete(self, conn, payload, request):
         deleted = conn.execute(delete(local_users).where(local_users.c.id == payload["id"])).rowcount
@@ -165,13 +179,13 @@ class LocalSink:
 
     def _objects_set(self, conn, payload, request):
         collection, object_id = payload["collection"], payload["id"]
-        created = self._merge_record(
+        self._merge_record(
             conn,
             local_objects,
             {"collection": collection, "id": object_id},
             _attributes(payload, OBJECT_FIELDS),
         )
-        return {"collection": collection, "id": object_id, "created": created}
+        return merge_result(request.action, payload)
 
     def _objects_delete(self, conn, payload, request):
         collection, object_id = payload["collection"], payload["id"]
@@ -181,13 +195,8 @@ class LocalSink:
 
     def _tenants_set(self, conn, payload, request):
         tenant_id = payload["id"]
-        created = self._merge_record(
-            conn,
-            local_tenants,
-            {"id": tenant_id},
-            _attributes(payload, TENANT_FIELDS),
-        )
-        return {"id": tenant_id, "created": created}
+        self._merge_record(conn, local_tenants, {"id": tenant_id}, _attributes(payload, TENANT_FIELDS))
+        return merge_result(request.action, payload)
 
     def _tenants_delete(self, conn, payload, request):
         deleted = conn.execute(delete(local_tenants).where(local_tenants.c.id == payload["id"])).rowcount
@@ -260,7 +269,7 @@ class LocalSink:
             ).first()
             if earlier is not None:  # a retried trigger: Knock would answer with the first run
                 return {"workflow_run_id": earlier.trigger_id}
-        now, trigger_id = self.clock(), str(uuid.uuid4())
+        now, trigger_id = self.clock(), run_id(key)
         actor = payload.get("actor")
         self._identify(conn, actor)
         rows = []

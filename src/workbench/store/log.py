@@ -347,6 +347,55 @@ class Store(Upkeep):
                 },
             )
 
+    def record_processed(
+        self, conn: Connection, done: Iterable[tuple[SourceEvent, str, str, Outcome]], now: datetime
+    ) -> None:
+        """Log events whose processing is already settled, with their actions, in `conn`'s
+        transaction: what `record_received` then `record_outcome(new=True)` would leave, in two
+        multi-row statements (the write-behind receiver's batches)."""
+        event_rows, action_rows = [], []
+        for event, source, environment, outcome in done:
+            text, raw = _raw_body(event)
+            event_rows.append(
+                {
+                    "id": event.id,
+                    "received_at": event.received_at,
+                    "source": source,
+                    "environment": environment,
+                    "origin": event.origin,
+                    "event": outcome.event,
+                    "status": outcome.status,
+                    "body": text,
+                    "body_bytes": raw,
+                    "headers": _stored_headers(event.headers),
+                    "idempotency_key": outcome.idempotency_key,
+                    "idempotency_note": outcome.idempotency_note,
+                    "error": outcome.error,
+                    "replays": 0,
+                    "updated_at": now,
+                }
+            )
+            for position, result in enumerate(outcome.actions):
+                attempts = 0 if result.status == "skipped" else 1
+                action_rows.append(
+                    {
+                        "event_id": event.id,
+                        "mapping": result.mapping,
+                        **action_values(result, position, attempts, None, now),
+                    }
+                )
+        if event_rows:
+            _INSERT_EVENT.executemany(conn, event_rows)
+        if action_rows:
+            _INSERT_ACTIONS.executemany(conn, action_rows)
+
+    def logged_ids(self, conn: Connection, ids: Iterable[str]) -> set[str]:
+        """Which of these event ids the log holds."""
+        found: set[str] = set()
+        for chunk in in_chunks(list(ids)):
+            found.update(conn.execute(select(events.c.id).where(events.c.id.in_(chunk))).scalars())
+        return found
+
     def mark_error(self, event_id: str, message: str, now: datetime | None = None) -> None:
         """Record that processing crashed: the event becomes `failed`, so a replay picks it up."""
         with self.transaction() as c:

@@ -1,0 +1,364 @@
+"""Write-behind for the receiver: a request is journaled, answered, and logged in a batch.
+
+On a SQLite store, two transactions per request (the event, then its outcome) cost more than all
+the rest of the request. When an event's answer cannot depend on what the store holds, the
+receiver does this instead:
+
+1. appends the verified request to this process's journal file (`store.journal`): from here on
+   it survives the process, as a committed row would;
+2. plans its actions and settles the answer: the local sink's merges (identify, set object, set
+   tenant) answer with the record's id, and a trigger with a run id derived from its
+   Idempotency-Key, whatever the store holds;
+3. answers, and leaves the event to a writer thread that logs events, actions and the local
+   sink's writes for every request of the last `pause` seconds in one transaction.
+
+Everything else takes the ordinary path, after the writes still pending have been made, so the
+local sink sees requests in the order they were answered: an idempotency-enabled environment,
+another sink, an action whose answer reports what the store held (a delete, a subscription, a
+cancel), or a writer that cannot write (the ordinary path answers 503 then).
+
+Reading the log waits for pending writes, this process's and other processes' (`settle`), so the
+admin API and the event-log page show every event that was answered. A process that dies leaves
+its journal behind; the next receiver process to start (or a retry pass, or a reader waiting on
+it) logs what the file holds that the log does not, exactly once, by event id.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
+
+from .engine import ActionRequest, Engine, Outcome, SourceEvent, new_event_id
+from .errors import NotFound, StoreUnavailable
+from .sinks.local import MERGE_ACTIONS, LocalSink, merge_result, run_id
+from .store import journal
+from .store.journal import Entry, JournalFile
+
+if TYPE_CHECKING:
+    from .config import Environment, SourceConfig
+    from .service import Reply, SourceService
+
+log = logging.getLogger(__name__)
+
+DEFERRABLE = MERGE_ACTIONS | {"workflows_trigger"}
+DEFAULT_PAUSE = 0.02  # seconds the writer gathers requests for one transaction
+MAX_BATCH = 1000
+MAX_PENDING = 10_000  # beyond this many unwritten events, requests take the ordinary path
+SETTLE_TIMEOUT = 10.0
+
+
+class _Recorder:
+    """A sink answering as the local sink will, keeping the requests for the writer."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.requests: list[ActionRequest] = []
+
+    def apply(self, request: ActionRequest) -> Any:
+        self.requests.append(request)
+        if request.action == "workflows_trigger":
+            return {"workflow_run_id": run_id(request.idempotency_key)}
+        return merge_result(request.action, request.payload)
+
+
+@dataclass(slots=True)
+class _Item:
+    event: SourceEvent
+    source: str
+    environment: str
+    outcome: Outcome
+    requests: list[ActionRequest]
+    end: int = 0  # where its journal entry ends in this process's file (0: recovered from another)
+
+
+def journal_folder(store) -> Path | None:
+    """Where a store's journals go: next to its SQLite database file; None for other stores."""
+    url = store.engine.url
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or url.query.get("uri"):
+        return None
+    return journal.journal_dir(Path(database).resolve())
+
+
+class WriteBehind:
+    """The journal, queue and writer thread of one receiver process."""
+
+    def __init__(self, service: SourceService, folder: Path, pause: float = DEFAULT_PAUSE):
+        self.service = service
+        self.store = service.store
+        self.folder = folder
+        self.pause = pause
+        self._cond = threading.Condition()
+        self._queue: list[_Item] = []
+        self._journal: JournalFile | None = None
+        self._thread: threading.Thread | None = None
+        self._accepted = 0  # events queued, in this process
+        self._written = 0  # of those, events the log holds
+        self._hurry = False  # a reader waits: write now
+        self._wake = threading.Event()  # cuts the writer's gathering short
+        self._failing: str | None = None  # why the last batch could not be written
+        self._stuck = False  # an event could not be logged at all: keep the journal for recovery
+        self._stopping = False
+        self._local = LocalSink(self.store, clock=service.clock)
+
+    # -- the request path ------------------------------------------------------------------
+
+    def receive(
+        self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
+    ) -> Reply | None:
+        """Journal and answer a verified event; None when it must take the ordinary path."""
+        from .service import HTTP_STATUS, Reply
+
+        if self._failing is not None or self._stopping or len(self._queue) >= MAX_PENDING:
+            return None
+        item = self._prepare(config, env, source, environment, event)
+        if item is None:
+            return None
+        entry = Entry(
+            item.event.id,
+            item.event.received_at,
+            source,
+            environment,
+            {k: v for k, v in event.headers.items() if k != "authorization"},
+            _raw(event.body),
+        )
+        with self._cond:
+            try:
+                item.end = self._open().append(entry)
+            except OSError as exc:
+                log.warning("cannot journal %s, taking the ordinary path: %s", item.event.id, exc)
+                return None
+            self._queue.append(item)
+            self._accepted += 1
+            if len(self._queue) == 1:
+                self._cond.notify_all()  # the writer waits for a first event, then gathers
+        outcome = item.outcome
+        return Reply(HTTP_STATUS.get(outcome.status, 500), outcome.to_dict(item.event.id))
+
+    def _prepare(
+        self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
+    ) -> _Item | None:
+        """The event planned and answered against the recorder, when its answer cannot depend on
+        the store; None otherwise. Nothing is written."""
+        if env.idempotency is not None or not isinstance(self.service.sink_for(env), LocalSink):
+            return None
+        engine = Engine(config, env, None, None, self.service.clock)
+        plan = engine.plan(event)
+        if any(mapping.action not in DEFERRABLE for mapping, _ in plan.todo):
+            return None
+        event.received_at = event.received_at or self.service.clock()
+        event.id = event.id or new_event_id(event.received_at)
+        recorder = _Recorder()
+        engine.sink = recorder
+        outcome = plan.outcome if plan.final else engine.apply(plan, event.id)
+        return _Item(event, source, environment, outcome, recorder.requests)
+
+    def _open(self) -> JournalFile:
+        """This process's journal and writer, made on first use (and again after a fork)."""
+        if self._journal is None or self._journal.pid != os.getpid():
+            self._journal = JournalFile(self.folder)
+            self._queue, self._accepted, self._written = [], 0, 0
+            self._thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
+        return self._journal
+
+    # -- the writer ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+            if not (self._hurry or self._stopping):
+                self._wake.wait(self.pause)  # gather more; a reader or close() cuts it short
+            with self._cond:
+                self._wake.clear()
+                batch = self._queue[:MAX_BATCH]
+            try:
+                self._write(batch)
+            except (StoreUnavailable, OperationalError) as exc:
+                # The database is away or locked for long: the batch stays queued (and journaled).
+                self._failing = str(getattr(exc, "orig", exc))
+                log.warning("cannot log %d answered events yet, retrying: %s", len(batch), self._failing)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                if self._stopping and backoff >= 5.0:
+                    self._give_up()
+                    return
+                continue
+            except Exception:
+                log.exception("logging a batch of %d events failed; logging them one by one", len(batch))
+                for item in batch:
+                    self._write_alone(item)
+            self._failing, backoff = None, 0.05
+            with self._cond:
+                del self._queue[: len(batch)]
+                self._written += len(batch)
+                if not self._stuck and self._journal is not None:
+                    self._journal.applied(batch[-1].end)
+                self._cond.notify_all()
+
+    def _write(self, items: list[_Item], recovered: bool = False) -> None:
+        """Log events with their actions and make the local sink's writes, in one transaction."""
+        from .backfill.users import BatchedUsers
+
+        now = self.service.clock()
+        with self.store.unit_of_work() as conn:
+            if recovered:  # logged already when their process died after its commit
+                present = self.store.logged_ids(conn, [i.event.id for i in items])
+                items = [i for i in items if i.event.id not in present]
+            users = BatchedUsers(self._local.bind(conn), conn)
+            users.prefetch(r.payload["id"] for i in items for r in i.requests if r.action == "users_identify")
+            for item in items:
+                for request in item.requests:
+                    users.apply(request)
+            users.flush()
+            self.store.record_processed(
+                conn, [(i.event, i.source, i.environment, i.outcome) for i in items], now
+            )
+
+    def _write_alone(self, item: _Item) -> None:
+        """One event whose batch failed: alone, or else logged as failed so a replay can run it."""
+        try:
+            self._write([item], recovered=True)
+            return
+        except Exception as exc:
+            log.exception("logging %s failed", item.event.id)
+            message = (
+                f"the receiver answered this row but could not log how it was processed "
+                f"({type(exc).__name__}); replay it"
+            )
+        self._log_failed(item.event, item.source, item.environment, message)
+
+    def _log_failed(self, event: SourceEvent, source: str, environment: str, message: str) -> None:
+        try:
+            self.store.record_received(event, source, environment)
+            self.service._mark_error(event.id, message)
+        except Exception:
+            log.exception("cannot log %s at all; its journal is kept for the next start", event.id)
+            self._stuck = True
+
+    def _give_up(self) -> None:
+        log.error(
+            "stopping with %d answered events not yet logged; they stay in %s and are logged when "
+            "a receiver on this store starts again",
+            len(self._queue),
+            self._journal.path if self._journal else self.folder,
+        )
+        self._stuck = True
+
+    # -- reading what was answered ---------------------------------------------------------
+
+    def flush(self, timeout: float = SETTLE_TIMEOUT) -> bool:
+        """Wait until this process's answered events are logged."""
+        with self._cond:
+            target = self._accepted
+            if self._written >= target or self._thread is None or not self._thread.is_alive():
+                return self._written >= target
+            self._hurry = True
+            self._wake.set()
+            try:
+                # A writer that cannot write makes nobody wait: its events are journaled.
+                self._cond.wait_for(lambda: self._written >= target or self._failing, timeout)
+                return self._written >= target
+            finally:
+                self._hurry = False
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> bool:
+        """Wait until every event answered so far, by any process on this store, is logged."""
+        done = self.flush(timeout)
+        own = self._journal.path if self._journal is not None and self._journal.pid == os.getpid() else None
+        return journal.wait_for_others(self.folder, own, timeout, on_orphan=self._recover) and done
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def recover_orphans(self) -> int:
+        """Log what the journals of dead processes hold; returns how many events were logged."""
+        own = self._journal.path if self._journal is not None else None
+        done = 0
+        for path in journal.journal_files(self.folder, own):
+            fd = journal.try_lock(path)
+            if fd is not None:
+                done += self._recover(path, fd)
+        return done
+
+    def _recover(self, path: Path, fd: int) -> int:
+        """Log a dead process's journal (whose lock `fd` holds), then remove it."""
+        try:
+            entries = list(journal.read_entries(path))
+            done = 0
+            for start in range(0, len(entries), MAX_BATCH):
+                done += self._recover_batch(entries[start : start + MAX_BATCH])
+            journal.remove(path)
+            if done:
+                log.warning("logged %d answered events from %s, left by a process that stopped", done, path)
+            return done
+        finally:
+            os.close(fd)
+
+    def _recover_batch(self, entries: list[Entry]) -> int:
+        with self.store.engine.connect() as conn:
+            present = self.store.logged_ids(conn, [e.event_id for e in entries])
+            conn.rollback()
+        batch, alone = [], []
+        for entry in entries:
+            if entry.event_id in present:
+                continue
+            event = SourceEvent(
+                entry.body, entry.headers, origin="live", id=entry.event_id, received_at=entry.received_at
+            )
+            try:
+                config, env = self.service.configs.environment(entry.source, entry.environment)
+            except NotFound as exc:
+                self._log_failed(event, entry.source, entry.environment, f"{exc}; the row is kept")
+                continue
+            item = self._prepare(config, env, entry.source, entry.environment, event)
+            if item is None:
+                alone.append((config, env, entry, event))
+            else:
+                batch.append(item)
+        if batch:
+            self._write(batch, recovered=True)
+        for config, env, entry, event in alone:  # the config changed since: the ordinary path
+            self.service._log_and_process(config, env, entry.source, entry.environment, event)
+        return len(batch) + len(alone)
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def close(self, timeout: float = 8.0) -> None:
+        """Write what is pending, stop the writer and remove the journal once it is all logged."""
+        thread = self._thread
+        if thread is None or self._journal is None or self._journal.pid != os.getpid():
+            return
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            self._wake.set()
+        thread.join(timeout)
+        with self._cond:
+            done = not self._queue and not self._stuck and not thread.is_alive()
+            self._journal.close(remove=done)
+            self._journal, self._thread = None, None
+
+
+def _raw(body: bytes | str | dict) -> bytes:
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    raise TypeError("a received body is bytes or text")
