@@ -40,7 +40,7 @@ from .engine import ActionRequest, Engine, Outcome, SourceEvent, new_event_id
 from .errors import NotFound, StoreUnavailable
 from .sinks.local import MERGE_ACTIONS, LocalSink, merge_result, run_id
 from .store import journal
-from .store.journal import Entry, JournalFile
+from .store.journal import Entry, Journal, Segment
 
 if TYPE_CHECKING:
     from .config import Environment, SourceConfig
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFERRABLE = MERGE_ACTIONS | {"workflows_trigger"}
-DEFAULT_PAUSE = 0.02  # seconds the writer gathers requests for one transaction
+DEFAULT_PAUSE = 0.05  # seconds the writer gathers requests for one transaction
 MAX_BATCH = 1000
 MAX_PENDING = 10_000  # beyond this many unwritten events, requests take the ordinary path
 SETTLE_TIMEOUT = 10.0
@@ -77,7 +77,9 @@ class _Item:
     environment: str
     outcome: Outcome
     requests: list[ActionRequest]
-    end: int = 0  # where its journal entry ends in this process's file (0: recovered from another)
+    # Where its journal entry ends in this process's journal (None: recovered from another's).
+    segment: Segment | None = None
+    end: int = 0
 
 
 def journal_folder(store) -> Path | None:
@@ -101,7 +103,7 @@ class WriteBehind:
         self.pause = pause
         self._cond = threading.Condition()
         self._queue: list[_Item] = []
-        self._journal: JournalFile | None = None
+        self._journal: Journal | None = None
         self._thread: threading.Thread | None = None
         self._accepted = 0  # events queued, in this process
         self._written = 0  # of those, events the log holds
@@ -122,7 +124,11 @@ class WriteBehind:
 
         if self._failing is not None or self._stopping or len(self._queue) >= MAX_PENDING:
             return None
-        item = self._prepare(config, env, source, environment, event)
+        try:
+            item = self._prepare(config, env, source, environment, event)
+        except Exception:  # the ordinary path logs the row first, then reports the crash
+            log.exception("planning a row for write-behind failed; taking the ordinary path")
+            return None
         if item is None:
             return None
         entry = Entry(
@@ -135,7 +141,7 @@ class WriteBehind:
         )
         with self._cond:
             try:
-                item.end = self._open().append(entry)
+                item.segment, item.end = self._open().append(entry)
             except OSError as exc:
                 log.warning("cannot journal %s, taking the ordinary path: %s", item.event.id, exc)
                 return None
@@ -164,10 +170,10 @@ class WriteBehind:
         outcome = plan.outcome if plan.final else engine.apply(plan, event.id)
         return _Item(event, source, environment, outcome, recorder.requests)
 
-    def _open(self) -> JournalFile:
+    def _open(self) -> Journal:
         """This process's journal and writer, made on first use (and again after a fork)."""
         if self._journal is None or self._journal.pid != os.getpid():
-            self._journal = JournalFile(self.folder)
+            self._journal = Journal(self.folder)
             self._queue, self._accepted, self._written = [], 0, 0
             self._thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
             self._thread.start()
@@ -210,7 +216,9 @@ class WriteBehind:
                 del self._queue[: len(batch)]
                 self._written += len(batch)
                 if not self._stuck and self._journal is not None:
-                    self._journal.applied(batch[-1].end)
+                    ends = {id(i.segment): (i.segment, i.end) for i in batch if i.segment is not None}
+                    for segment, end in ends.values():  # in append order: dicts keep it
+                        self._journal.applied(segment, end)
                 self._cond.notify_all()
 
     def _write(self, items: list[_Item], recovered: bool = False) -> None:
@@ -258,7 +266,7 @@ class WriteBehind:
             "stopping with %d answered events not yet logged; they stay in %s and are logged when "
             "a receiver on this store starts again",
             len(self._queue),
-            self._journal.path if self._journal else self.folder,
+            self.folder,
         )
         self._stuck = True
 
@@ -282,16 +290,18 @@ class WriteBehind:
     def settle(self, timeout: float = SETTLE_TIMEOUT) -> bool:
         """Wait until every event answered so far, by any process on this store, is logged."""
         done = self.flush(timeout)
-        own = self._journal.path if self._journal is not None and self._journal.pid == os.getpid() else None
-        return journal.wait_for_others(self.folder, own, timeout, on_orphan=self._recover) and done
+        return journal.wait_for_others(self.folder, self._own(), timeout, on_orphan=self._recover) and done
+
+    def _own(self) -> set[Path]:
+        journal_ = self._journal
+        return journal_.paths if journal_ is not None and journal_.pid == os.getpid() else set()
 
     # -- recovery --------------------------------------------------------------------------
 
     def recover_orphans(self) -> int:
         """Log what the journals of dead processes hold; returns how many events were logged."""
-        own = self._journal.path if self._journal is not None else None
         done = 0
-        for path in journal.journal_files(self.folder, own):
+        for path in journal.journal_files(self.folder, self._own()):
             fd = journal.try_lock(path)
             if fd is not None:
                 done += self._recover(path, fd)
@@ -304,7 +314,7 @@ class WriteBehind:
             done = 0
             for start in range(0, len(entries), MAX_BATCH):
                 done += self._recover_batch(entries[start : start + MAX_BATCH])
-            journal.remove(path)
+            journal.remove_journal(path)
             if done:
                 log.warning("logged %d answered events from %s, left by a process that stopped", done, path)
             return done

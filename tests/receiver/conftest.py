@@ -146,7 +146,9 @@ def lead(**changes) -> dict:
 class Served:
     """`workbench serve` in a subprocess (its own process group) on an ephemeral loopback port."""
 
-    def __init__(self, config_path, store_url, workers=2, admin_token=ADMIN_TOKEN, extra_env=None, log=None):
+    def __init__(
+        self, config_path, store_url, workers=2, admin_token=ADMIN_TOKEN, extra_env=None, log=None, args=()
+    ):
         env = {**os.environ, **ENVIRON, **(extra_env or {})}
         env.pop("WORKBENCH_ADMIN_TOKEN", None)
         if admin_token:
@@ -154,7 +156,7 @@ class Served:
         self.log_path = Path(log) if log else Path(str(store_url).rsplit("/", 1)[-1] + ".log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [str(WORKBENCH), "serve", str(config_path), "--store", store_url, "--port", "0"]
-        cmd += ["--workers", str(workers), "--retry-interval", "1"]
+        cmd += ["--workers", str(workers), "--retry-interval", "1", *args]
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -42,7 +42,14 @@ from . import main
     "from the moment they are journaled; admin reads wait for the batches. --no-write-behind logs "
     "every row in its own transactions before answering.",
 )
-def serve(configs, store_url, host, port, workers, retry_interval, access_log, write_behind):
+@click.option(
+    "--batch-pause",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(min=0.001, max=60),
+    help="Seconds write-behind gathers rows into one transaction.",
+)
+def serve(configs, store_url, host, port, workers, retry_interval, access_log, write_behind, batch_pause):
     """Serve the receiver under gunicorn: POST rows to /sources/<source>/<environment>.
 
     CONFIG files default to mappings/clay.json; they are reloaded when they change. Signing
@@ -92,20 +99,35 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log, w
         retry_interval=retry_interval,
         accesslog=access_log,
         write_behind=write_behind,
+        batch_pause=batch_pause,
     )
 
 
 def _log_left_journals(paths: list[str], store) -> None:
     """Rows a receiver answered but had not logged when it was killed: logged now, once."""
     from ..service import ConfigSet, SourceService
+
+    service = SourceService(ConfigSet(paths), store)
+    done = _read_pending(service)
+    if done:
+        click.echo(
+            f"Logged {done} answered rows that a stopped receiver left in {service.write_behind.folder}",
+            err=True,
+        )
+
+
+def _read_pending(service) -> int:
+    """On a SQLite store, rows that receivers answered and have not logged yet are logged first
+    (a dead receiver's) or waited for (a running one's); returns how many were logged here."""
     from ..writebehind import WriteBehind, journal_folder
 
-    folder = journal_folder(store)
+    folder = journal_folder(service.store)
     if folder is None:
-        return
-    done = WriteBehind(SourceService(ConfigSet(paths), store), folder).recover_orphans()
-    if done:
-        click.echo(f"Logged {done} answered rows that a stopped receiver left in {folder}", err=True)
+        return 0
+    service.write_behind = WriteBehind(service, folder)
+    done = service.write_behind.recover_orphans()
+    service.settle()
+    return done
 
 
 def _cannot_listen(host: str, port: int) -> str | None:
@@ -183,6 +205,7 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
     store = Store(store_url or DEFAULT_STORE_URL)
     try:
         service = SourceService(ConfigSet(_config_paths(configs)), store)
+        _read_pending(service)
         ids = list(event_ids) or store.find_events(status, source, environment, limit)
         counts: dict[str, int] = {}
         for event_id in ids:

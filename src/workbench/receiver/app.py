@@ -85,7 +85,7 @@ def build_runtime(config: dict) -> Runtime:
         store = Store(url, create=False)
     service = SourceService(configs, store, environ=config.get("ENVIRON"))
     if config.get("WRITE_BEHIND"):
-        _write_behind(service, float(config.get("WRITE_BEHIND_PAUSE") or 0.05))
+        _write_behind(service, config.get("WRITE_BEHIND_PAUSE"))
     return Runtime(
         configs,
         store,
@@ -95,15 +95,15 @@ def build_runtime(config: dict) -> Runtime:
     )
 
 
-def _write_behind(service, pause: float) -> None:
+def _write_behind(service, pause: float | None) -> None:
     """Journal, answer, then log in batches (see `workbench.writebehind`), on a SQLite file store;
     first log what dead receiver processes left in their journals."""
-    from ..writebehind import WriteBehind, journal_folder
+    from ..writebehind import DEFAULT_PAUSE, WriteBehind, journal_folder
 
     folder = journal_folder(service.store)
     if folder is None:
         return
-    service.write_behind = WriteBehind(service, folder, pause=pause)
+    service.write_behind = WriteBehind(service, folder, pause=float(pause or DEFAULT_PAUSE))
     try:
         service.write_behind.recover_orphans()
     except Exception:  # the retry loop tries again; serving must not wait for it
@@ -203,7 +203,7 @@ def create_app(config: dict | None = None) -> Flask:
         RELOAD_INTERVAL=1.0,
         RETRY_INTERVAL=None,
         WRITE_BEHIND=False,
-        WRITE_BEHIND_PAUSE=0.05,
+        WRITE_BEHIND_PAUSE=None,
     )
     app.config.update(config or {})
     app.json.sort_keys = False

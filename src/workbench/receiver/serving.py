@@ -40,6 +40,7 @@ def serve(
     workers: int = 2,
     retry_interval: float = 5.0,
     write_behind: bool = True,
+    batch_pause: float = 0.05,
     **options,
 ) -> None:
     """Run the receiver until stopped (blocks)."""
@@ -48,6 +49,7 @@ def serve(
         "STORE_URL": store_url,
         "RETRY_INTERVAL": retry_interval,
         "WRITE_BEHIND": write_behind,
+        "WRITE_BEHIND_PAUSE": batch_pause,
     }
     settings = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",

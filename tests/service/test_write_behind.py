@@ -1,0 +1,273 @@
+"""Write-behind: a row journaled, answered, then logged in a batch; the answer and the log are the
+ordinary path's, pending rows are read by every process, and a dead process's rows are logged once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.service.conftest import ENVIRON, TRIGGER, lead, post, service_config
+from workbench.service import ConfigSet, SourceService
+from workbench.store import Store, events, local_users, local_workflow_runs
+from workbench.store import journal as journals
+from workbench.writebehind import WriteBehind, journal_folder
+
+LONG = 60.0  # a pause no test waits out: rows stay pending until something settles them
+
+
+def count(store, table, *where):
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar()
+
+
+def behind(service: SourceService, pause: float = LONG) -> WriteBehind:
+    service.write_behind = WriteBehind(service, journal_folder(service.store), pause=pause)
+    return service.write_behind
+
+
+@pytest.fixture
+def wb_service(config_path, store, clock):
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    behind(service)
+    yield service
+    service.write_behind.close()
+
+
+def comparable(entry: dict) -> dict:
+    """A log entry without what differs between two runs of one row (its id, its times)."""
+    out = {k: v for k, v in entry.items() if k not in ("id", "received_at", "updated_at")}
+    out["actions"] = [
+        {k: v for k, v in a.items() if k not in ("id", "event_id", "updated_at", "next_attempt_at")}
+        for a in entry["actions"]
+    ]
+    return out
+
+
+def run_ids(reply: dict) -> list[str]:
+    return [
+        a["result"]["workflow_run_id"]
+        for a in reply["actions"]
+        if "workflow_run_id" in (a.get("result") or {})
+    ]
+
+
+def without_run_ids(actions: list[dict]) -> None:
+    """A run id (and a trigger's key) derives from the event id, which differs between two runs."""
+    for a in actions:
+        if "workflow_run_id" in (a.get("result") or {}):
+            a["result"] = "run id"
+            a.pop("request_key", None)
+
+
+BODIES = {
+    "processed": lead(),
+    "no_mapping": lead(event="lead.unknown"),
+    "skipped": lead(event="lead.high_intent", icp_score="50"),
+    "trigger": lead(event="lead.high_intent", icp_score="91"),
+    "failed": lead(email=""),
+    "bad-json": b'{"event": "lead.enriched", "email": }',
+    "not-utf8": b'{"event": "lead.enriched", "name": "Jos\xe9"}',
+    "controls": b'{"event": "lead.enriched", "email": "a@b.co", "note": "tab\there\nand line"}',
+}
+
+
+@pytest.mark.parametrize("body", BODIES.values(), ids=BODIES.keys())
+def test_answer_and_log_are_the_ordinary_paths(config_path, tmp_path, clock, body):
+    ordinary_store, behind_store = (Store(f"sqlite:///{tmp_path / name}.sqlite") for name in ("a", "b"))
+    ordinary = SourceService(ConfigSet([config_path]), ordinary_store, environ=ENVIRON, clock=clock)
+    deferred = SourceService(ConfigSet([config_path]), behind_store, environ=ENVIRON, clock=clock)
+    wb = behind(deferred)
+    try:
+        expected, got = post(ordinary, body), post(deferred, body)
+        assert behind_store.get_event(got.body["id"]) is None  # answered, not yet logged: deferred
+        deferred.settle()
+        logged_ordinary = comparable(ordinary_store.get_event(expected.body["id"]))
+        logged_behind = comparable(behind_store.get_event(got.body["id"]))
+        assert run_ids(logged_behind) == run_ids(got.body)  # the run answered is the run logged
+        for actions in (expected.body["actions"], got.body["actions"]):
+            without_run_ids(actions)
+        for entry in (logged_ordinary, logged_behind):
+            without_run_ids(entry["actions"])
+        assert got.http_status == expected.http_status
+        assert {**got.body, "id": None} == {**expected.body, "id": None}
+        assert logged_behind == logged_ordinary
+    finally:
+        wb.close()
+        ordinary_store.close()
+        behind_store.close()
+
+
+def test_rows_are_logged_in_one_batch_after_their_answers_with_the_sinks_writes(wb_service, store):
+    replies = [post(wb_service, lead(email=f"u{n}@acme.com")).body for n in range(3)]
+    trigger = post(wb_service, lead(event="lead.high_intent", icp_score="95", email="hot@acme.com")).body
+    assert [r["status"] for r in replies + [trigger]] == ["processed"] * 4
+    (path,) = journals.journal_files(journal_folder(store))
+    assert path.stat().st_size > 0
+    assert count(store, events) == 0 and count(store, local_users) == 0
+
+    wb_service.settle()
+    assert count(store, events) == 4 and count(store, local_users) == 3
+    for reply in replies + [trigger]:
+        assert store.get_event(reply["id"])["status"] == "processed"
+    # The run id answered is the run written.
+    with store.engine.connect() as conn:
+        runs = conn.execute(select(local_workflow_runs.c.trigger_id, local_workflow_runs.c.event_id)).all()
+    assert {(r.trigger_id, r.event_id) for r in runs} == {(run_ids(trigger)[0], trigger["id"])}
+    assert path.stat().st_size == 0  # all of it applied: emptied
+
+
+def test_a_row_whose_answer_reads_the_store_waits_for_pending_rows_first(tmp_path, fake_knock, clock):
+    raw = service_config(fake_knock.url)
+    raw["environments"]["development"]["mappings"].append(
+        {"event": "lead.deleted", "action": "users_delete", "params": {"id": "body.email"}}
+    )
+    config_path = tmp_path / "clay.json"
+    config_path.write_text(json.dumps(raw))
+    store = Store(f"sqlite:///{tmp_path / 'events.sqlite'}")
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    wb = behind(service)
+    try:
+        identified = post(service, lead(email="gone@acme.com")).body
+        assert store.get_event(identified["id"]) is None
+        deleted = post(service, {"event": "lead.deleted", "email": "gone@acme.com"}).body
+        # The delete ran after the identify answered before it was written: it found the user.
+        assert deleted["actions"][0]["result"] == {"id": "gone@acme.com", "deleted": True}
+        assert store.get_event(deleted["id"])["status"] == "processed"  # logged before answering
+        assert store.get_event(identified["id"])["status"] == "processed"
+        assert count(store, local_users) == 0
+    finally:
+        wb.close()
+        store.close()
+
+
+def test_a_deduplicating_environment_takes_the_ordinary_path(wb_service, store):
+    reply = post(wb_service, lead(row_id="r-1"), env="dedupe").body
+    assert store.get_event(reply["id"])["status"] == "processed"  # logged before the answer
+    assert post(wb_service, lead(row_id="r-1"), env="dedupe").body["status"] == "idempotent"
+    assert journals.journal_files(journal_folder(store)) == []  # nothing was journaled
+
+
+def test_close_logs_pending_rows_and_removes_the_journal(wb_service, store):
+    replies = [post(wb_service, lead(email=f"c{n}@acme.com")).body for n in range(5)]
+    assert count(store, events) == 0
+    wb_service.write_behind.close()
+    assert {store.get_event(r["id"])["status"] for r in replies} == {"processed"}
+    assert list(journal_folder(store).iterdir()) == []
+
+
+# -- other processes -------------------------------------------------------------------------
+
+
+def _answer_then(config_path, store_url, emails, then, replies, release):
+    """In another process: answer rows with write-behind pending, then die or wait and close."""
+    store = Store(store_url)
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON)
+    behind(service, pause=LONG)
+    replies.put([post(service, lead(email=e)).body for e in emails])
+    replies.close()
+    replies.join_thread()  # the answers are out of this process before it dies
+    if then == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    release.wait(60)
+    service.write_behind.close()
+
+
+def other_process(config_path, store_url, emails, then):
+    ctx = multiprocessing.get_context("spawn")
+    replies, release = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_answer_then, args=(config_path, store_url, emails, then, replies, release))
+    proc.start()
+    deadline = time.monotonic() + 120
+    while replies.empty():
+        assert proc.is_alive() and time.monotonic() < deadline, f"the other process ended: {proc.exitcode}"
+        time.sleep(0.05)
+    answered = replies.get(timeout=10)
+    if then == "die":
+        proc.join(60)
+        assert proc.exitcode == -signal.SIGKILL
+    return proc, release, answered
+
+
+def test_a_dead_processs_rows_are_logged_once_by_the_next_one(config_path, store_url, store, clock):
+    emails = [f"d{n}@acme.com" for n in range(6)]
+    _, _, answered = other_process(config_path, store_url, emails, "die")
+    assert count(store, events) == 0
+    folder = journal_folder(store)
+    (path,) = journals.journal_files(folder)
+    kept = path.read_bytes()
+
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    wb = behind(service)
+    assert wb.recover_orphans() == 6
+    for reply in answered:
+        entry = store.get_event(reply["id"])  # under the id it was answered with
+        assert entry["status"] == "processed" and entry["actions"][0]["status"] == "success"
+    assert journals.journal_files(folder) == []
+    # The same journal found again (its process died after a batch committed): nothing twice.
+    path.write_bytes(kept + kept[:-7])  # and an entry cut short at its end
+    assert wb.recover_orphans() == 0
+    assert count(store, events) == 6 and count(store, local_users) == 6
+
+
+def test_reading_waits_for_a_live_processs_pending_rows_and_recovers_a_dead_ones(
+    config_path, store_url, store, clock
+):
+    live, release, live_answers = other_process(config_path, store_url, ["live@acme.com"], "wait")
+    _, _, dead_answers = other_process(config_path, store_url, ["dead@acme.com"], "die")
+    reader = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    wb = behind(reader, pause=0.01)
+    try:
+        assert count(store, events) == 0
+        # The live process waits out a long pause: settling hands up after the timeout, the
+        # dead process's row is recovered on the way.
+        assert not wb.settle(timeout=0.5)
+        assert store.get_event(dead_answers[0]["id"])["status"] == "processed"
+        assert store.get_event(live_answers[0]["id"]) is None
+        release.set()  # the live process closes, writing its row
+        live.join(60)
+        assert wb.settle(timeout=5)
+        assert store.get_event(live_answers[0]["id"])["status"] == "processed"
+    finally:
+        release.set()
+        live.join(60)
+        wb.close()
+
+
+def test_a_trigger_answered_by_a_dead_process_gets_the_run_id_it_was_answered(
+    tmp_path, fake_knock, store, store_url, clock
+):
+    raw = service_config(fake_knock.url)
+    raw["environments"]["development"]["mappings"].append(TRIGGER)
+    config_path = tmp_path / "trigger.json"
+    config_path.write_text(json.dumps(raw))
+    _, _, answered = other_process(config_path, store_url, ["t@acme.com"], "die")
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    wb = behind(service)
+    assert wb.recover_orphans() == 1
+    with store.engine.connect() as conn:
+        (run,) = conn.execute(select(local_workflow_runs.c.trigger_id)).scalars().all()
+    assert [run] == run_ids(answered[0])
+    wb.close()
+
+
+def test_rows_answered_while_the_writer_cannot_write_are_logged_once_it_can(wb_service, store):
+    held = store.engine.raw_connection()
+    held.driver_connection.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        wb = wb_service.write_behind
+        reply = post(wb_service, lead(email="late@acme.com")).body
+        assert reply["status"] == "processed"
+        started = time.monotonic()
+        assert not wb.flush(timeout=0.3)  # the batch waits for the lock
+        assert time.monotonic() - started < 5
+    finally:
+        held.driver_connection.execute("ROLLBACK")
+        held.close()
+    assert wb.flush(timeout=30)
+    assert store.get_event(reply["id"])["status"] == "processed"
