@@ -38,6 +38,7 @@ from sqlalchemy.exc import OperationalError
 
 from .engine import ActionRequest, Engine, Outcome, SourceEvent, new_event_id
 from .errors import NotFound, StoreUnavailable
+from .sinks.batched import BatchedUsers
 from .sinks.local import MERGE_ACTIONS, LocalSink, merge_result, run_id
 from .store import journal
 from .store.journal import Entry, Journal, Segment
@@ -223,8 +224,6 @@ class WriteBehind:
 
     def _write(self, items: list[_Item], recovered: bool = False) -> None:
         """Log events with their actions and make the local sink's writes, in one transaction."""
-        from .backfill.users import BatchedUsers
-
         now = self.service.clock()
         with self.store.unit_of_work() as conn:
             if recovered:  # logged already when their process died after its commit

@@ -35,15 +35,14 @@ from ..engine import (
     utcnow,
 )
 from ..errors import CoercionError
+from ..sinks.batched import BatchedUsers
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, actions, events, idempotency_keys
 from ..store.db import describe, in_chunks, set_pragmas
-from ..store.fast import json_text
+from ..store.fast import insert_many, json_text
 from ..store.log import action_values
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
-from .sql import insert_many
-from .users import BatchedUsers
 
 # How long content-hash keys are remembered when the config has no idempotency of its own:
 # as long as the event log keeps its entries.

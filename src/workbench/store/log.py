@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
 from .db import READ, StoreError, describe, in_chunks, make_engine
-from .fast import Prepared
+from .fast import Prepared, insert_many
 from .idempotency import StoreIdempotency
 from .schema import actions, events
 from .upkeep import Upkeep
@@ -384,10 +384,8 @@ class Store(Upkeep):
                         **action_values(result, position, attempts, None, now),
                     }
                 )
-        if event_rows:
-            _INSERT_EVENT.executemany(conn, event_rows)
-        if action_rows:
-            _INSERT_ACTIONS.executemany(conn, action_rows)
+        insert_many(conn, events, event_rows)
+        insert_many(conn, actions, action_rows)
 
     def logged_ids(self, conn: Connection, ids: Iterable[str]) -> set[str]:
         """Which of these event ids the log holds."""

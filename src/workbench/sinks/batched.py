@@ -1,4 +1,5 @@
-"""The local sink for one backfill batch: users merged in memory, written with two statements.
+"""The local sink for one batch (a backfill's, write-behind's): users merged in memory, written
+with two statements.
 
 A backfill is mostly `users_identify`, and one SELECT plus one INSERT or UPDATE per row is most
 of its time. Here the batch's users are read with one query, merged exactly as `LocalSink`
@@ -16,10 +17,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from ..engine import ActionRequest
-from ..sinks.local import USER_FIELDS, LocalSink, _attributes, deep_merge, merge_result
 from ..store import local_users
 from ..store.db import in_chunks
-from .sql import insert_many
+from ..store.fast import insert_many
+from .local import USER_FIELDS, LocalSink, _attributes, deep_merge, merge_result
 
 _UPDATE = (
     update(local_users)
