@@ -1,13 +1,15 @@
 """Requests/s of `workbench serve --workers 2` against a Flask hello-world under the same gunicorn.
 
-The receiver verifies the Bearer secret, commits each ~1 KB Clay row to a SQLite event log,
-maps it with the default Clay config and applies it to the local sink. The anchor is a Flask
+The receiver verifies the Bearer secret, journals each ~1 KB Clay row, maps it with the default
+Clay config and answers; its write-behind logs the rows with their actions and the local sink's
+writes in one SQLite transaction per 50 ms (`workbench serve`'s defaults). The anchor is a Flask
 app answering "hello" under the same gunicorn settings (sync workers, 2 of them, access log
 on). Both are driven by wrk on 127.0.0.1 in this one run. Target: ratio >= 0.5.
 
-A third app, the floor, does only the SQLite writes one request makes (the event row, then its
-action, the user's merged record and the event's status), in raw sqlite3 with the store's settings,
-under the same gunicorn: what this storage layout costs before any of the receiver's own work.
+A third app, the floor, does only the SQLite writes one request makes when each is logged before
+it is answered (`--no-write-behind`: the event row, then its action, the user's merged record and
+the event's status), in raw sqlite3 with the store's settings, under the same gunicorn: what
+logging row by row costs before any of the receiver's own work.
 
 Each app's workers' CPU time per request (Linux /proc) is printed too: on a machine that wrk and
 the workers keep busy, requests/s follow it.
