@@ -289,6 +289,8 @@ class WriteBehind:
     def settle(self, timeout: float = SETTLE_TIMEOUT) -> bool:
         """Wait until every event answered so far, by any process on this store, is logged."""
         done = self.flush(timeout)
+        if self._failing is not None:  # the database refuses writes: other processes wait on it too
+            timeout = min(timeout, 0.5)
         return journal.wait_for_others(self.folder, self._own(), timeout, on_orphan=self._recover) and done
 
     def _own(self) -> set[Path]:

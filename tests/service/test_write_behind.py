@@ -271,3 +271,17 @@ def test_rows_answered_while_the_writer_cannot_write_are_logged_once_it_can(wb_s
         held.close()
     assert wb.flush(timeout=30)
     assert store.get_event(reply["id"])["status"] == "processed"
+
+
+def test_a_row_that_cannot_be_journaled_is_logged_before_it_is_answered(config_path, tmp_path, clock):
+    store = Store(f"sqlite:///{tmp_path / 'events.sqlite'}")
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    wb = behind(service)
+    wb.folder.write_text("not a folder")  # the journal cannot be made here
+    try:
+        reply = post(service, lead()).body
+        assert reply["status"] == "processed"
+        assert store.get_event(reply["id"])["status"] == "processed"  # the ordinary path
+    finally:
+        wb.close()
+        store.close()

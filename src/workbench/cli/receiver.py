@@ -108,7 +108,7 @@ def _log_left_journals(paths: list[str], store) -> None:
     from ..service import ConfigSet, SourceService
 
     service = SourceService(ConfigSet(paths), store)
-    done = _read_pending(service)
+    done = _read_pending(service, wait=False)
     if done:
         click.echo(
             f"Logged {done} answered rows that a stopped receiver left in {service.write_behind.folder}",
@@ -116,9 +116,10 @@ def _log_left_journals(paths: list[str], store) -> None:
         )
 
 
-def _read_pending(service) -> int:
+def _read_pending(service, wait: bool = True) -> int:
     """On a SQLite store, rows that receivers answered and have not logged yet are logged first
-    (a dead receiver's) or waited for (a running one's); returns how many were logged here."""
+    (a dead receiver's) or, with `wait`, waited for (a running one's); returns how many were
+    logged here."""
     from ..writebehind import WriteBehind, journal_folder
 
     folder = journal_folder(service.store)
@@ -126,7 +127,8 @@ def _read_pending(service) -> int:
         return 0
     service.write_behind = WriteBehind(service, folder)
     done = service.write_behind.recover_orphans()
-    service.settle()
+    if wait:
+        service.settle()
     return done
 
 
