@@ -37,7 +37,7 @@ from . import main
     "--write-behind/--no-write-behind",
     default=True,
     show_default=True,
-    help="On a SQLite store: journal each row, answer, then log rows in batches every 20 ms, when "
+    help="On a SQLite store: journal each row, answer, then log rows in batches (see --batch-pause), when "
     "the answer cannot depend on the store (local sink, no idempotency, no deletes). Rows are kept "
     "from the moment they are journaled; admin reads wait for the batches. --no-write-behind logs "
     "every row in its own transactions before answering.",
@@ -47,7 +47,7 @@ from . import main
     default=0.05,
     show_default=True,
     type=click.FloatRange(min=0.001, max=60),
-    help="Seconds write-behind gathers rows into one transaction.",
+    help="Seconds write-behind gathers rows into one transaction (reads of the log wait for it, up to 10 s).",
 )
 def serve(configs, store_url, host, port, workers, retry_interval, access_log, write_behind, batch_pause):
     """Serve the receiver under gunicorn: POST rows to /sources/<source>/<environment>.
