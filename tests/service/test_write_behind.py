@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from tests.service.conftest import ENVIRON, TRIGGER, lead, post, service_config
+from tests.service.conftest import ENVIRON, SECRET, TRIGGER, lead, post, service_config
 from workbench.service import ConfigSet, SourceService
 from workbench.store import Store, events, local_users, local_workflow_runs
 from workbench.store import journal as journals
@@ -109,6 +109,8 @@ def test_rows_are_logged_in_one_batch_after_their_answers_with_the_sinks_writes(
     assert [r["status"] for r in replies + [trigger]] == ["processed"] * 4
     (path,) = journals.journal_files(journal_folder(store))
     assert path.stat().st_size > 0
+    assert SECRET.encode() not in path.read_bytes()  # Authorization is not journaled either
+    assert [e.event_id for e in journals.read_entries(path)] == [r["id"] for r in replies + [trigger]]
     assert count(store, events) == 0 and count(store, local_users) == 0
 
     wb_service.settle()
