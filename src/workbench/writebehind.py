@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 DEFERRABLE = MERGE_ACTIONS | {"workflows_trigger"}
 DEFAULT_PAUSE = 0.05  # seconds the writer gathers requests for one transaction
 MAX_BATCH = 1000
-MAX_PENDING = 10_000  # beyond this many unwritten events, requests take the ordinary path
+# Beyond this many unwritten events, or bytes of their bodies, requests take the ordinary path.
+MAX_PENDING = 10_000
+MAX_PENDING_BYTES = 64 * 1024 * 1024
 SETTLE_TIMEOUT = 10.0
 
 
@@ -81,6 +83,7 @@ class _Item:
     # Where its journal entry ends in this process's journal (None: recovered from another's).
     segment: Segment | None = None
     end: int = 0
+    size: int = 0  # bytes of its body
 
 
 def journal_folder(store) -> Path | None:
@@ -108,6 +111,7 @@ class WriteBehind:
         self._thread: threading.Thread | None = None
         self._accepted = 0  # events queued, in this process
         self._written = 0  # of those, events the log holds
+        self._pending_bytes = 0  # the bodies of queued events
         self._hurry = False  # a reader waits: write now
         self._wake = threading.Event()  # cuts the writer's gathering short
         self._failing: str | None = None  # why the last batch could not be written
@@ -123,7 +127,9 @@ class WriteBehind:
         """Journal and answer a verified event; None when it must take the ordinary path."""
         from .service import HTTP_STATUS, Reply
 
-        if self._failing is not None or self._stopping or len(self._queue) >= MAX_PENDING:
+        if self._failing is not None or self._stopping:
+            return None
+        if len(self._queue) >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES:
             return None
         try:
             item = self._prepare(config, env, source, environment, event)
@@ -148,6 +154,8 @@ class WriteBehind:
                 return None
             self._queue.append(item)
             self._accepted += 1
+            item.size = len(entry.body)
+            self._pending_bytes += item.size
             if len(self._queue) == 1:
                 self._cond.notify_all()  # the writer waits for a first event, then gathers
         outcome = item.outcome
@@ -175,7 +183,7 @@ class WriteBehind:
         """This process's journal and writer, made on first use (and again after a fork)."""
         if self._journal is None or self._journal.pid != os.getpid():
             self._journal = Journal(self.folder)
-            self._queue, self._accepted, self._written = [], 0, 0
+            self._queue, self._accepted, self._written, self._pending_bytes = [], 0, 0, 0
             self._thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
             self._thread.start()
             atexit.register(self.close)
@@ -216,6 +224,7 @@ class WriteBehind:
             with self._cond:
                 del self._queue[: len(batch)]
                 self._written += len(batch)
+                self._pending_bytes -= sum(i.size for i in batch)
                 if not self._stuck and self._journal is not None:
                     ends = {id(i.segment): (i.segment, i.end) for i in batch if i.segment is not None}
                     for segment, end in ends.values():  # in append order: dicts keep it

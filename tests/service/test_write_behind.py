@@ -287,3 +287,15 @@ def test_a_row_that_cannot_be_journaled_is_logged_before_it_is_answered(config_p
     finally:
         wb.close()
         store.close()
+
+
+def test_past_the_pending_limit_rows_are_logged_before_they_are_answered(wb_service, store, monkeypatch):
+    import workbench.writebehind as module
+
+    bodies = [json.dumps(lead(email=f"p{n}@acme.com")).encode() for n in range(3)]
+    monkeypatch.setattr(module, "MAX_PENDING_BYTES", len(bodies[0]) + len(bodies[1]))
+    first = [post(wb_service, body).body for body in bodies[:2]]
+    assert [store.get_event(r["id"]) for r in first] == [None, None]  # pending
+    third = post(wb_service, bodies[2]).body
+    assert store.get_event(third["id"])["status"] == "processed"  # the ordinary path, after the two
+    assert {store.get_event(r["id"])["status"] for r in first} == {"processed"}
