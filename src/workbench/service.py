@@ -181,9 +181,9 @@ class SourceService:
                 return reply
             if getattr(self.sink_for(env), "transactional", False):
                 self.write_behind.settle()  # the local sink sees rows in the order they were answered
-        return self._log_and_process(config, env, source, environment, event)
+        return self.log_and_process(config, env, source, environment, event)
 
-    def _log_and_process(
+    def log_and_process(
         self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
     ) -> Reply:
         """Log a verified event (committed), then process it and log its outcome."""
@@ -205,13 +205,13 @@ class SourceService:
             except Exception as exc:
                 log.exception("processing %s crashed", event_id)
                 message = _crash_message(exc, event_id)
-                self._mark_error(event_id, message)
+                self.mark_error(event_id, message)
                 return Reply(
                     500, {"id": event_id, "status": "error", "event": None, "error": message, "actions": []}
                 )
         return Reply(HTTP_STATUS.get(outcome.status, 500), outcome.to_dict(event_id))
 
-    def _mark_error(self, event_id: str, message: str) -> None:
+    def mark_error(self, event_id: str, message: str) -> None:
         try:
             self.store.mark_error(event_id, message, self.clock())
         except Exception:  # the event stays `received`, which the retry worker picks up later

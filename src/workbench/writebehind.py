@@ -264,7 +264,7 @@ class WriteBehind:
     def _log_failed(self, event: SourceEvent, source: str, environment: str, message: str) -> None:
         try:
             self.store.record_received(event, source, environment)
-            self.service._mark_error(event.id, message)
+            self.service.mark_error(event.id, message)
         except Exception:
             log.exception("cannot log %s at all; its journal is kept for the next start", event.id)
             self._stuck = True
@@ -355,7 +355,7 @@ class WriteBehind:
         if batch:
             self._write(batch, recovered=True)
         for config, env, entry, event in alone:  # the config changed since: the ordinary path
-            self.service._log_and_process(config, env, entry.source, entry.environment, event)
+            self.service.log_and_process(config, env, entry.source, entry.environment, event)
         return len(batch) + len(alone)
 
     # -- stopping --------------------------------------------------------------------------
