@@ -299,3 +299,16 @@ def test_past_the_pending_limit_rows_are_logged_before_they_are_answered(wb_serv
     third = post(wb_service, bodies[2]).body
     assert store.get_event(third["id"])["status"] == "processed"  # the ordinary path, after the two
     assert {store.get_event(r["id"])["status"] for r in first} == {"processed"}
+
+
+def test_a_retry_pass_logs_what_a_dead_process_left(config_path, store_url, store, clock):
+    _, _, answered = other_process(config_path, store_url, ["r1@acme.com", "r2@acme.com"], "die")
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    wb = behind(service)
+    try:
+        assert count(store, events) == 0
+        service.retry_due()  # what each `serve` worker runs every --retry-interval
+        assert {store.get_event(r["id"])["status"] for r in answered} == {"processed"}
+        assert journals.journal_files(journal_folder(store)) == []
+    finally:
+        wb.close()
