@@ -231,13 +231,10 @@ class WriteBehind:
                         self._journal.applied(segment, end)
                 self._cond.notify_all()
 
-    def _write(self, items: list[_Item], recovered: bool = False) -> None:
+    def _write(self, items: list[_Item]) -> None:
         """Log events with their actions and make the local sink's writes, in one transaction."""
         now = self.service.clock()
         with self.store.unit_of_work() as conn:
-            if recovered:  # logged already when their process died after its commit
-                present = self.store.logged_ids(conn, [i.event.id for i in items])
-                items = [i for i in items if i.event.id not in present]
             users = BatchedUsers(self._local.bind(conn), conn)
             users.prefetch(r.payload["id"] for i in items for r in i.requests if r.action == "users_identify")
             for item in items:
@@ -251,7 +248,7 @@ class WriteBehind:
     def _write_alone(self, item: _Item) -> None:
         """One event whose batch failed: alone, or else logged as failed so a replay can run it."""
         try:
-            self._write([item], recovered=True)
+            self._write([item])
             return
         except Exception as exc:
             log.exception("logging %s failed", item.event.id)
@@ -259,15 +256,16 @@ class WriteBehind:
                 f"the receiver answered this row but could not log how it was processed "
                 f"({type(exc).__name__}); replay it"
             )
-        self._log_failed(item.event, item.source, item.environment, message)
+        try:
+            self._log_failed(item.event, item.source, item.environment, message)
+        except Exception:
+            log.exception("cannot log %s at all; its journal is kept for the next start", item.event.id)
+            self._stuck = True
 
     def _log_failed(self, event: SourceEvent, source: str, environment: str, message: str) -> None:
-        try:
-            self.store.record_received(event, source, environment)
-            self.service.mark_error(event.id, message)
-        except Exception:
-            log.exception("cannot log %s at all; its journal is kept for the next start", event.id)
-            self._stuck = True
+        """Log an event as failed (replayable), with the reason."""
+        self.store.record_received(event, source, environment)
+        self.service.mark_error(event.id, message)
 
     def _give_up(self) -> None:
         log.error(
@@ -332,6 +330,8 @@ class WriteBehind:
             os.close(fd)
 
     def _recover_batch(self, entries: list[Entry]) -> int:
+        """Log the entries the log does not hold (its process may have died after a commit);
+        an error leaves the whole file for the next try."""
         with self.store.engine.connect() as conn:
             present = self.store.logged_ids(conn, [e.event_id for e in entries])
             conn.rollback()
@@ -353,7 +353,7 @@ class WriteBehind:
             else:
                 batch.append(item)
         if batch:
-            self._write(batch, recovered=True)
+            self._write(batch)
         for config, env, entry, event in alone:  # the config changed since: the ordinary path
             self.service.log_and_process(config, env, entry.source, entry.environment, event)
         return len(batch) + len(alone)

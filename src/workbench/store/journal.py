@@ -61,7 +61,7 @@ def journal_dir(database: str | os.PathLike) -> Path:
 
 
 def read_entries(path: Path) -> Iterator[Entry]:
-    """The entries of a journal file, up to the first torn or damaged one."""
+    """The entries of a journal file: damaged ones are skipped, an incomplete last one ends it."""
     with open(path, "rb") as f:
         data = f.read()
     offset = 0
