@@ -37,10 +37,9 @@ from ..engine import (
 from ..errors import CoercionError
 from ..sinks.batched import BatchedUsers
 from ..sinks.local import LocalSink
-from ..store import Store, StoreError, actions, events, idempotency_keys
+from ..store import Store, StoreError, idempotency_keys
 from ..store.db import describe, in_chunks, set_pragmas
 from ..store.fast import insert_many, json_text
-from ..store.log import action_values
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
 
@@ -325,45 +324,17 @@ class Backfill:
 
     def _write(self, conn, batch: list[_Row], now: datetime) -> None:
         source, environment = self.scope
-        event_rows, action_rows, key_rows = [], [], []
-        retry = self.store.retry
+        done, key_rows = [], []
         expires = now + self.window
-        stored_headers = {k: v for k, v in self.headers.items() if k != "authorization"}
         for row in batch:
             outcome = row.outcome
             if outcome is None:
                 continue
-            for position, result in enumerate(outcome.actions):
-                attempts = 0 if result.status == "skipped" else 1
-                next_attempt = None
-                if result.status == "queued":
-                    next_attempt = retry.next_attempt(now, attempts, result.retry_after)
-                action_rows.append(
-                    {
-                        "event_id": row.event_id,
-                        "mapping": result.mapping,
-                        **action_values(result, position, attempts, next_attempt, now),
-                    }
-                )
-            event_rows.append(
-                {
-                    "id": row.event_id,
-                    "received_at": now,
-                    "source": source,
-                    "environment": environment,
-                    "origin": "backfill",
-                    "event": outcome.event,
-                    "status": outcome.status,
-                    "body": json_text(outcome.body),  # as the HTTP API column would have sent it
-                    "body_bytes": None,
-                    "headers": stored_headers,
-                    "idempotency_key": outcome.idempotency_key,
-                    "idempotency_note": outcome.idempotency_note,
-                    "error": outcome.error,
-                    "replays": 0,
-                    "updated_at": now,
-                }
+            # The body as the HTTP API column would have sent it.
+            event = SourceEvent(
+                json_text(outcome.body), self.headers, origin="backfill", id=row.event_id, received_at=now
             )
+            done.append((event, source, environment, outcome))
             if row.key is not None and outcome.status in ("processed", "queued"):
                 key_rows.append(
                     {
@@ -377,8 +348,7 @@ class Backfill:
                         "expires_at": expires,
                     }
                 )
-        insert_many(conn, events, event_rows)
-        insert_many(conn, actions, action_rows)
+        self.store.record_processed(conn, done, now)
         insert_many(conn, idempotency_keys, key_rows)
 
 

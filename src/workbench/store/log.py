@@ -97,8 +97,10 @@ def _raw_body(event: SourceEvent) -> tuple[str, bytes | None]:
             return raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), raw
     else:
         text = event.raw_text
-        raw = text.encode("utf-8", "surrogatepass")
-        if any("\ud800" <= c <= "\udfff" for c in text):  # lone surrogates: no database stores them
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no database stores them
+            raw = text.encode("utf-8", "surrogatepass")
             return raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), raw
     if "\x00" in text:
         return text.replace("\x00", "\ufffd"), raw
@@ -352,7 +354,7 @@ class Store(Upkeep):
     ) -> None:
         """Log events whose processing is already settled, with their actions, in `conn`'s
         transaction: what `record_received` then `record_outcome(new=True)` would leave, in two
-        multi-row statements (the write-behind receiver's batches)."""
+        multi-row statements (the batches of the backfill and of the write-behind receiver)."""
         event_rows, action_rows = [], []
         for event, source, environment, outcome in done:
             text, raw = _raw_body(event)
@@ -377,11 +379,14 @@ class Store(Upkeep):
             )
             for position, result in enumerate(outcome.actions):
                 attempts = 0 if result.status == "skipped" else 1
+                next_attempt = None
+                if result.status == "queued":
+                    next_attempt = self.retry.next_attempt(now, attempts, result.retry_after)
                 action_rows.append(
                     {
                         "event_id": event.id,
                         "mapping": result.mapping,
-                        **action_values(result, position, attempts, None, now),
+                        **action_values(result, position, attempts, next_attempt, now),
                     }
                 )
         insert_many(conn, events, event_rows)
