@@ -97,6 +97,15 @@ def journal_folder(store) -> Path | None:
     return journal.journal_dir(Path(database).resolve())
 
 
+def attach(service: SourceService, pause: float = DEFAULT_PAUSE) -> WriteBehind | None:
+    """Give `service` write-behind when its store is a SQLite file; returns it (or None)."""
+    folder = journal_folder(service.store)
+    if folder is None:
+        return None
+    service.write_behind = WriteBehind(service, folder, pause=pause)
+    return service.write_behind
+
+
 class WriteBehind:
     """The journal, queue and writer thread of one receiver process."""
 

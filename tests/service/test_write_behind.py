@@ -16,7 +16,7 @@ from tests.service.conftest import ENVIRON, SECRET, TRIGGER, lead, post, service
 from workbench.service import ConfigSet, SourceService
 from workbench.store import Store, events, local_users, local_workflow_runs
 from workbench.store import journal as journals
-from workbench.writebehind import WriteBehind, journal_folder
+from workbench.writebehind import WriteBehind, attach, journal_folder
 
 LONG = 60.0  # a pause no test waits out: rows stay pending until something settles them
 
@@ -27,8 +27,7 @@ def count(store, table, *where):
 
 
 def behind(service: SourceService, pause: float = LONG) -> WriteBehind:
-    service.write_behind = WriteBehind(service, journal_folder(service.store), pause=pause)
-    return service.write_behind
+    return attach(service, pause)
 
 
 @pytest.fixture

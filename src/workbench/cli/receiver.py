@@ -120,13 +120,12 @@ def _read_pending(service, wait: bool = True) -> int:
     """On a SQLite store, rows that receivers answered and have not logged yet are logged first
     (a dead receiver's) or, with `wait`, waited for (a running one's); returns how many were
     logged here."""
-    from ..writebehind import WriteBehind, journal_folder
+    from ..writebehind import attach
 
-    folder = journal_folder(service.store)
-    if folder is None:
+    write_behind = attach(service)
+    if write_behind is None:
         return 0
-    service.write_behind = WriteBehind(service, folder)
-    done = service.write_behind.recover_orphans()
+    done = write_behind.recover_orphans()
     if wait:
         service.settle()
     return done

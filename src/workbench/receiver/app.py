@@ -98,16 +98,15 @@ def build_runtime(config: dict) -> Runtime:
 def _write_behind(service, pause: float | None) -> None:
     """Journal, answer, then log in batches (see `workbench.writebehind`), on a SQLite file store;
     first log what dead receiver processes left in their journals."""
-    from ..writebehind import DEFAULT_PAUSE, WriteBehind, journal_folder
+    from ..writebehind import DEFAULT_PAUSE, attach
 
-    folder = journal_folder(service.store)
-    if folder is None:
+    write_behind = attach(service, float(pause or DEFAULT_PAUSE))
+    if write_behind is None:
         return
-    service.write_behind = WriteBehind(service, folder, pause=float(pause or DEFAULT_PAUSE))
     try:
-        service.write_behind.recover_orphans()
+        write_behind.recover_orphans()
     except Exception:  # the retry loop tries again; serving must not wait for it
-        log.exception("could not yet log the journals left in %s", folder)
+        log.exception("could not yet log the journals left in %s", write_behind.folder)
 
 
 def error_body(status: str, message: str, code: int):

@@ -176,9 +176,10 @@ _PROCESSORS: dict[tuple, tuple] = {}
 
 
 def insert_many(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
-    """A multi-row INSERT (the backfill's and write-behind's batches). On SQLite it goes straight to the driver's executemany, each value
-    converted by its column's own bind processor (JSON encoded by msgspec), at a fraction of
-    SQLAlchemy's per-row cost; elsewhere it is a plain Core executemany. Rows share their keys."""
+    """A multi-row INSERT (the backfill's and write-behind's batches). On SQLite it goes straight
+    to the driver's executemany, each value converted by its column's own bind processor (JSON
+    encoded by msgspec), at a fraction of SQLAlchemy's per-row cost; elsewhere it is a plain Core
+    executemany. Rows share their keys."""
     if not rows:
         return
     if conn.dialect.name != "sqlite":
