@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .jsontext import compact_json
+
 
 @dataclass(frozen=True)
 class ActionType:
@@ -120,7 +122,8 @@ STRING_PARAMS = {
 
 
 def json_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    """Bytes of `value` as compact JSON: what Knock's size limits count."""
+    return len(compact_json(value))
 
 
 def _scalar_text(value: Any) -> str | None:

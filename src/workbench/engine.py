@@ -20,6 +20,7 @@ from .actions import KEYED_ACTIONS, normalize
 from .body import parse_body
 from .config import ActionMapping, Environment, SourceConfig
 from .errors import CoercionError, InvalidBody, SinkError, TransientSinkError
+from .jsontext import compact_json
 from .paths import MISSING, is_nothing
 
 ORIGINS = ("live", "backfill", "replay")
@@ -213,8 +214,7 @@ class Outcome:
 
 def content_hash(value: Any) -> str:
     """SHA-256 of the canonical JSON of `value` (sorted keys, no spaces)."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(compact_json(value, sort_keys=True)).hexdigest()
 
 
 # -- the engine ---------------------------------------------------------------------------
