@@ -315,3 +315,132 @@ def test_bulk_sends_users_then_each_collection_split_at_the_limit(bulk_knock):
     }
     assert sent[0][0] == "/v1/users/bulk/identify"  # each flush sends users first
     assert bulk_knock.state.objects[("teams", "o3")] == {"name": "O3", "tier": 3}
+
+
+# An off-boarding export: each row deletes its lead and the company's object, and sets the
+# company up as a tenant.
+OFFBOARD = [
+    {"event": "lead.enriched", "action": "users_delete", "params": {"id": "body.email"}},
+    {
+        "event": "lead.enriched",
+        "action": "objects_delete",
+        "params": {"collection": {"value": "companies"}, "id": "body.company_domain"},
+    },
+    {
+        "event": "lead.enriched",
+        "action": "tenants_set",
+        "params": {
+            "id": "body.company_domain",
+            "name": "body.company_name",
+            "properties": {"value": {"tier": 1}},
+        },
+    },
+]
+
+
+def test_deletes_and_tenants_go_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_path, bulk_knock):
+    source = [r for r in export_rows(LEADS) if email_of(r)]
+    emails = {email_of(r) for r in source}
+    domains = {r["Company Domain"] for r in source}
+    bulk_knock.state.users.update({email: {"name": "old"} for email in emails} | {"keep@x.io": {}})
+    bulk_knock.state.objects.update({("companies", d): {} for d in domains} | {("companies", "keep.io"): {}})
+    config = knock_config(tmp_path, bulk_knock, OFFBOARD)
+    summary = backfill(store, config, bulk_knock, batch_size=80)
+    assert summary.counts["processed"] == len(source)
+    calls = [(r.path, r.status) for r in bulk_knock.state.requests]
+    # One call of each a batch, in Knock's execution order; nothing one at a time.
+    assert (
+        calls
+        == [
+            ("/v1/users/bulk/delete", 200),
+            ("/v1/objects/companies/bulk/delete", 200),
+            ("/v1/tenants/bulk/set", 200),
+        ]
+        * 3
+    )
+    assert set(bulk_knock.state.users) == {"keep@x.io"}
+    assert set(bulk_knock.state.objects) == {("companies", "keep.io")}
+    assert set(bulk_knock.state.tenants) == domains
+    wayne = next(r for r in source if r["Company Domain"] == "wayne.co")
+    assert bulk_knock.state.tenants["wayne.co"] == {"name": wayne["Company Name"], "tier": 1}
+    results = {}
+    for action, result in rows(store, "SELECT action, result FROM actions WHERE status = 'success'"):
+        results.setdefault(action, json.loads(result))
+    assert results["users_delete"] == {
+        "id": email_of(source[0]),
+        "deleted": True,
+        **_op(results["users_delete"]),
+    }
+    assert results["objects_delete"]["deleted"] and results["objects_delete"]["collection"] == "companies"
+    assert results["tenants_set"]["bulk_operation_id"]
+    again = backfill(store, config, bulk_knock, batch_size=80)
+    assert again.counts["idempotent"] == len(source)
+    # Only the rows without an email (failed: no user id to delete) are tried again.
+    resent = bulk_knock.state.requests[9:]
+    assert {r.path for r in resent} == {"/v1/objects/companies/bulk/delete", "/v1/tenants/bulk/set"}
+    assert sum(len(r.json.get("object_ids", [])) for r in resent) == summary.counts["failed"] > 0
+
+
+def _op(result):
+    return {"bulk_operation_id": result["bulk_operation_id"]}
+
+
+def _request(action, payload, n):
+    from workbench.engine import ActionRequest
+
+    return ActionRequest(action, payload, f"evt_{n}", f"0:{action}")
+
+
+def test_a_set_after_a_delete_of_the_same_id_reaches_knock_after_it(bulk_knock):
+    from workbench.sinks.knock import KnockSink
+
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    bulk_knock.state.users["u2"] = {"name": "Two"}
+    steps = [
+        ("users_identify", {"id": "u1", "name": "One"}),
+        ("users_delete", {"id": "u2"}),
+        ("users_delete", {"id": "u1"}),  # after u1's identify: sent after it
+        ("users_identify", {"id": "u1", "name": "One again"}),  # after the delete: after it
+        ("users_identify", {"id": "u3"}),
+        ("tenants_set", {"id": "t1", "name": "T"}),
+        ("tenants_delete", {"id": "t1"}),
+    ]
+    for n, (action, payload) in enumerate(steps):
+        sink.apply(_request(action, payload, n))
+    assert sink.flush() == {}
+    sent = []
+    for r in bulk_knock.state.requests:
+        body = r.json or {}
+        entries = body.get("users") or body.get("tenants") or body.get("user_ids") or []
+        sent.append((r.path.removeprefix("/v1/"), [e if isinstance(e, str) else e["id"] for e in entries]))
+    # Each set after a delete of the same id (or the reverse) waits for a flush.
+    assert sent == [
+        ("users/bulk/identify", ["u1"]),
+        ("users/bulk/delete", ["u2"]),
+        ("users/bulk/delete", ["u1"]),
+        ("users/bulk/identify", ["u1", "u3"]),
+        ("tenants/bulk/set", ["t1"]),
+        ("tenants/bulk/delete", []),  # its ids are in the query string
+    ]
+    assert bulk_knock.state.users == {"u1": {"name": "One again"}, "u3": {}}
+    assert bulk_knock.state.tenants == {}
+
+
+def test_tenant_deletes_go_a_hundred_a_call_and_failures_are_settled(bulk_knock):
+    from workbench.sinks.knock import KnockSink
+
+    bulk_knock.state.tenants.update({f"t{i}": {} for i in range(250)})
+    bulk_knock.fail(422, times=1, path="/v1/tenants/bulk/delete", body={"message": "bad tenant"})
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    for i in range(250):
+        sink.apply(_request("tenants_delete", {"id": f"t{i}"}, i))
+    settled = sink.flush()
+    calls = bulk_knock.requests_to("/v1/tenants/bulk/delete")
+    assert [r.status for r in calls] == [422, 200, 200]
+    assert set(bulk_knock.state.tenants) == {f"t{i}" for i in range(100)}  # the refused hundred
+    assert set(settled) == {(f"evt_{i}", "0:tenants_delete") for i in range(100)}
+    fate = settled[("evt_0", "0:tenants_delete")]
+    assert (fate.status, fate.error) == (
+        "failed",
+        "Knock answered 422 to a bulk delete of tenants: bad tenant",
+    )

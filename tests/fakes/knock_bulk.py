@@ -1,9 +1,12 @@
-"""Knock's bulk identify and bulk object set endpoints for the fake Knock API (`tests/fakes/knock.py`).
+"""Knock's bulk endpoints for users, objects and tenants, for the fake Knock API (`tests/fakes/knock.py`).
 
-`add_bulk_endpoints(fake)` adds `POST /v1/users/bulk/identify` and
-`POST /v1/objects/<collection>/bulk/set` to a running fake before its first request: users and
-objects are merged as the one-at-a-time endpoints merge them, and the answer is a completed bulk
-operation. Faults scripted with `fake.fail(path="/v1/users/bulk")` (or the objects' path) apply.
+`add_bulk_endpoints(fake)` adds, to a running fake before its first request:
+`POST /v1/users/bulk/identify` and `/v1/users/bulk/delete` (`user_ids` in the body),
+`POST /v1/objects/<collection>/bulk/set` and `/bulk/delete` (`object_ids` in the body),
+`POST /v1/tenants/bulk/set` and `/v1/tenants/bulk/delete` (`tenant_ids` in the query string, as
+the SDK sends them). Entities are merged (or removed) as the one-at-a-time endpoints do it, and
+the answer is a completed bulk operation. Faults scripted with `fake.fail(path="/v1/users/bulk")`
+(or another bulk path) apply.
 """
 
 from __future__ import annotations
@@ -33,6 +36,36 @@ def add_bulk_endpoints(fake) -> None:
                 state.objects.setdefault((collection, obj["id"]), {}).update(data)
         return operation("objects.set", len(objects))
 
+    def bulk_delete_users():
+        ids = (request.get_json() or {}).get("user_ids") or []
+        with lock:
+            for user_id in ids:
+                state.users.pop(user_id, None)
+        return operation("users.delete", len(ids))
+
+    def bulk_delete_objects(collection):
+        ids = (request.get_json() or {}).get("object_ids") or []
+        with lock:
+            for object_id in ids:
+                state.objects.pop((collection, object_id), None)
+        return operation("objects.delete", len(ids))
+
+    def bulk_set_tenants():
+        tenants = (request.get_json() or {}).get("tenants") or []
+        with lock:
+            for tenant in tenants:
+                tenant = {"id": tenant} if isinstance(tenant, str) else tenant
+                data = {k: v for k, v in tenant.items() if k != "id"}
+                state.tenants.setdefault(tenant["id"], {}).update(data)
+        return operation("tenants.set", len(tenants))
+
+    def bulk_delete_tenants():
+        ids = request.args.getlist("tenant_ids[]") or request.args.getlist("tenant_ids")
+        with lock:
+            for tenant_id in ids:
+                state.tenants.pop(tenant_id, None)
+        return operation("tenants.delete", len(ids))
+
     def operation(name: str, count: int):
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         return jsonify(
@@ -53,6 +86,14 @@ def add_bulk_endpoints(fake) -> None:
         )
 
     fake.app.add_url_rule("/v1/users/bulk/identify", "users_bulk_identify", bulk_identify, methods=["POST"])
+    fake.app.add_url_rule("/v1/users/bulk/delete", "users_bulk_delete", bulk_delete_users, methods=["POST"])
     fake.app.add_url_rule(
         "/v1/objects/<collection>/bulk/set", "objects_bulk_set", bulk_set_objects, methods=["POST"]
+    )
+    fake.app.add_url_rule(
+        "/v1/objects/<collection>/bulk/delete", "objects_bulk_delete", bulk_delete_objects, methods=["POST"]
+    )
+    fake.app.add_url_rule("/v1/tenants/bulk/set", "tenants_bulk_set", bulk_set_tenants, methods=["POST"])
+    fake.app.add_url_rule(
+        "/v1/tenants/bulk/delete", "tenants_bulk_delete", bulk_delete_tenants, methods=["POST"]
     )

@@ -1,11 +1,16 @@
-"""The knock sink for one backfill batch: users and objects sent with Knock's bulk endpoints.
+"""The knock sink for one backfill batch: what Knock's bulk endpoints take, sent in bulk.
 
-`users_identify` actions are collected and sent with `users.bulk.identify`, and `objects_set`
-actions with `objects.bulk.set` (one call per collection), up to 1,000 a call. A 429 is waited
-out (its Retry-After, within `max_wait` seconds in all) and the call tried again; what still
-cannot be sent is settled per action, as the one-at-a-time path would: queued (retried later by
-the receiver's retry worker, one at a time) or failed. Every other action goes to the `KnockSink`
-as it is, after the pending users and objects are sent (users first: Knock's execution order).
+Users, objects and tenants are collected and sent with Knock's bulk endpoints, up to 1,000 a
+call: `users_identify` and `users_delete` with `users.bulk.identify` / `.delete`, `objects_set`
+and `objects_delete` with `objects.bulk.set` / `.delete` (one call per collection), `tenants_set`
+and `tenants_delete` with `tenants.bulk.set` / `.delete`. A flush sends them in Knock's execution
+order (users identified, users deleted, objects set, objects deleted, tenants set, tenants
+deleted). A row that sets what an earlier row of the batch deletes (or the reverse) first flushes
+what is pending, so the two reach Knock in the export's order. A 429 is waited out (its
+Retry-After, within `max_wait` seconds in all) and the call tried again; what still cannot be sent
+is settled per action, as the one-at-a-time path would: queued (retried later by the receiver's
+retry worker, one at a time) or failed. Every other action goes to the `KnockSink` as it is,
+after what is pending is sent.
 """
 
 from __future__ import annotations
@@ -30,16 +35,88 @@ from ..sinks.knock import (
     retry_after,
 )
 
-BULK_LIMIT = 1000  # users per bulk identify call, Knock's limit
+BULK_LIMIT = 1000  # entries per bulk call, Knock's limit
+# Tenant ids of a bulk delete travel in the query string: fewer a call keep the URL short.
+QUERY_LIMIT = 100
 
 
 @dataclass(slots=True)
 class Settled:
-    """What became of one identify sent in bulk, when it did not succeed."""
+    """What became of one action sent in bulk, when it did not succeed."""
 
     status: str  # queued or failed
     error: str
     retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Bulk:
+    """How one action type goes to Knock in bulk. `kind` names what it changes (actions of one
+    kind and collection on the same id are sent in the export's order)."""
+
+    kind: str
+    what: str  # for messages; {collection} is filled in
+    entry: Callable[[dict[str, Any]], Any]
+    call: Callable[[Any, str | None, list[Any]], Any]  # (client, collection, entries) → operation
+    done: Callable[[dict[str, Any]], dict[str, Any]]
+    limit: int = BULK_LIMIT
+
+
+def _entity(p: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {"id": p["id"], **_named(p, fields), **_custom(p, fields)}
+
+
+def _deleted(p: dict[str, Any]) -> dict[str, Any]:
+    return {**({"collection": p["collection"]} if "collection" in p else {}), "id": p["id"], "deleted": True}
+
+
+# In Knock's execution order: a flush sends them in this order.
+BULK: dict[str, _Bulk] = {
+    "users_identify": _Bulk(
+        "users",
+        "a bulk identify",
+        lambda p: _entity(p, USER_FIELDS),
+        lambda client, _, entries: client.users.bulk.identify(users=entries),
+        lambda p: {"id": p["id"]},
+    ),
+    "users_delete": _Bulk(
+        "users",
+        "a bulk delete of users",
+        lambda p: p["id"],
+        lambda client, _, ids: client.users.bulk.delete(user_ids=ids),
+        _deleted,
+    ),
+    "objects_set": _Bulk(
+        "objects",
+        "a bulk set of `{collection}` objects",
+        lambda p: _entity(p, OBJECT_FIELDS),
+        lambda client, collection, entries: client.objects.bulk.set(collection, objects=entries),
+        lambda p: {"collection": p["collection"], "id": p["id"]},
+    ),
+    "objects_delete": _Bulk(
+        "objects",
+        "a bulk delete of `{collection}` objects",
+        lambda p: p["id"],
+        lambda client, collection, ids: client.objects.bulk.delete(collection, object_ids=ids),
+        _deleted,
+    ),
+    "tenants_set": _Bulk(
+        "tenants",
+        "a bulk set of tenants",
+        lambda p: _entity(p, ("name",)),
+        lambda client, _, entries: client.tenants.bulk.set(tenants=entries),
+        lambda p: {"id": p["id"]},
+    ),
+    "tenants_delete": _Bulk(
+        "tenants",
+        "a bulk delete of tenants",
+        lambda p: p["id"],
+        lambda client, _, ids: client.tenants.bulk.delete(tenant_ids=ids),
+        _deleted,
+        limit=QUERY_LIMIT,
+    ),
+}
+_ORDER = {action: rank for rank, action in enumerate(BULK)}
 
 
 class BulkKnock:
@@ -56,56 +133,44 @@ class BulkKnock:
         self.max_wait = max_wait
         self.chunk = chunk
         self.sleep = sleep
-        self.pending_users: list[tuple[ActionRequest, dict[str, Any]]] = []
-        self.pending_objects: dict[str, list[tuple[ActionRequest, dict[str, Any]]]] = {}
+        # (action, collection) → [(request, result)], and which action each pending id awaits.
+        self.pending: dict[tuple[str, str | None], list[tuple[ActionRequest, dict[str, Any]]]] = {}
+        self.waiting: dict[tuple[str, str | None, str], str] = {}
         self.settled: dict[tuple[str | None, str], Settled] = {}
         self.calls = 0
 
     def apply(self, request: ActionRequest) -> Any:
-        p = request.payload
-        if self.sink.client is not None and request.action == "users_identify":
-            pending, result = self.pending_users, {"id": p["id"]}
-        elif self.sink.client is not None and request.action == "objects_set":
-            pending = self.pending_objects.setdefault(p["collection"], [])
-            result = {"collection": p["collection"], "id": p["id"]}
-        else:
+        bulk = BULK.get(request.action)
+        if self.sink.client is None or bulk is None:
             self.flush()
             return self.sink.apply(request)
+        p = request.payload
+        collection = p.get("collection") if bulk.kind == "objects" else None
+        entity = (bulk.kind, collection, p["id"])
+        if self.waiting.get(entity, request.action) != request.action:
+            self.flush()  # a set after a delete of the same id (or the reverse) waits its turn
+        self.waiting[entity] = request.action
+        pending = self.pending.setdefault((request.action, collection), [])
+        result = bulk.done(p)
         pending.append((request, result))
-        if len(pending) >= self.chunk:
+        if len(pending) >= min(self.chunk, bulk.limit):
             self.flush()
         return result
 
     def flush(self) -> dict[tuple[str | None, str], Settled]:
-        """Send the pending users, then objects; returns {(event id, mapping key): Settled} for
-        those not sent."""
+        """Send what is pending, in Knock's execution order; returns {(event id, mapping key):
+        Settled} for the actions not sent."""
         client = self.sink.client
-        pending = [
-            (
-                "a bulk identify",
-                USER_FIELDS,
-                lambda e: client.users.bulk.identify(users=e),
-                self.pending_users,
-            )
-        ]
-        pending += [
-            (
-                f"a bulk set of `{c}` objects",
-                OBJECT_FIELDS,
-                lambda e, c=c: client.objects.bulk.set(c, objects=e),
-                p,
-            )
-            for c, p in self.pending_objects.items()
-        ]
-        self.pending_users, self.pending_objects = [], {}
-        for what, fields, call, requests in pending:
-            for start in range(0, len(requests), self.chunk):
-                chunk = requests[start : start + self.chunk]
-                entries = [
-                    {"id": r.payload["id"], **_named(r.payload, fields), **_custom(r.payload, fields)}
-                    for r, _ in chunk
-                ]
-                self._send(chunk, what, call, entries)
+        pending = sorted(self.pending.items(), key=lambda item: _ORDER[item[0][0]])
+        self.pending, self.waiting = {}, {}
+        for (action, collection), requests in pending:
+            bulk = BULK[action]
+            what = bulk.what.format(collection=collection)
+            size = min(self.chunk, bulk.limit)
+            for start in range(0, len(requests), size):
+                chunk = requests[start : start + size]
+                entries = [bulk.entry(r.payload) for r, _ in chunk]
+                self._send(chunk, what, lambda e, b=bulk, c=collection: b.call(client, c, e), entries)
         return self.settled
 
     def _send(self, chunk: list[tuple[ActionRequest, dict[str, Any]]], what: str, call, entries) -> None:
