@@ -18,22 +18,32 @@ import msgspec
 _ENCODER = msgspec.json.Encoder()
 _SORTED = msgspec.json.Encoder(order="sorted")
 _MAX_DEPTH = 64
+_SCALARS = (str, int, bool, type(None))  # written alike by both
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
-    """Whether msgspec writes `value` byte for byte as `json.dumps` does."""
+    """Whether msgspec writes `value` byte for byte as `json.dumps` does. (Scalars inside a
+    container are checked in its loop: a call for each would cost more than the encoding.)"""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is dict:
+        if depth >= _MAX_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _SCALARS and not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth >= _MAX_DEPTH:
+            return False
+        for item in value:  # noqa: SIM110 (a loop: all() and a generator cost twice as much)
+            if type(item) not in _SCALARS and not _plain(item, depth + 1):
+                return False
         return True
     if kind is float:
         return math.isfinite(value) and "e" not in repr(value)
-    if depth >= _MAX_DEPTH:
-        return False
-    if kind is dict:
-        return all(type(key) is str and _plain(item, depth + 1) for key, item in value.items())
-    if kind is list or kind is tuple:
-        return all(_plain(item, depth + 1) for item in value)
-    return False
+    return kind in _SCALARS
 
 
 def compact_json(value: Any, *, sort_keys: bool = False) -> bytes:
