@@ -5,14 +5,15 @@ call: `users_identify` and `users_delete` with `users.bulk.identify` / `.delete`
 and `objects_delete` with `objects.bulk.set` / `.delete` (one call per collection), `tenants_set`
 and `tenants_delete` with `tenants.bulk.set` / `.delete`. A flush sends them in Knock's execution
 order (users identified, users deleted, objects set, objects deleted, tenants set, tenants
-deleted). A row that sets what an earlier row of the batch deletes (or the reverse) first flushes
-what is pending, so the two calls are made in the export's order (Knock answers a bulk call with
-a bulk operation it runs in the background: the calls' order is ours, their completion Knock's,
-as for any call made after a bulk one). A 429 is waited out (its
-Retry-After, within `max_wait` seconds in all) and the call tried again; what still cannot be sent
-is settled per action, as the one-at-a-time path would: queued (retried later by the receiver's
-retry worker, one at a time) or failed. Every other action goes to the `KnockSink` as it is,
-after what is pending is sent.
+deleted). A row that sets what an earlier row of the batch deletes (or the reverse) first
+flushes what is pending, so the two calls are made in the export's order. (Knock answers a bulk
+call with a bulk operation it runs in the background: the calls' order is ours, their completion
+Knock's, as for any call made after a bulk one.)
+
+A 429 is waited out (its Retry-After, within `max_wait` seconds in all) and the call tried again;
+what still cannot be sent is settled per action, as the one-at-a-time path would: queued
+(retried later by the receiver's retry worker, one at a time) or failed. Every other action goes
+to the `KnockSink` as it is, after what is pending is sent.
 """
 
 from __future__ import annotations
