@@ -391,7 +391,18 @@ def _request(action, payload, n):
     return ActionRequest(action, payload, f"evt_{n}", f"0:{action}")
 
 
-def test_a_set_after_a_delete_of_the_same_id_reaches_knock_after_it(bulk_knock):
+def _sent(fake):
+    """Each bulk call as (path, the ids it names, in order)."""
+    sent = []
+    for r in fake.state.requests:
+        body = r.json or {}
+        entries = body.get("users") or body.get("tenants") or body.get("user_ids") or []
+        entries = entries or body.get("subscriptions") or body.get("objects") or body.get("object_ids") or []
+        sent.append((r.path.removeprefix("/v1/"), [e if isinstance(e, str) else e["id"] for e in entries]))
+    return sent
+
+
+def test_an_add_after_a_removal_of_the_same_thing_is_sent_after_it(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
     sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
@@ -399,31 +410,90 @@ def test_a_set_after_a_delete_of_the_same_id_reaches_knock_after_it(bulk_knock):
     steps = [
         ("users_identify", {"id": "u1", "name": "One"}),
         ("users_delete", {"id": "u2"}),
-        ("users_delete", {"id": "u1"}),  # after u1's identify: sent after it
-        ("users_identify", {"id": "u1", "name": "One again"}),  # after the delete: after it
+        ("users_delete", {"id": "u1"}),  # after u1's identify, as the execution order sends it
+        ("users_identify", {"id": "u1", "name": "One again"}),  # after the delete: a flush first
         ("users_identify", {"id": "u3"}),
         ("tenants_set", {"id": "t1", "name": "T"}),
-        ("tenants_delete", {"id": "t1"}),
+        ("tenants_delete", {"id": "t1"}),  # in order too
     ]
     for n, (action, payload) in enumerate(steps):
         sink.apply(_request(action, payload, n))
     assert sink.flush() == {}
-    sent = []
-    for r in bulk_knock.state.requests:
-        body = r.json or {}
-        entries = body.get("users") or body.get("tenants") or body.get("user_ids") or []
-        sent.append((r.path.removeprefix("/v1/"), [e if isinstance(e, str) else e["id"] for e in entries]))
-    # Each set after a delete of the same id (or the reverse) waits for a flush.
-    assert sent == [
+    assert _sent(bulk_knock) == [
         ("users/bulk/identify", ["u1"]),
-        ("users/bulk/delete", ["u2"]),
-        ("users/bulk/delete", ["u1"]),
+        ("users/bulk/delete", ["u2", "u1"]),
         ("users/bulk/identify", ["u1", "u3"]),
         ("tenants/bulk/set", ["t1"]),
         ("tenants/bulk/delete", []),  # its ids are in the query string
     ]
     assert bulk_knock.state.users == {"u1": {"name": "One again"}, "u3": {}}
     assert bulk_knock.state.tenants == {}
+
+
+def test_subscriptions_go_in_bulk_after_what_they_subscribe_to(bulk_knock):
+    from workbench.sinks.knock import KnockSink
+
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    many = [f"u{i}" for i in range(150)]
+    steps = [
+        # Each lead's row: identify the lead, set its company, subscribe the lead to the company.
+        ("users_identify", {"id": "u1"}),
+        ("objects_set", {"collection": "accounts", "id": "acme", "name": "Acme"}),
+        ("objects_subscribe", {"collection": "accounts", "id": "acme", "recipients": ["u1"]}),
+        ("users_identify", {"id": "u2"}),
+        ("objects_set", {"collection": "accounts", "id": "acme", "name": "Acme Inc"}),  # no flush
+        ("objects_subscribe", {"collection": "accounts", "id": "acme", "recipients": ["u2"]}),
+        ("objects_subscribe", {"collection": "accounts", "id": "globex", "recipients": many}),
+    ]
+    for n, (action, payload) in enumerate(steps):
+        sink.apply(_request(action, payload, n))
+    assert sink.flush() == {}
+    assert _sent(bulk_knock) == [
+        ("users/bulk/identify", ["u1", "u2"]),
+        ("objects/accounts/bulk/set", ["acme", "acme"]),
+        # 100 recipients an entry: globex's 150 take two.
+        ("objects/accounts/bulk/subscriptions/add", ["acme", "acme", "globex", "globex"]),
+    ]
+    assert {s for s in bulk_knock.state.subscriptions if s[1] == "acme"} == {
+        ("accounts", "acme", "u1"),
+        ("accounts", "acme", "u2"),
+    }
+    assert len([s for s in bulk_knock.state.subscriptions if s[1] == "globex"]) == 150
+    # Unsubscribing, then deleting the object: in order, one flush. Subscribing again after
+    # the unsubscription, or to the deleted object, is sent after them.
+    bulk_knock.state.requests.clear()
+    steps = [
+        ("objects_unsubscribe", {"collection": "accounts", "id": "acme", "recipients": ["u1"]}),
+        ("objects_subscribe", {"collection": "accounts", "id": "acme", "recipients": ["u1"]}),
+        ("objects_delete", {"collection": "accounts", "id": "globex"}),
+        ("objects_subscribe", {"collection": "accounts", "id": "globex", "recipients": ["u9"]}),
+    ]
+    for n, (action, payload) in enumerate(steps):
+        sink.apply(_request(action, payload, n))
+    results = [r for r in sink.flush().values()]
+    assert results == []
+    assert _sent(bulk_knock) == [
+        ("objects/accounts/bulk/subscriptions/delete", ["acme"]),
+        ("objects/accounts/bulk/delete", ["globex"]),
+        ("objects/accounts/bulk/subscriptions/add", ["acme", "globex"]),
+    ]
+    assert ("accounts", "acme", "u1") in bulk_knock.state.subscriptions
+    assert ("accounts", "globex", "u9") in bulk_knock.state.subscriptions
+
+
+def test_a_removal_after_an_add_that_ranks_later_is_sent_after_it(bulk_knock):
+    from workbench.sinks.knock import KnockSink
+
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    sink.apply(_request("objects_subscribe", {"collection": "c", "id": "o1", "recipients": ["u1"]}, 0))
+    sink.apply(_request("objects_delete", {"collection": "c", "id": "o1"}, 1))  # ranks before: flush
+    sink.apply(_request("users_delete", {"id": "u1"}, 2))  # u1 was subscribed: after the flush
+    assert sink.flush() == {}
+    assert _sent(bulk_knock) == [
+        ("objects/c/bulk/subscriptions/add", ["o1"]),
+        ("users/bulk/delete", ["u1"]),
+        ("objects/c/bulk/delete", ["o1"]),
+    ]
 
 
 def test_tenant_deletes_go_a_hundred_a_call_and_failures_are_settled(bulk_knock):

@@ -3,6 +3,7 @@
 `add_bulk_endpoints(fake)` adds, to a running fake before its first request:
 `POST /v1/users/bulk/identify` and `/v1/users/bulk/delete` (`user_ids` in the body),
 `POST /v1/objects/<collection>/bulk/set` and `/bulk/delete` (`object_ids` in the body),
+`POST /v1/objects/<collection>/bulk/subscriptions/add` and `/delete`,
 `POST /v1/tenants/bulk/set` and `/v1/tenants/bulk/delete` (`tenant_ids` in the query string, as
 the SDK sends them). Entities are merged (or removed) as the one-at-a-time endpoints do it, and
 the answer is a completed bulk operation. Faults scripted with `fake.fail(path="/v1/users/bulk")`
@@ -15,6 +16,8 @@ import uuid
 from datetime import UTC, datetime
 
 from flask import jsonify, request
+
+from .knock import _recipient
 
 
 def add_bulk_endpoints(fake) -> None:
@@ -49,6 +52,18 @@ def add_bulk_endpoints(fake) -> None:
             for object_id in ids:
                 state.objects.pop((collection, object_id), None)
         return operation("objects.delete", len(ids))
+
+    def bulk_subscriptions(collection, change):
+        subscriptions = (request.get_json() or {}).get("subscriptions") or []
+        with lock:
+            for subscription in subscriptions:
+                for recipient in subscription["recipients"]:
+                    key = (collection, subscription["id"], _recipient(recipient))
+                    if change == "add":
+                        state.subscriptions.add(key)
+                    else:
+                        state.subscriptions.discard(key)
+        return operation(f"objects.{change}_subscriptions", len(subscriptions))
 
     def bulk_set_tenants():
         tenants = (request.get_json() or {}).get("tenants") or []
@@ -92,6 +107,12 @@ def add_bulk_endpoints(fake) -> None:
     )
     fake.app.add_url_rule(
         "/v1/objects/<collection>/bulk/delete", "objects_bulk_delete", bulk_delete_objects, methods=["POST"]
+    )
+    fake.app.add_url_rule(
+        "/v1/objects/<collection>/bulk/subscriptions/<any(add, delete):change>",
+        "objects_bulk_subscriptions",
+        bulk_subscriptions,
+        methods=["POST"],
     )
     fake.app.add_url_rule("/v1/tenants/bulk/set", "tenants_bulk_set", bulk_set_tenants, methods=["POST"])
     fake.app.add_url_rule(

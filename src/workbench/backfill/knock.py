@@ -1,14 +1,19 @@
 """The knock sink for one backfill batch: what Knock's bulk endpoints take, sent in bulk.
 
-Users, objects and tenants are collected and sent with Knock's bulk endpoints, up to 1,000 a
-call: `users_identify` and `users_delete` with `users.bulk.identify` / `.delete`, `objects_set`
-and `objects_delete` with `objects.bulk.set` / `.delete` (one call per collection), `tenants_set`
-and `tenants_delete` with `tenants.bulk.set` / `.delete`. A flush sends them in Knock's execution
-order (users identified, users deleted, objects set, objects deleted, tenants set, tenants
-deleted). A row that sets what an earlier row of the batch deletes (or the reverse) first
-flushes what is pending, so the two calls are made in the export's order. (Knock answers a bulk
-call with a bulk operation it runs in the background: the calls' order is ours, their completion
-Knock's, as for any call made after a bulk one.)
+Users, objects, tenants and subscriptions are collected and sent with Knock's bulk endpoints, up
+to 1,000 entries a call: `users_identify` / `users_delete` with `users.bulk.identify` /
+`.delete`; `objects_set` / `objects_delete` with `objects.bulk.set` / `.delete`, and
+`objects_subscribe` / `objects_unsubscribe` with `objects.bulk.add_subscriptions` /
+`.delete_subscriptions` (one call per collection; 100 recipients an entry); `tenants_set` /
+`tenants_delete` with `tenants.bulk.set` / `.delete` (100 ids a call: they travel in the URL).
+
+A flush sends them in Knock's execution order (`BULK`'s order). That order can differ from the
+export's only where it does not matter, or the flush comes first: an action that adds to
+something (a user, an object, a tenant, a subscription) and one that removes it do not commute,
+so when such an action comes after its opposite on the same thing, yet would be sent before it,
+what is pending is sent first. (Knock answers a bulk call with a bulk operation it runs in the
+background: the calls' order is ours, their completion Knock's, as for any call made after a
+bulk one.)
 
 A 429 is waited out (its Retry-After, within `max_wait` seconds in all) and the call tried again;
 what still cannot be sent is settled per action, as the one-at-a-time path would: queued
@@ -41,6 +46,7 @@ from ..sinks.knock import (
 BULK_LIMIT = 1000  # entries per bulk call, Knock's limit
 # Tenant ids of a bulk delete travel in the query string: fewer a call keep the URL short.
 QUERY_LIMIT = 100
+RECIPIENTS_PER_ENTRY = 100  # recipients of one object in a bulk subscription entry, Knock's limit
 
 
 @dataclass(slots=True)
@@ -54,72 +60,119 @@ class Settled:
 
 @dataclass(frozen=True, slots=True)
 class _Bulk:
-    """How one action type goes to Knock in bulk. `kind` names what it changes (actions of one
-    kind and collection on the same id are sent in the export's order)."""
+    """How one action type goes to Knock in bulk."""
 
-    kind: str
     what: str  # for messages; {collection} is filled in
-    entry: Callable[[dict[str, Any]], Any]
+    entries: Callable[[dict[str, Any]], list[Any]]  # an action's entries in the call
     call: Callable[[Any, str | None, list[Any]], Any]  # (client, collection, entries) → operation
-    done: Callable[[dict[str, Any]], dict[str, Any]]
+    done: Callable[[dict[str, Any]], dict[str, Any]]  # the action's result
+    things: Callable[[dict[str, Any]], list[tuple]]  # what it adds to (or removes)
+    removes: bool = False
     limit: int = BULK_LIMIT
 
 
-def _entity(p: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {"id": p["id"], **_named(p, fields), **_custom(p, fields)}
+def _entity(p: dict[str, Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"id": p["id"], **_named(p, fields), **_custom(p, fields)}]
 
 
 def _deleted(p: dict[str, Any]) -> dict[str, Any]:
     return {**({"collection": p["collection"]} if "collection" in p else {}), "id": p["id"], "deleted": True}
 
 
+def _subscriptions(p: dict[str, Any]) -> list[dict[str, Any]]:
+    recipients = p["recipients"]
+    return [
+        {"id": p["id"], "recipients": recipients[i : i + RECIPIENTS_PER_ENTRY]}
+        for i in range(0, len(recipients), RECIPIENTS_PER_ENTRY)
+    ]
+
+
+def _recipient(recipient: Any) -> tuple:
+    """A subscriber as a thing: a user id, or an object reference."""
+    if isinstance(recipient, dict) and "collection" in recipient:
+        return ("objects", recipient.get("collection"), recipient.get("id"))
+    return ("users", recipient.get("id") if isinstance(recipient, dict) else recipient)
+
+
+def _subscribed(p: dict[str, Any]) -> list[tuple]:
+    """A subscription adds to its object and its recipients (deleting either undoes it)."""
+    pairs = [("subscription", p["collection"], p["id"], _recipient(r)) for r in p["recipients"]]
+    return [("objects", p["collection"], p["id"]), *(_recipient(r) for r in p["recipients"]), *pairs]
+
+
+def _unsubscribed(p: dict[str, Any]) -> list[tuple]:
+    return [("subscription", p["collection"], p["id"], _recipient(r)) for r in p["recipients"]]
+
+
 # In Knock's execution order: a flush sends them in this order.
 BULK: dict[str, _Bulk] = {
     "users_identify": _Bulk(
-        "users",
         "a bulk identify",
         lambda p: _entity(p, USER_FIELDS),
         lambda client, _, entries: client.users.bulk.identify(users=entries),
         lambda p: {"id": p["id"]},
+        lambda p: [("users", p["id"])],
     ),
     "users_delete": _Bulk(
-        "users",
         "a bulk delete of users",
-        lambda p: p["id"],
+        lambda p: [p["id"]],
         lambda client, _, ids: client.users.bulk.delete(user_ids=ids),
         _deleted,
+        lambda p: [("users", p["id"])],
+        removes=True,
     ),
     "objects_set": _Bulk(
-        "objects",
         "a bulk set of `{collection}` objects",
         lambda p: _entity(p, OBJECT_FIELDS),
         lambda client, collection, entries: client.objects.bulk.set(collection, objects=entries),
         lambda p: {"collection": p["collection"], "id": p["id"]},
+        lambda p: [("objects", p["collection"], p["id"])],
     ),
     "objects_delete": _Bulk(
-        "objects",
         "a bulk delete of `{collection}` objects",
-        lambda p: p["id"],
+        lambda p: [p["id"]],
         lambda client, collection, ids: client.objects.bulk.delete(collection, object_ids=ids),
         _deleted,
+        lambda p: [("objects", p["collection"], p["id"])],
+        removes=True,
     ),
     "tenants_set": _Bulk(
-        "tenants",
         "a bulk set of tenants",
         lambda p: _entity(p, ("name",)),
         lambda client, _, entries: client.tenants.bulk.set(tenants=entries),
         lambda p: {"id": p["id"]},
+        lambda p: [("tenants", p["id"])],
     ),
     "tenants_delete": _Bulk(
-        "tenants",
         "a bulk delete of tenants",
-        lambda p: p["id"],
+        lambda p: [p["id"]],
         lambda client, _, ids: client.tenants.bulk.delete(tenant_ids=ids),
         _deleted,
+        lambda p: [("tenants", p["id"])],
+        removes=True,
         limit=QUERY_LIMIT,
     ),
+    "objects_subscribe": _Bulk(
+        "a bulk subscription to `{collection}` objects",
+        _subscriptions,
+        lambda client, collection, entries: client.objects.bulk.add_subscriptions(
+            collection, subscriptions=entries
+        ),
+        lambda p: {"collection": p["collection"], "id": p["id"], "subscribed": len(p["recipients"])},
+        _subscribed,
+    ),
+    "objects_unsubscribe": _Bulk(
+        "a bulk unsubscription from `{collection}` objects",
+        _subscriptions,
+        lambda client, collection, entries: client.objects.bulk.delete_subscriptions(
+            collection, subscriptions=entries
+        ),
+        lambda p: {"collection": p["collection"], "id": p["id"], "unsubscribed": len(p["recipients"])},
+        _unsubscribed,
+        removes=True,
+    ),
 }
-_ORDER = {action: rank for rank, action in enumerate(BULK)}
+_RANK = {action: rank for rank, action in enumerate(BULK)}
 
 
 class BulkKnock:
@@ -136,9 +189,11 @@ class BulkKnock:
         self.max_wait = max_wait
         self.chunk = chunk
         self.sleep = sleep
-        # (action, collection) → [(request, result)], and which action each pending id awaits.
-        self.pending: dict[tuple[str, str | None], list[tuple[ActionRequest, dict[str, Any]]]] = {}
-        self.waiting: dict[tuple[str, str | None, str], str] = {}
+        # (action, collection) → [(request, result, its entries)], and the entries' count.
+        self.pending: dict[tuple[str, str | None], list[tuple[ActionRequest, dict, list]]] = {}
+        self.counts: dict[tuple[str, str | None], int] = {}
+        # (thing, removes) → the highest rank of a pending action adding to (removing) it.
+        self.waiting: dict[tuple[tuple, bool], int] = {}
         self.settled: dict[tuple[str | None, str], Settled] = {}
         self.calls = 0
 
@@ -148,15 +203,19 @@ class BulkKnock:
             self.flush()
             return self.sink.apply(request)
         p = request.payload
-        collection = p.get("collection") if bulk.kind == "objects" else None
-        entity = (bulk.kind, collection, p["id"])
-        if self.waiting.get(entity, request.action) != request.action:
-            self.flush()  # a set after a delete of the same id (or the reverse) waits its turn
-        self.waiting[entity] = request.action
-        pending = self.pending.setdefault((request.action, collection), [])
+        rank, things = _RANK[request.action], bulk.things(p)
+        # Sent after its opposite on the same thing only if the opposite ranks lower.
+        if any(self.waiting.get((thing, not bulk.removes), -1) > rank for thing in things):
+            self.flush()
+        for thing in things:
+            key = (thing, bulk.removes)
+            self.waiting[key] = max(self.waiting.get(key, -1), rank)
+        group = (request.action, p.get("collection") if "collection" in p else None)
+        pending = self.pending.setdefault(group, [])
         result = bulk.done(p)
-        pending.append((request, result))
-        if len(pending) >= min(self.chunk, bulk.limit):
+        pending.append((request, result, bulk.entries(p)))
+        self.counts[group] = self.counts.get(group, 0) + len(pending[-1][2])
+        if self.counts[group] >= min(self.chunk, bulk.limit):
             self.flush()
         return result
 
@@ -164,16 +223,23 @@ class BulkKnock:
         """Send what is pending, in Knock's execution order; returns {(event id, mapping key):
         Settled} for the actions not sent."""
         client = self.sink.client
-        pending = sorted(self.pending.items(), key=lambda item: _ORDER[item[0][0]])
-        self.pending, self.waiting = {}, {}
-        for (action, collection), requests in pending:
+        pending = sorted(self.pending.items(), key=lambda item: _RANK[item[0][0]])
+        self.pending, self.waiting, self.counts = {}, {}, {}
+        for (action, collection), actions in pending:
             bulk = BULK[action]
             what = bulk.what.format(collection=collection)
-            size = min(self.chunk, bulk.limit)
-            for start in range(0, len(requests), size):
-                chunk = requests[start : start + size]
-                entries = [bulk.entry(r.payload) for r, _ in chunk]
-                self._send(chunk, what, lambda e, b=bulk, c=collection: b.call(client, c, e), entries)
+            limit = min(self.chunk, bulk.limit)
+            call = lambda e, b=bulk, c=collection: b.call(client, c, e)  # noqa: E731
+            chunk: list[tuple[ActionRequest, dict[str, Any]]] = []
+            entries: list[Any] = []
+            for request, result, own in actions:
+                if chunk and len(entries) + len(own) > limit:
+                    self._send(chunk, what, call, entries)
+                    chunk, entries = [], []
+                chunk.append((request, result))
+                entries += own
+            if chunk:
+                self._send(chunk, what, call, entries)
         return self.settled
 
     def _send(self, chunk: list[tuple[ActionRequest, dict[str, Any]]], what: str, call, entries) -> None:

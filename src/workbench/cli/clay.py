@@ -116,8 +116,8 @@ def clay_setup(config, env, url, export):
     "--bulk/--no-bulk",
     default=True,
     show_default=True,
-    help="With the knock sink, identify, set and delete users, objects and tenants with Knock's "
-    "bulk endpoints (1,000 a call, 429s waited out).",
+    help="With the knock sink, send users, objects, tenants and subscriptions with Knock's bulk "
+    "endpoints (1,000 a call, 429s waited out).",
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar [default: when on a terminal]."
@@ -136,8 +136,8 @@ def backfill(
     kill) and running it again completes it without duplicates (with the knock sink, the batch
     in flight may be sent again: identifies are upserts, and each trigger's idempotency key comes
     from its row, so Knock runs it once if the re-run is within Knock's 24 hours). Ends with one
-    JSON line of counts by status and `seconds`. With the knock sink, users, objects and tenants
-    are set and deleted in bulk, and the sink's `rate_per_second` option paces every call.
+    JSON line of counts by status and `seconds`. With the knock sink, users, objects, tenants and
+    subscriptions are sent in bulk, and the sink's `rate_per_second` option paces every call.
     """
     import os
 
