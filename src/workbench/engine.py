@@ -86,8 +86,11 @@ class ActionRequest:
 
 def row_identity(source: str, environment: str, event_type: str, key: str) -> str:
     """A backfilled row by its idempotency key (the config's, or the hash of its body) in its
-    scope: the same row gets the same identity on every run, whatever event id it is logged under."""
-    return json.dumps([source, environment, event_type, key], ensure_ascii=False)
+    scope: the same row gets the same identity on every run, whatever event id it is logged under.
+    The text of `json.dumps([source, environment, event_type, key], ensure_ascii=False)`, which
+    every key derived from it depends on; made part by part (a backfill makes one a row)."""
+    parts = (source, environment, event_type, key)
+    return "[" + ", ".join([compact_json(p).decode("utf-8", "surrogatepass") for p in parts]) + "]"
 
 
 class Sink(Protocol):

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.clay import clean_cell, row_to_body, snake_case, template_event
 from workbench.config import load_config
@@ -115,3 +117,20 @@ def test_compiled_bodies_equal_row_to_body(name, with_template):
         for _, cells in reader.rows():
             row = dict(zip(reader.columns, cells, strict=True))
             assert build(cells) == row_to_body(row, template, "lead.enriched")
+
+
+_CELLS = st.none() | st.text(
+    alphabet=st.sampled_from(["a", "0", " ", "\t", "\n", "✅", "✔", "️", "☑", "❌", "✖", "⛔", "🚫", "é"]),
+    max_size=6,
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_CELLS, min_size=3, max_size=3))
+def test_compiled_bodies_clean_any_cell_as_row_to_body(cells):
+    from workbench.clay import body_builder
+
+    columns = ["Work Email", "Full Name", "Notes"]
+    template = {"email": "Work Email", "full_name": "Full Name", "notes": "Notes"}
+    build = body_builder(columns, template, "lead.enriched")
+    assert build(cells) == row_to_body(dict(zip(columns, cells, strict=True)), template, "lead.enriched")

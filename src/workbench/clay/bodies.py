@@ -18,6 +18,7 @@ META_COLUMNS = ("_row_number", "_source_file", "_loaded_at")
 # Clay's status marks: a success mark prefixes the value, a failure mark replaces it.
 SUCCESS_MARKS = ("✅", "✔️", "✔", "☑️")
 FAILURE_MARKS = ("❌", "✖️", "✖", "⛔", "🚫")
+_MARK_STARTS = frozenset(mark[0] for mark in SUCCESS_MARKS + FAILURE_MARKS)
 
 
 @lru_cache(maxsize=4096)
@@ -155,9 +156,12 @@ def body_builder(
             if i is None:
                 body[key] = extra
                 continue
-            value = clean_cell(cells[i])
-            if value is MISSING:
-                continue
+            value = cells[i]
+            # An ordinary cell is kept as it is: only blanks and Clay's marks need `clean_cell`.
+            if type(value) is not str or not value or value[0] in _MARK_STARTS or value[0].isspace():
+                value = clean_cell(value)
+                if value is MISSING:
+                    continue
             if as_ is not None:
                 try:
                     value = coerce(value, as_)
