@@ -210,7 +210,7 @@ class BulkKnock:
         for thing in things:
             key = (thing, bulk.removes)
             self.waiting[key] = max(self.waiting.get(key, -1), rank)
-        group = (request.action, p.get("collection") if "collection" in p else None)
+        group = (request.action, p.get("collection"))
         pending = self.pending.setdefault(group, [])
         result = bulk.done(p)
         pending.append((request, result, bulk.entries(p)))
