@@ -34,6 +34,7 @@ from ..engine import ActionRequest
 from ..errors import TerminalSinkError
 from ..sinks.knock import (
     OBJECT_FIELDS,
+    PAYLOAD_RESULTS,
     TRANSIENT_STATUSES,
     USER_FIELDS,
     KnockSink,
@@ -65,7 +66,6 @@ class _Bulk:
     what: str  # for messages; {collection} is filled in
     entries: Callable[[dict[str, Any]], list[Any]]  # an action's entries in the call
     call: Callable[[Any, str | None, list[Any]], Any]  # (client, collection, entries) → operation
-    done: Callable[[dict[str, Any]], dict[str, Any]]  # the action's result
     things: Callable[[dict[str, Any]], list[tuple]]  # what it adds to (or removes)
     removes: bool = False
     limit: int = BULK_LIMIT
@@ -73,10 +73,6 @@ class _Bulk:
 
 def _entity(p: dict[str, Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"id": p["id"], **_named(p, fields), **_custom(p, fields)}]
-
-
-def _deleted(p: dict[str, Any]) -> dict[str, Any]:
-    return {**({"collection": p["collection"]} if "collection" in p else {}), "id": p["id"], "deleted": True}
 
 
 def _subscriptions(p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,14 +90,14 @@ def _recipient(recipient: Any) -> tuple:
     return ("users", recipient.get("id") if isinstance(recipient, dict) else recipient)
 
 
+def _pairs(p: dict[str, Any]) -> list[tuple]:
+    """The (object, recipient) subscriptions an action names."""
+    return [("subscription", p["collection"], p["id"], _recipient(r)) for r in p["recipients"]]
+
+
 def _subscribed(p: dict[str, Any]) -> list[tuple]:
     """A subscription adds to its object and its recipients (deleting either undoes it)."""
-    pairs = [("subscription", p["collection"], p["id"], _recipient(r)) for r in p["recipients"]]
-    return [("objects", p["collection"], p["id"]), *(_recipient(r) for r in p["recipients"]), *pairs]
-
-
-def _unsubscribed(p: dict[str, Any]) -> list[tuple]:
-    return [("subscription", p["collection"], p["id"], _recipient(r)) for r in p["recipients"]]
+    return [("objects", p["collection"], p["id"]), *(_recipient(r) for r in p["recipients"]), *_pairs(p)]
 
 
 # In Knock's execution order: a flush sends them in this order.
@@ -110,14 +106,12 @@ BULK: dict[str, _Bulk] = {
         "a bulk identify",
         lambda p: _entity(p, USER_FIELDS),
         lambda client, _, entries: client.users.bulk.identify(users=entries),
-        lambda p: {"id": p["id"]},
         lambda p: [("users", p["id"])],
     ),
     "users_delete": _Bulk(
         "a bulk delete of users",
         lambda p: [p["id"]],
         lambda client, _, ids: client.users.bulk.delete(user_ids=ids),
-        _deleted,
         lambda p: [("users", p["id"])],
         removes=True,
     ),
@@ -125,14 +119,12 @@ BULK: dict[str, _Bulk] = {
         "a bulk set of `{collection}` objects",
         lambda p: _entity(p, OBJECT_FIELDS),
         lambda client, collection, entries: client.objects.bulk.set(collection, objects=entries),
-        lambda p: {"collection": p["collection"], "id": p["id"]},
         lambda p: [("objects", p["collection"], p["id"])],
     ),
     "objects_delete": _Bulk(
         "a bulk delete of `{collection}` objects",
         lambda p: [p["id"]],
         lambda client, collection, ids: client.objects.bulk.delete(collection, object_ids=ids),
-        _deleted,
         lambda p: [("objects", p["collection"], p["id"])],
         removes=True,
     ),
@@ -140,14 +132,12 @@ BULK: dict[str, _Bulk] = {
         "a bulk set of tenants",
         lambda p: _entity(p, ("name",)),
         lambda client, _, entries: client.tenants.bulk.set(tenants=entries),
-        lambda p: {"id": p["id"]},
         lambda p: [("tenants", p["id"])],
     ),
     "tenants_delete": _Bulk(
         "a bulk delete of tenants",
         lambda p: [p["id"]],
         lambda client, _, ids: client.tenants.bulk.delete(tenant_ids=ids),
-        _deleted,
         lambda p: [("tenants", p["id"])],
         removes=True,
         limit=QUERY_LIMIT,
@@ -158,7 +148,6 @@ BULK: dict[str, _Bulk] = {
         lambda client, collection, entries: client.objects.bulk.add_subscriptions(
             collection, subscriptions=entries
         ),
-        lambda p: {"collection": p["collection"], "id": p["id"], "subscribed": len(p["recipients"])},
         _subscribed,
     ),
     "objects_unsubscribe": _Bulk(
@@ -167,8 +156,7 @@ BULK: dict[str, _Bulk] = {
         lambda client, collection, entries: client.objects.bulk.delete_subscriptions(
             collection, subscriptions=entries
         ),
-        lambda p: {"collection": p["collection"], "id": p["id"], "unsubscribed": len(p["recipients"])},
-        _unsubscribed,
+        _pairs,
         removes=True,
     ),
 }
@@ -212,7 +200,7 @@ class BulkKnock:
             self.waiting[key] = max(self.waiting.get(key, -1), rank)
         group = (request.action, p.get("collection"))
         pending = self.pending.setdefault(group, [])
-        result = bulk.done(p)
+        result = PAYLOAD_RESULTS[request.action](p)
         pending.append((request, result, bulk.entries(p)))
         self.counts[group] = self.counts.get(group, 0) + len(pending[-1][2])
         if self.counts[group] >= min(self.chunk, bulk.limit):

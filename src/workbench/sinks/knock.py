@@ -82,6 +82,24 @@ def _member(user: Any, tenant: str | None) -> dict[str, Any]:
     return member
 
 
+def _named_thing(p: dict[str, Any]) -> dict[str, Any]:
+    return {**({"collection": p["collection"]} if "collection" in p else {}), "id": p["id"]}
+
+
+# What these actions come to in the log: made from the payload alone, the same whether the
+# action went one at a time or in bulk (`workbench.backfill.knock`).
+PAYLOAD_RESULTS = {
+    "users_identify": _named_thing,
+    "users_delete": lambda p: {**_named_thing(p), "deleted": True},
+    "objects_set": _named_thing,
+    "objects_delete": lambda p: {**_named_thing(p), "deleted": True},
+    "tenants_set": _named_thing,
+    "tenants_delete": lambda p: {**_named_thing(p), "deleted": True},
+    "objects_subscribe": lambda p: {**_named_thing(p), "subscribed": len(p["recipients"])},
+    "objects_unsubscribe": lambda p: {**_named_thing(p), "unsubscribed": len(p["recipients"])},
+}
+
+
 class _RateLimit:
     """At most `per_second` calls a second across this process's threads."""
 
@@ -135,7 +153,7 @@ class KnockSink:
         key = request.idempotency_key if request.action in KEYED_ACTIONS else None
         options = {"idempotency_key": key} if key else {}
         try:
-            return handler(request.payload, options)
+            answer = handler(request.payload, options)
         except knockapi.APITimeoutError:
             raise TransientSinkError(
                 f"Knock did not answer {request.action} in time; it will be retried"
@@ -159,18 +177,19 @@ class KnockSink:
             raise TerminalSinkError(message) from None
         except knockapi.KnockError as exc:
             raise TerminalSinkError(f"Knock {request.action} failed: {exc}") from None
+        made = PAYLOAD_RESULTS.get(request.action)
+        return made(request.payload) if made is not None else answer
 
-    # One method per action type, named after it; `options` carries the idempotency key.
+    # One method per action type, named after it; `options` carries the idempotency key. The
+    # result is the call's answer, or, for the `PAYLOAD_RESULTS` actions, made from the payload.
 
     def _users_identify(self, p, options):
         self.client.users.update(
             p["id"], **_named(p, USER_FIELDS), extra_body=_custom(p, USER_FIELDS), **options
         )
-        return {"id": p["id"]}
 
     def _users_delete(self, p, options):
         self.client.users.delete(p["id"], **options)
-        return {"id": p["id"], "deleted": True}
 
     def _objects_set(self, p, options):
         self.client.objects.set(
@@ -180,29 +199,23 @@ class KnockSink:
             extra_body=_custom(p, OBJECT_FIELDS),
             **options,
         )
-        return {"collection": p["collection"], "id": p["id"]}
 
     def _objects_delete(self, p, options):
         self.client.objects.delete(p["collection"], p["id"], **options)
-        return {"collection": p["collection"], "id": p["id"], "deleted": True}
 
     def _tenants_set(self, p, options):
         self.client.tenants.set(p["id"], **_named(p, ("name",)), extra_body=_custom(p, ("name",)), **options)
-        return {"id": p["id"]}
 
     def _tenants_delete(self, p, options):
         self.client.tenants.delete(p["id"], **options)
-        return {"id": p["id"], "deleted": True}
 
     def _objects_subscribe(self, p, options):
         self.client.objects.add_subscriptions(p["collection"], p["id"], recipients=p["recipients"], **options)
-        return {"collection": p["collection"], "id": p["id"], "subscribed": len(p["recipients"])}
 
     def _objects_unsubscribe(self, p, options):
         self.client.objects.delete_subscriptions(
             p["collection"], p["id"], recipients=p["recipients"], **options
         )
-        return {"collection": p["collection"], "id": p["id"], "unsubscribed": len(p["recipients"])}
 
     def _audiences_add_member(self, p, options):
         members = [_member(u, p.get("tenant")) for u in p["users"]]
