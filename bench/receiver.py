@@ -75,7 +75,8 @@ def conn():
         _conn = sqlite3.connect(os.environ["FLOOR_DB"], isolation_level=None, check_same_thread=False)
         _conn.execute("PRAGMA journal_mode = WAL")
         _conn.execute("PRAGMA synchronous = NORMAL")
-        _conn.execute("PRAGMA wal_autocheckpoint = 4000")
+        page_size = _conn.execute("PRAGMA page_size").fetchone()[0]
+        _conn.execute(f"PRAGMA wal_autocheckpoint = {16 * 1024 * 1024 // page_size}")
     return _conn
 
 

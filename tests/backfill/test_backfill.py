@@ -246,8 +246,8 @@ def test_batches_share_one_tuned_connection_that_goes_back_to_the_pool_as_it_was
     it next)."""
     from sqlalchemy import event
 
-    from workbench.backfill.runner import BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_PAGES
-    from workbench.store.db import WAL_AUTOCHECKPOINT_PAGES
+    from workbench.backfill.runner import BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_BYTES
+    from workbench.store.db import PAGE_SIZE, WAL_AUTOCHECKPOINT_BYTES
 
     def settings(dbapi):
         return tuple(
@@ -264,11 +264,11 @@ def test_batches_share_one_tuned_connection_that_goes_back_to_the_pool_as_it_was
 
     with store.engine.connect() as c:  # what a connection of this store starts with
         usual = settings(c.connection.dbapi_connection)
-    assert usual[1] == WAL_AUTOCHECKPOINT_PAGES
+    assert usual[1] == WAL_AUTOCHECKPOINT_BYTES // PAGE_SIZE
     summary = run(store, batch_size=7)
     assert summary.rows > 3 * 7  # several batches
     assert len(during) == 1, during
-    assert next(iter(during))[1] == (-BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_PAGES)
+    assert next(iter(during))[1] == (-BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_BYTES // PAGE_SIZE)
 
     held = [store.engine.connect() for _ in range(3)]  # every pooled connection, and then some
     try:

@@ -236,6 +236,31 @@ def test_sqlite_store_uses_wal_and_creates_its_folder(sqlite_url, tmp_path):
         store.close()
 
 
+def test_a_new_sqlite_store_takes_large_pages_and_an_existing_one_keeps_its_own(tmp_path):
+    """8 KiB pages for a new file; a store made with SQLite's 4 KiB default stays so (SQLite fixes
+    a file's page size), and either checkpoints its write-ahead log every 16 MB."""
+    import sqlite3
+
+    from workbench.store.db import PAGE_SIZE, WAL_AUTOCHECKPOINT_BYTES
+
+    old = tmp_path / "old.sqlite"
+    made = sqlite3.connect(old)
+    made.execute("CREATE TABLE kept (x)")
+    made.close()
+    for path, page_size in ((tmp_path / "new.sqlite", PAGE_SIZE), (old, 4096)):
+        store = Store(f"sqlite:///{path}")
+        try:
+            event_id = received(store)
+            assert store.get_event(event_id)["id"] == event_id
+            with store.engine.connect() as conn:
+                assert conn.execute(text("PRAGMA page_size")).scalar() == page_size
+                pages = conn.execute(text("PRAGMA wal_autocheckpoint")).scalar()
+                assert pages == WAL_AUTOCHECKPOINT_BYTES // page_size
+        finally:
+            store.close()
+        assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
 def test_two_stores_on_one_file_create_tables_once(sqlite_url):
     first, second = Store(sqlite_url), Store(sqlite_url)
     try:

@@ -38,7 +38,7 @@ from ..errors import CoercionError
 from ..sinks.batched import BatchedUsers
 from ..sinks.local import LocalSink
 from ..store import Store, StoreError, idempotency_keys
-from ..store.db import describe, in_chunks, set_pragmas
+from ..store.db import checkpoint_pages, describe, in_chunks, set_pragmas
 from ..store.fast import insert_many, json_text
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
 from .sources import RowSource
@@ -48,7 +48,7 @@ from .sources import RowSource
 HASH_WINDOW = timedelta(days=30)
 DEFAULT_BATCH = 2000
 BACKFILL_CACHE_KIB = 64 * 1024
-BACKFILL_CHECKPOINT_PAGES = 16_000  # 64 MB of log with 4 KiB pages
+BACKFILL_CHECKPOINT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -218,13 +218,18 @@ class Backfill:
                 self._write(conn, batch, now)
 
     def _batch_connection(self):
-        """The one connection a run's batches take turns on (with a transactional sink), with
-        `_BULK_PRAGMAS` set on SQLite: the page cache then holds the idempotency and user
-        indexes a backfill touches all over from one batch to the next."""
+        """The one connection a run's batches take turns on (with a transactional sink). On SQLite
+        it gets a page cache of BACKFILL_CACHE_KIB, which then holds the idempotency and user
+        indexes a backfill touches all over from one batch to the next, and checkpoints of the
+        write-ahead log every BACKFILL_CHECKPOINT_BYTES instead of every few batches (each one
+        waits for the disk). Neither changes what a commit guarantees."""
         if self._batch_conn is None:
             conn = self.store.engine.connect()
             if conn.dialect.name == "sqlite":
-                self._batch_restore = set_pragmas(conn, _BULK_PRAGMAS)
+                dbapi = conn.connection.dbapi_connection
+                pages = checkpoint_pages(dbapi, BACKFILL_CHECKPOINT_BYTES)
+                pragmas = {"cache_size": -BACKFILL_CACHE_KIB, "wal_autocheckpoint": pages}
+                self._batch_restore = set_pragmas(conn, pragmas)
             self._batch_conn = conn
         return self._batch_conn
 
@@ -350,12 +355,6 @@ class Backfill:
                 )
         self.store.record_processed(conn, done, now)
         insert_many(conn, idempotency_keys, key_rows)
-
-
-# On SQLite, for the connection a run's batches share: a page cache of BACKFILL_CACHE_KIB, and
-# checkpoints of the write-ahead log every BACKFILL_CHECKPOINT_PAGES instead of every few batches
-# (each one waits for the disk). Neither changes what a commit guarantees.
-_BULK_PRAGMAS = {"cache_size": -BACKFILL_CACHE_KIB, "wal_autocheckpoint": BACKFILL_CHECKPOINT_PAGES}
 
 
 def _settle(batch: list[_Row], settled: dict) -> None:

