@@ -14,6 +14,7 @@ from ..errors import WorkbenchError
 csv.field_size_limit(1 << 30)
 
 _REEXPORT = "export the table again from Clay (Actions → Export → Download CSV)"
+_REEXPORT_SENTENCE = _REEXPORT[0].upper() + _REEXPORT[1:]
 
 
 class ExportError(WorkbenchError):
@@ -95,7 +96,7 @@ class ExportReader:
                 raise ExportError(
                     f"{self.path}, line 1: the header is one column, {name[:80]!r}, with {called} in "
                     f"it: this file is separated by {called} (saved again by a spreadsheet?), while "
-                    f"Clay exports separate cells by commas. {_REEXPORT[0].upper()}{_REEXPORT[1:]}, "
+                    f"Clay exports separate cells by commas. {_REEXPORT_SENTENCE}, "
                     "or save this file as CSV with commas"
                 )
 
@@ -135,7 +136,7 @@ class ExportReader:
                 line, column, byte = _first_bad_utf8_line(self.path)
                 raise ExportError(
                     f"{self.path}, line {line}, column {column}: byte 0x{byte:02x} is not UTF-8 text; "
-                    f"this is not a Clay CSV export (a spreadsheet or binary file?). {_REEXPORT}"
+                    f"this is not a Clay CSV export (a spreadsheet or binary file?). {_REEXPORT_SENTENCE}."
                 ) from None
             if record:
                 self.line = start
