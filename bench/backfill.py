@@ -11,9 +11,9 @@ temporary directory and times, in this one run, on the same file:
   (e) the same, in one transaction without SQLite's journal or syncs (no crash safety at all):
       a floor below any safe way of logging those rows in SQLite.
 Prints the ratios c/a (target <= 2.0), b/c (target >= 1.5) and c/d, the time (a) and (b) leave
-(c) under the targets, then the peak memory (max RSS)
-of `workbench backfill` run as a subprocess on a --memory-rows export (target < 500 MB), as the
-process's own high-water mark (Linux /proc).
+(c) under the targets and whether the floors (e) and (d) alone fit in it, then the peak memory
+(max RSS) of `workbench backfill` run as a subprocess on a --memory-rows export (target < 500 MB),
+as the process's own high-water mark (Linux /proc).
 
     .venv/bin/python bench/backfill.py [--rows 50000] [--memory-rows 500000]
 """
@@ -246,6 +246,11 @@ def main() -> None:
             f"the targets leave (c) {min(2.0 * a, b / 1.5):.2f} s in all: "
             f"{2.0 * a:.2f} s by (a), {b / 1.5:.2f} s by (b)"
         )
+        for floor, name, allowed, target in ((e, "e", 2.0 * a, "c/a"), (d, "d", b / 1.5, "b/c")):
+            verdict = "above" if floor > allowed else "within"
+            print(
+                f"({name}) alone, {floor:.2f} s, is {verdict} the {allowed:.2f} s the {target} target allows"
+            )
         if args.memory_rows:
             peak_memory(args.memory_rows, tmp)
 
