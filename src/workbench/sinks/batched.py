@@ -22,6 +22,11 @@ from ..store.db import in_chunks
 from ..store.fast import insert_many
 from .local import USER_FIELDS, LocalSink, _attributes, deep_merge, merge_result
 
+# Built once: a statement made per chunk would hold its chunk in reference cycles until the
+# collector frees them, which a backfill lets run rarely (see `backfill.runner._fewer_collections`).
+_USERS = select(local_users.c.id, local_users.c.data).where(
+    local_users.c.id.in_(bindparam("ids", expanding=True))
+)
 _UPDATE = (
     update(local_users)
     .where(local_users.c.id == bindparam("user_id"))
@@ -42,11 +47,7 @@ class BatchedUsers:
         """Read the users these ids name, in chunks that stay under SQL parameter limits."""
         wanted = [i for i in dict.fromkeys(ids) if i not in self.known]
         for chunk in in_chunks(wanted):
-            found = dict(
-                self.conn.execute(
-                    select(local_users.c.id, local_users.c.data).where(local_users.c.id.in_(chunk))
-                ).all()
-            )
+            found = dict(self.conn.execute(_USERS, {"ids": chunk}).all())
             for user_id in chunk:
                 self.known[user_id] = found.get(user_id)
 
