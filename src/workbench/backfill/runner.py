@@ -374,8 +374,8 @@ def _fewer_collections() -> Iterator[None]:
     alive (modules, the config, SQLAlchemy's and DuckDB's caches…) are frozen out of its scans,
     and the youngest generation is collected every BACKFILL_GC_THRESHOLD allocations instead of
     every 700. A run's rows are freed by reference counting as each batch ends; the collector
-    only walked them and everything else, again and again (about a third of a run's time on a
-    big export). Both are put back afterwards, so a notebook kernel keeps its own settings; a
+    only walked them and everything else, again and again (a sixth of a run's time on a big
+    export). Both are put back afterwards, so a notebook kernel keeps its own settings; a
     process that froze objects itself is left to its own freezing."""
     threshold = gc.get_threshold()
     freeze = gc.get_freeze_count() == 0
