@@ -172,25 +172,22 @@ def writes_alone(logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool 
 
 
 def rows_planned(export: Path) -> int:
-    """(f) Reading, bodies, plans and keys of every row, as (c) makes them, without a sink or store."""
-    from workbench.backfill import CsvRows
-    from workbench.clay import body_builder, template_event
-    from workbench.clay.bodies import DEFAULT_EVENT
+    """(f) Reading, bodies, plans and keys of every row: the backfill's own `_prepare`, as (c) runs
+    it, without a sink or store."""
+    from workbench.backfill import Backfill, CsvRows
+    from workbench.backfill.runner import _Row
+    from workbench.clay import body_builder
     from workbench.config import load_config
-    from workbench.engine import Engine, SourceEvent, content_hash
 
-    config = load_config(CONFIG)
-    engine = Engine(config, config.environment("development"), None)
+    job = Backfill(load_config(CONFIG), "development", store=None, sink=None)
     source = CsvRows(export)
-    event = template_event(config.body_template) or DEFAULT_EVENT
-    build = body_builder(source.columns, config.body_template, event)
+    build = body_builder(source.columns, job.template, job.default_event)
     keyed = 0
     try:
-        for _number, cells in source.rows():
-            plan = engine.plan(SourceEvent(build(cells), {}, origin="backfill"))
-            if not plan.final:
-                content_hash(plan.outcome.body)
-                keyed += 1
+        for number, cells in source.rows():
+            row = _Row(number, cells)
+            job._prepare(row, build, "evt_bench")
+            keyed += row.key is not None
     finally:
         source.close()
     return keyed

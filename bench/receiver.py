@@ -65,6 +65,8 @@ from uuid import uuid4
 
 from flask import Flask, request
 
+from workbench.store.db import WAL_AUTOCHECKPOINT_BYTES, checkpoint_pages
+
 app = Flask(__name__)
 _conn = None
 
@@ -75,8 +77,8 @@ def conn():
         _conn = sqlite3.connect(os.environ["FLOOR_DB"], isolation_level=None, check_same_thread=False)
         _conn.execute("PRAGMA journal_mode = WAL")
         _conn.execute("PRAGMA synchronous = NORMAL")
-        page_size = _conn.execute("PRAGMA page_size").fetchone()[0]
-        _conn.execute(f"PRAGMA wal_autocheckpoint = {16 * 1024 * 1024 // page_size}")
+        pages = checkpoint_pages(_conn, WAL_AUTOCHECKPOINT_BYTES)
+        _conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
     return _conn
 
 
