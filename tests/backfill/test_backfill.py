@@ -342,8 +342,11 @@ def test_batches_leave_no_cyclic_garbage_behind(store, tmp_path):
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
+    # A cycle left per batch would show as thousands of objects (1,820 for 200 one-row batches
+    # when a statement was built per batch); first-use caches of the libraries below make a few
+    # dozen at most, whatever the number of batches.
     assert summary.rows > 100
-    assert found < 20, (found, kinds)
+    assert found < summary.rows // 2, (found, kinds)
 
 
 def test_a_full_store_stops_the_backfill_saying_why_without_the_batchs_rows(store):
