@@ -18,11 +18,13 @@ def test_environment_yml_is_in_step_with_pyproject():
     minimum = pyproject["project"]["requires-python"].removeprefix(">=")
     assert python.split("=")[-1].startswith(minimum), (python, minimum)
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-e .[dev]" in pip
-    assert "dev" in pyproject["project"]["optional-dependencies"]
-    for requirement in (
-        pyproject["project"]["dependencies"] + pyproject["project"]["optional-dependencies"]["dev"]
-    ):
+    assert "-e .[all,dev]" in pip
+    assert "-e '.[all,dev]'" in (ROOT / "Makefile").read_text()
+    extras = pyproject["project"]["optional-dependencies"]
+    assert {"all", "dev", "receiver"} <= set(extras)
+    for requirement in pyproject["project"]["dependencies"] + sum(extras.values(), []):
+        if requirement.startswith(pyproject["project"]["name"] + "["):
+            continue  # one extra made of others
         assert re.search(r">=\d", requirement), f"{requirement} needs a lower bound"
 
 
