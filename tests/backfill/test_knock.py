@@ -173,7 +173,8 @@ def test_a_batch_sent_but_never_logged_triggers_nothing_twice_on_the_rerun(
 
 
 def test_a_queued_trigger_of_a_backfilled_row_is_retried_under_its_first_key(store, tmp_path, bulk_knock):
-    from workbench.service import ConfigSet, SourceService
+    from workbench.config import ConfigSet
+    from workbench.service import SourceService
 
     config = knock_config(tmp_path, bulk_knock, IDENTIFY_AND_TRIGGER)
     bulk_knock.fail(500, times=1, path="/v1/workflows/")

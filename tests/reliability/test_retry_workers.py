@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from workbench.config import ConfigSet
 from workbench.engine import utcnow
-from workbench.service import ConfigSet, SourceService
+from workbench.service import SourceService
 from workbench.store import Store
 
 from .conftest import ENVIRON, SECRET, WORKFLOW, row, write_config

@@ -18,8 +18,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from workbench.config import ConfigSet
 from workbench.engine import utcnow
-from workbench.service import ConfigSet, SourceService
+from workbench.service import SourceService
 from workbench.store import Store, events, local_workflow_runs
 
 from .conftest import ENVIRON, INGEST, SECRET, WORKFLOW, Instance, row, write_config

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.knock import API_KEY
+from workbench.config import ConfigSet
 from workbench.retry import RetryPolicy
-from workbench.service import ConfigSet, SourceService
+from workbench.service import SourceService
 from workbench.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from workbench.errors import ConfigError, NotFound
-from workbench.service import ConfigSet
+from workbench.config import ConfigSet
 
 
 def write(path, raw, bump=0):

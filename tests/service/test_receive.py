@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.service.conftest import ENVIRON, NEXT_SECRET, lead, post
+from workbench.config import ConfigSet
 from workbench.errors import NotFound, VerificationError
-from workbench.service import ConfigSet, SourceService
+from workbench.service import SourceService
 from workbench.sinks.local import LocalSink
 from workbench.store import Store, events, local_users, local_workflow_runs
 

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.service.conftest import ENVIRON, SECRET, TRIGGER, lead, post, service_config
-from workbench.service import ConfigSet, SourceService
+from workbench.config import ConfigSet
+from workbench.service import SourceService
 from workbench.store import Store, events, local_users, local_workflow_runs
 from workbench.store import journal as journals
 from workbench.writebehind import WriteBehind, attach, journal_folder

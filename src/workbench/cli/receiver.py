@@ -105,7 +105,8 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log, w
 
 def _log_left_journals(paths: list[str], store) -> None:
     """Rows a receiver answered but had not logged when it was killed: logged now, once."""
-    from ..service import ConfigSet, SourceService
+    from ..config import ConfigSet
+    from ..service import SourceService
 
     service = SourceService(ConfigSet(paths), store)
     done = _read_pending(service, wait=False)
@@ -195,8 +196,9 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
     """
     import json
 
+    from ..config import ConfigSet
     from ..errors import WorkbenchError
-    from ..service import ConfigSet, SourceService
+    from ..service import SourceService
     from ..store import DEFAULT_STORE_URL, Store
 
     if bool(event_ids) == bool(status):

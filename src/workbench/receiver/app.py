@@ -71,7 +71,8 @@ def _config_paths(value) -> list[str]:
 
 
 def build_runtime(config: dict) -> Runtime:
-    from ..service import ConfigSet, SourceService
+    from ..config import ConfigSet
+    from ..service import SourceService
     from ..store import DEFAULT_STORE_URL, Store
 
     configs = ConfigSet(_config_paths(config.get("CONFIG_PATHS")))

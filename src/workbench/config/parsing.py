@@ -1,127 +1,30 @@
-"""Load and validate mapping configs (`mappings/*.json`), reporting every problem at once."""
+"""Validate a parsed mapping config into the model, reporting every problem at once."""
 
 from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property
-from pathlib import Path as FilePath
 from typing import Any
 
-from .actions import ACTION_TYPES, EXECUTION_ORDER
-from .errors import ConfigError, PathError
-from .paths import MISSING, Path, compile_path
-from .specs import COERCIONS, Condition, PathValue, ValueSpec, compile_condition, compile_spec
+from ..actions import ACTION_TYPES, EXECUTION_ORDER
+from ..errors import ConfigError, PathError
+from ..paths import compile_path
+from ..specs import COERCIONS, ValueSpec, compile_condition, compile_spec
+from .model import (
+    DEFAULT_WINDOW_HOURS,
+    SINK_TYPES,
+    ActionMapping,
+    Environment,
+    EnvRef,
+    IdempotencyConfig,
+    SinkConfig,
+    SourceConfig,
+)
 
-SINK_TYPES = ("local", "dry-run", "knock")
-DEFAULT_WINDOW_HOURS = 24
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-
-
-@dataclass(frozen=True)
-class EnvRef:
-    """A secret named by environment variable: `{"$env": "NAME"}`."""
-
-    name: str
-
-    def resolve(self, environ: Mapping[str, str]) -> str | None:
-        value = environ.get(self.name)
-        return value if value else None
-
-    def to_json(self):
-        return {"$env": self.name}
-
-
-@dataclass(frozen=True)
-class IdempotencyConfig:
-    path: Path
-    hashed: bool
-    window: timedelta
-
-    def to_json(self):
-        key = {"hash": self.path.text} if self.hashed else self.path.text
-        return {"key": key, "window_hours": self.window.total_seconds() / 3600}
-
-
-@dataclass(frozen=True)
-class SinkConfig:
-    type: str
-    api_key: EnvRef | None = None
-    base_url: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ActionMapping:
-    event: str
-    action: str
-    params: Mapping[str, ValueSpec]
-    when: tuple[Condition, ...]
-    active: bool
-    index: int
-    raw: Mapping[str, Any]
-
-    key: str = ""  # "<index>:<action>": identifies the mapping for replays of what did not succeed
-
-    def __post_init__(self):
-        object.__setattr__(self, "key", f"{self.index}:{self.action}")
-
-    @cached_property
-    def resolvers(self) -> tuple[tuple[str, Any, bool, ValueSpec], ...]:
-        """Per param: (name, resolve, required, spec), derived once; plain paths skip the spec layer."""
-        required = ACTION_TYPES[self.action].required
-        return tuple((name, _resolver(spec), name in required, spec) for name, spec in self.params.items())
-
-
-@dataclass(frozen=True)
-class Environment:
-    name: str
-    signing_secrets: tuple[EnvRef, ...]
-    idempotency: IdempotencyConfig | None
-    sink: SinkConfig
-    mappings: tuple[ActionMapping, ...]
-    by_event: Mapping[str, tuple[ActionMapping, ...]]
-
-    @cached_property
-    def active_events(self) -> frozenset[str]:
-        """Event types with at least one active mapping."""
-        return frozenset(m.event for m in self.mappings if m.active)
-
-    def mappings_for(self, event: str) -> tuple[ActionMapping, ...]:
-        """This event's mappings, in Knock's execution order (config order within a type)."""
-        return self.by_event.get(event, ())
-
-    def secrets(self, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-        environ = os.environ if environ is None else environ
-        return tuple(s for s in (ref.resolve(environ) for ref in self.signing_secrets) if s)
-
-    def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
-        environ = os.environ if environ is None else environ
-        return [ref.name for ref in self.signing_secrets if not ref.resolve(environ)]
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    source: str
-    event_type_path: Path
-    environments: Mapping[str, Environment]
-    body_template: Mapping[str, Any] | None
-    raw: Mapping[str, Any]
-    origin: str | None = None
-
-    def environment(self, name: str) -> Environment:
-        try:
-            return self.environments[name]
-        except KeyError:
-            known = ", ".join(self.environments) or "none"
-            raise ConfigError(
-                [("environments", f"no environment `{name}` in this config (it has: {known})")], self.origin
-            ) from None
 
 
 def _hint_name(name: str, choices) -> str:
@@ -427,114 +330,3 @@ def parse_config(data: Any, origin: str | None = None) -> SourceConfig:
         raw=data,
         origin=origin,
     )
-
-
-def load_config(path: str | os.PathLike) -> SourceConfig:
-    """Read and validate a config file."""
-    origin = str(path)
-    try:
-        text = FilePath(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError([("", f"file not found: {origin}")], origin) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([("", f"cannot read the file: {exc}")], origin) from None
-    repeated: list[tuple[int, str]] = []  # (id of the object, key) for keys given twice in one object
-    objects: list[dict] = []  # every object, so that no id is reused while they are located
-
-    def pairs(items: list[tuple[str, Any]]) -> dict:
-        obj: dict = {}
-        objects.append(obj)
-        for key, value in items:
-            if key in obj:
-                repeated.append((id(obj), key))
-            obj[key] = value
-        return obj
-
-    try:
-        data = json.loads(text, object_pairs_hook=pairs)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            [("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")], origin
-        ) from None
-    if repeated:
-        where = _locations(data)
-        raise ConfigError(
-            [
-                (
-                    ".".join(filter(None, [where[obj], key])) if obj in where else key,
-                    f"`{key}` is given twice in one object; JSON keeps only the last, so merge them"
-                    + ("" if obj in where else " (inside a value that is itself given twice)"),
-                )
-                for obj, key in repeated
-            ],
-            origin,
-        )
-    return parse_config(data, origin)
-
-
-def _locations(data: Any, path: str = "") -> dict[int, str]:
-    """id of every object in `data` -> its dotted location (list items as `mappings[2]`)."""
-    found: dict[int, str] = {}
-    stack = [(data, path)]
-    while stack:
-        value, here = stack.pop()
-        if isinstance(value, dict):
-            found[id(value)] = here
-            stack.extend((v, f"{here}.{k}" if here else str(k)) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, f"{here}[{i}]") for i, v in enumerate(value))
-    return found
-
-
-_KEY_ORDER = {
-    "": ("$schema", "description", "source", "event_type_path", "environments", "clay"),
-    "environment": ("description", "signing_secrets", "idempotency", "sink", "mappings"),
-    "mapping": ("event", "action", "description", "active", "when", "params"),
-}
-
-
-def _ordered(obj: Mapping, order) -> dict:
-    known = [k for k in order if k in obj]
-    return {**{k: obj[k] for k in known}, **{k: obj[k] for k in obj if k not in order}}
-
-
-def canonical_config(data: Mapping[str, Any]) -> dict:
-    """The config with keys in a stable order (params in the action's own order)."""
-    out = _ordered(data, _KEY_ORDER[""])
-    envs = {}
-    for name, env in (data.get("environments") or {}).items():
-        env = _ordered(env, _KEY_ORDER["environment"])
-        mappings = []
-        for m in env.get("mappings", []):
-            m = _ordered(m, _KEY_ORDER["mapping"])
-            spec = ACTION_TYPES.get(m.get("action"))
-            if spec and isinstance(m.get("params"), dict):
-                m["params"] = _ordered(m["params"], spec.params)
-            mappings.append(m)
-        env["mappings"] = mappings
-        envs[name] = env
-    if envs:
-        out["environments"] = envs
-    return out
-
-
-def dump_config(data: Mapping[str, Any]) -> str:
-    """Pretty-printed config text with a stable key order, so diffs stay readable."""
-    return json.dumps(canonical_config(data), indent=2, ensure_ascii=False) + "\n"
-
-
-def save_config(data: Mapping[str, Any], path: str | os.PathLike) -> SourceConfig:
-    """Validate, then write atomically; return the loaded config."""
-    config = parse_config(data, str(path))
-    target = FilePath(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(dump_config(data), encoding="utf-8")
-    os.replace(tmp, target)
-    return config
-
-
-def _resolver(spec: ValueSpec):
-    if type(spec) is PathValue and spec.as_ is None and spec.default is MISSING:
-        return spec.path.resolve
-    return spec.resolve
