@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from workbench.errors import ConfigError, NotFound
 from workbench.config import ConfigSet
+from workbench.errors import ConfigError, NotFound
 
 
 def write(path, raw, bump=0):
