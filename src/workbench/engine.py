@@ -20,12 +20,15 @@ from .actions import KEYED_ACTIONS, normalize
 from .body import parse_body
 from .config import ActionMapping, Environment, SourceConfig
 from .errors import CoercionError, InvalidBody, SinkError, TransientSinkError
+from .headers import is_credential
 from .jsontext import compact_json
 from .paths import MISSING, is_nothing
 
 ORIGINS = ("live", "backfill", "replay")
 MAX_IDEMPOTENCY_KEY = 255
-REDACTED = "[redacted]"
+# An answer (which Clay shows in a cell) cuts an event name after this many characters; the log
+# keeps it whole.
+EVENT_NAME_SHOWN = 200
 
 
 def utcnow() -> datetime:
@@ -113,20 +116,21 @@ class IdempotencyPort(Protocol):
 
 
 def normalize_headers(headers: Any) -> dict[str, str]:
-    """Header names lower-cased, repeated headers joined, Authorization redacted."""
+    """Header names lower-cased, repeated headers joined, headers that carry credentials
+    (`Authorization`, `Cookie`, `X-Api-Key`, …: see `workbench.headers`) left out."""
     if type(headers) is dict and all(type(k) is str and type(v) is str for k, v in headers.items()):
         out = {k.strip().lower(): v for k, v in headers.items()}
         if len(out) == len(headers):
-            if "authorization" in out:
-                out["authorization"] = REDACTED
+            for key in [k for k in out if is_credential(k)]:
+                del out[key]
             return out
     out = {}
     items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for name, value in items:
         key = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).strip().lower()
+        if is_credential(key):
+            continue
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        if key == "authorization":
-            text = REDACTED
         out[key] = f"{out[key]}, {text}" if key in out else text
     return out
 
@@ -206,13 +210,20 @@ class Outcome:
         if event_id is not None:
             out["id"] = event_id
         out["status"] = self.status
-        out["event"] = self.event
+        out["event"] = shortened(self.event)
         if self.error is not None:
             out["error"] = self.error
         if self.idempotency_note is not None:
             out["idempotency"] = self.idempotency_note
         out["actions"] = [a.to_dict() for a in self.actions]
         return out
+
+
+def shortened(name: str | None, limit: int = EVENT_NAME_SHOWN) -> str | None:
+    """An event name as an answer shows it: cut after `limit` characters, saying so."""
+    if name is None or len(name) <= limit:
+        return name
+    return f"{name[:limit]}… ({len(name)} characters)"
 
 
 def content_hash(value: Any) -> str:
@@ -284,7 +295,7 @@ class Engine:
         if event_type not in self.env.active_events:
             outcome.status = "no_mapping"
             outcome.error = (
-                f"no active mapping for event `{event_type}` in environment `{self.env.name}`; "
+                f"no active mapping for event `{shortened(event_type)}` in environment `{self.env.name}`; "
                 "nothing was done (add a mapping for it to act on it)"
             )
             return Plan(outcome)

@@ -60,6 +60,13 @@ class InvalidBody(WorkbenchError):
     status = "invalid"
 
 
+class IncompleteBody(WorkbenchError):
+    """The connection ended before the body its Content-Length announced; nothing is stored."""
+
+    http_status = 400
+    status = "incomplete"
+
+
 class NotFound(WorkbenchError):
     http_status = 404
     status = "not_found"

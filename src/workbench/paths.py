@@ -19,6 +19,7 @@ from typing import Any
 from jsonpath_ng import parse as jsonpath_parse
 
 from .errors import PathError
+from .headers import is_credential, why_dropped
 
 ROOTS = ("body", "headers")
 
@@ -215,6 +216,8 @@ def compile_path(text: str) -> Path:
             )
     if root == "headers" and steps and isinstance(steps[0], str):
         steps[0] = steps[0].lower()
+        if is_credential(steps[0]):
+            raise PathError(f"path `{original.strip()}`: {why_dropped(steps[0])}", path=original, position=0)
     compiled = jsonpath_parse(_jsonpath_text(root, steps)) if wildcard else None
     canonical = root + "".join(_render(step) for step in steps)
     path = Path(text=canonical, root=root, steps=tuple(steps), wildcard=wildcard, _compiled=compiled)

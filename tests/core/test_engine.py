@@ -10,7 +10,7 @@ from workbench.actions import EXECUTION_ORDER
 from workbench.body import parse_body
 from workbench.config import load_config, parse_config
 from workbench.engine import Engine, SourceEvent, content_hash, new_event_id, new_event_ids
-from workbench.errors import InvalidBody, TerminalSinkError, TransientSinkError
+from workbench.errors import ConfigError, InvalidBody, TerminalSinkError, TransientSinkError
 from workbench.sinks import DryRunSink
 
 from .conftest import DEFAULT_CONFIG
@@ -133,17 +133,27 @@ def test_header_paths(raw_config):
     assert outcome.status == "failed"
 
 
-def test_authorization_is_never_visible_to_mappings(raw_config):
+@pytest.mark.parametrize("header", ["authorization", "Cookie", "x-api-key", "X-Auth-Token", "x-my-secret"])
+def test_a_mapping_cannot_read_a_credential_header(raw_config, header):
     raw_config["environments"]["development"]["mappings"] = [
         {
             "event": "e",
             "action": "users_identify",
-            "params": {"id": "body.email", "name": "headers.authorization"},
+            "params": {"id": "body.email", "name": f"headers.{header}"},
         }
     ]
-    engine = Engine(parse_config(raw_config), "development", DryRunSink())
-    outcome = engine.process(event({"event": "e", "email": "a@b.co"}, {"Authorization": "Bearer top-secret"}))
-    assert outcome.actions[0].payload["name"] == "[redacted]"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw_config)
+    message = str(caught.value)
+    assert "environments.development.mappings[0].params.name" in message
+    assert f"`{header.lower()}` is never stored or shown to mappings" in message
+
+
+def test_credential_headers_are_left_out_of_events():
+    headers = {"Authorization": "Bearer s", "Cookie": "c=1", "X-Api-Key": "k", "X-Clay-Table-Id": "t_1"}
+    assert SourceEvent(b"{}", headers).headers == {"x-clay-table-id": "t_1"}
+    pairs = [(b"Proxy-Authorization", b"Basic x"), (b"Idempotency-Key", b"r1"), (b"X-Session-Id", b"s")]
+    assert SourceEvent(b"{}", pairs).headers == {"idempotency-key": "r1"}
 
 
 ALL_ACTIONS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import click
 
@@ -61,6 +62,7 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log, w
     from ..config import load_config
     from ..receiver.serving import serve as run
     from ..store import DEFAULT_STORE_URL, Store
+    from ..store.db import create_private
 
     paths = list(configs) or ["mappings/clay.json"]
     for path in paths:
@@ -79,6 +81,8 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log, w
             f"cannot listen on {host}:{port}: {problem}; is another receiver (or `make serve`) "
             "running there? Choose another port with --port (0: any free one)"
         )
+    if access_log and access_log != "-":
+        create_private(Path(access_log).resolve())  # it names every row's sender and time
     store_url = store_url or DEFAULT_STORE_URL
     store = Store(store_url)  # create the tables once, before the workers race for it
     if write_behind:

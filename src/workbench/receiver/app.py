@@ -185,6 +185,12 @@ def register_error_handlers(app: Flask) -> None:
         )
 
 
+def _no_sniffing(response):
+    """No answer is ever read by a browser as another type than it says (JSON as HTML, say)."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def create_app(config: dict | None = None) -> Flask:
     """The receiver. `config` keys: CONFIG_PATHS, STORE_URL, ADMIN_TOKEN, MAX_CONTENT_LENGTH,
     ENVIRON (secrets; default os.environ), RELOAD_INTERVAL, RETRY_INTERVAL (None: no retry thread),
@@ -210,6 +216,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["workbench"] = build_runtime(app.config)
     register_error_handlers(app)
+    app.after_request(_no_sniffing)
     app.register_blueprint(ingest)
     app.register_blueprint(admin)
     if app.config["RETRY_INTERVAL"]:

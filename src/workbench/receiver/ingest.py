@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..errors import IncompleteBody
 from ..store.fast import json_text
 from .app import runtime
 
@@ -34,6 +35,17 @@ def _refuse_a_cut_stream(body: bytes) -> None:
         raise RequestEntityTooLarge()
 
 
+def _refuse_a_short_body(body: bytes) -> None:
+    """A body shorter than its Content-Length (the client stopped sending, or half-closed) is
+    not the row Clay meant to send: refused before it is verified or stored."""
+    length = request.content_length
+    if length is not None and len(body) < length:
+        raise IncompleteBody(
+            f"the body ended after {len(body)} of the {length} bytes its Content-Length announced; "
+            "nothing was stored: send the whole row again"
+        )
+
+
 @ingest.get("/healthz")
 def healthz():
     return jsonify({"status": "ok"})
@@ -46,6 +58,7 @@ def receive(source: str, environment: str):
     rt.reload_configs()
     body = request.get_data(cache=False)
     _refuse_a_cut_stream(body)
+    _refuse_a_short_body(body)
     reply = rt.service.receive(source, environment, _headers(request.environ), body)
     # The reply is plain JSON data holding whole payloads: encoded by msgspec, not json.dumps.
     return current_app.response_class(

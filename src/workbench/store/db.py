@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -88,7 +89,7 @@ def make_engine(url: str) -> Engine:
         # A URI filename (`sqlite:///file:/path/db.sqlite?mode=ro&uri=true`) is SQLite's to open as it
         # says; only a plain path gets its folder made.
         if not database.startswith("file:"):
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(database).expanduser().resolve())
         engine = create_engine(
             parsed,
             json_serializer=json_dumps,
@@ -96,6 +97,17 @@ def make_engine(url: str) -> Engine:
         )
     _tune_sqlite(engine, wal=not memory)
     return engine
+
+
+def create_private(path: Path) -> None:
+    """Make `path` (and its folder) if it does not exist yet, readable by its owner alone: an event
+    log holds rows' bodies (names, emails). SQLite gives its -wal and -shm files the database
+    file's mode; a file that exists already keeps its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _report_unavailable(engine: Engine) -> None:
