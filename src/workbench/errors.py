@@ -34,6 +34,16 @@ class ConfigError(WorkbenchError):
         super().__init__("\n".join(lines))
 
 
+class SaveRefused(WorkbenchError):
+    """The designer will not write a config while an error is shown; nothing was written."""
+
+    status = "config_error"
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = list(reasons)
+        super().__init__("not saved, nothing was written: " + "; ".join(self.reasons))
+
+
 class PathError(WorkbenchError):
     """A path expression does not parse."""
 

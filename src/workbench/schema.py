@@ -26,7 +26,16 @@ def config_schema() -> dict:
                 "type": "object",
                 "required": ["path"],
                 "additionalProperties": False,
-                "properties": {"path": path, "as": {"enum": list(COERCIONS)}, "default": {}},
+                "properties": {
+                    "path": path,
+                    "as": {"enum": list(COERCIONS)},
+                    "default": {},
+                    "region": {
+                        "type": "string",
+                        "pattern": "^[A-Z]{2}$",
+                        "description": 'With "as": "e164": the country of numbers written without a country code',
+                    },
+                },
             },
             {
                 "type": "object",

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import phonenumbers
+
 from .errors import CoercionError, PathError
 from .paths import MISSING, Path, compile_path, is_nothing
 
-COERCIONS = ("string", "number", "integer", "boolean", "json", "list")
+COERCIONS = ("string", "number", "integer", "boolean", "json", "list", "e164")
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "matches", "exists")
 
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
@@ -68,8 +70,39 @@ def _number(value: Any) -> int | float:
     raise CoercionError(f"cannot read {_preview(value)} as number")
 
 
-def coerce(value: Any, as_: str) -> Any:
-    """Read `value` as type `as_`; raise `CoercionError` naming the value otherwise."""
+def _e164(value: Any, region: str | None) -> str:
+    """A phone number as E.164 (`+14155550123`), as Knock's SMS channels expect it.
+
+    Numbers written without a country code are read as numbers of `region` (e.g. "US").
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise CoercionError(f"cannot read {_preview(value)} as a phone number")
+    text = str(value)
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            hint = (
+                'it has no country code: start it with + or set "region" (e.g. "US")'
+                if region is None
+                else "its country code is unknown"
+            )
+        else:
+            hint = "it does not look like a phone number"
+        raise CoercionError(f"cannot read {_preview(value)} as a phone number ({hint})") from None
+    if not phonenumbers.is_valid_number(number):
+        where = f" in {region}" if region and not text.lstrip().startswith("+") else ""
+        raise CoercionError(f"{_preview(value)} is not a valid phone number{where}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def coerce(value: Any, as_: str, region: str | None = None) -> Any:
+    """Read `value` as type `as_`; raise `CoercionError` naming the value otherwise.
+
+    `region` is the country a phone number without a country code belongs to (`as_` e164 only).
+    """
+    if as_ == "e164":
+        return _e164(value, region)
     if as_ == "string":
         return to_text(value)
     if as_ == "number":
@@ -134,6 +167,7 @@ class PathValue(ValueSpec):
     path: Path
     as_: str | None = None
     default: Any = MISSING
+    region: str | None = None  # phone numbers without a country code are of this region (e164)
 
     def resolve(self, context):
         value = self.path.resolve(context)
@@ -141,7 +175,7 @@ class PathValue(ValueSpec):
             return self.default
         if self.as_ is not None:
             try:
-                return coerce(value, self.as_)
+                return coerce(value, self.as_, self.region)
             except CoercionError as exc:
                 raise CoercionError(f"path `{self.path}`: {exc}") from None
         return value
@@ -161,6 +195,8 @@ class PathValue(ValueSpec):
             out["as"] = self.as_
         if self.default is not MISSING:
             out["default"] = self.default
+        if self.region is not None:
+            out["region"] = self.region
         return out
 
 
@@ -284,7 +320,7 @@ def _compile_spec(raw, problems, where):
         return None
     kind = kinds[0]
     allowed = {
-        "path": {"path", "as", "default"},
+        "path": {"path", "as", "default", "region"},
         "value": {"value"},
         "template": {"template"},
         "first": {"first"},
@@ -324,7 +360,21 @@ def _compile_spec(raw, problems, where):
             (f"{where}.path", f'a path must be a string such as "body.email", got {_preview(raw["path"])}')
         )
         return None
-    return PathValue(compile_path(raw["path"]), as_, raw.get("default", MISSING))
+    region = raw.get("region")
+    if region is not None:
+        if as_ != "e164":
+            problems.append((f"{where}.region", '`region` goes with `"as": "e164"` (phone numbers)'))
+            return None
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            problems.append(
+                (
+                    f"{where}.region",
+                    f"unknown region {_preview(region)}; use a two-letter country code such as "
+                    '"US", "GB" or "FR" (upper case)',
+                )
+            )
+            return None
+    return PathValue(compile_path(raw["path"]), as_, raw.get("default", MISSING), region)
 
 
 @dataclass(frozen=True)

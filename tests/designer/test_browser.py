@@ -110,7 +110,7 @@ def test_design_in_jupyterlab_and_save(lab, browser):
         arg=before,
     )
     after = first_row.inner_text()
-    assert "success" in after and "wayne.co" in after
+    assert "processed" in after and "wayne.co" in after
 
     page.locator(".wb-save button, button.wb-save").first.click()
     deadline = time.monotonic() + 30

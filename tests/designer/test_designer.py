@@ -68,7 +68,7 @@ def test_preview_shows_sample_rows_through_the_engine(designer, rows):
     # Row 1 has a blank email: highlighted as a failure naming the param and the path.
     assert designer.preview[0].failed
     assert "param `id`" in first.outcome["actions"][0]["error"]
-    assert 'class="wb-failed"' in designer.preview_html.value
+    assert 'class="wb-row wb-failed"' in designer.preview_html.value
 
 
 def test_sample_size_is_choosable(designer):
@@ -302,3 +302,115 @@ def test_loading_a_config_without_the_current_environment_adds_none(con, tmp_pat
     designer.load(path)
     assert designer.environment == "production"
     assert list(designer.config["environments"]) == ["production"]
+
+
+def preview_lines(designer):
+    """The preview's rows as shown: (row number, status), top to bottom."""
+    import re
+
+    return [
+        (int(n), status)
+        for n, status in re.findall(
+            r'<tr data-row="(\d+)" class="wb-row wb-(\w+)"', designer.preview_html.value
+        )
+    ]
+
+
+def test_the_preview_is_a_line_a_row_failures_first_and_filterable(designer):
+    lines = preview_lines(designer)
+    assert len(lines) == 20
+    failed = [n for n, status in lines if status in ("failed", "invalid")]
+    assert failed and [n for n, _ in lines[: len(failed)]] == sorted(failed)
+    assert [n for n, _ in lines[len(failed) :]] == sorted(n for n, _ in lines[len(failed) :])
+    # Each line carries the row's key fields and its reason, and opens to the whole outcome.
+    html_text = designer.preview_html.value
+    assert "id=person1@acme1.com" in html_text and "<details>" in html_text
+    assert "users_identify: param `id`: path `body.email` resolved to nothing" in html_text
+    designer.only_failures.value = True
+    assert [n for n, _ in preview_lines(designer)] == sorted(failed)
+
+
+def test_save_is_refused_while_an_error_is_shown_and_writes_nothing(designer, tmp_path):
+    target = tmp_path / "designed.json"
+    designer.path_text.value = str(target)
+    designer.add_mapping("workflows_trigger")
+    designer.conditions.text.value = '[{"path": "body.icp_score", "gte": '  # an unfinished condition
+    assert "conditions are not valid JSON" in designer.error_area.value
+    assert "before the error" in designer.stale_note.value
+    designer.save_button.click()
+    assert not target.exists()
+    assert "Not saved" in designer.save_status.value
+    assert "conditions are not valid JSON" in designer.save_status.value
+    assert "conditions are not valid JSON" in designer.error_area.value  # the error stays shown
+    # Another edit that works does not hide the unfinished condition, nor unblock Save.
+    designer.sample_size.value = 10
+    assert "conditions are not valid JSON" in designer.error_area.value
+    designer.save_button.click()
+    assert not target.exists()
+    # A condition that parses but is not valid config is refused too.
+    designer.conditions.text.value = '[{"path": "body.icp_score"}]'
+    designer.save_button.click()
+    assert not target.exists() and "problem" in designer.save_status.value
+    designer.conditions.text.value = '[{"path": "body.icp_score", "as": "number", "gte": 80}]'
+    assert designer.error_area.value == "" and designer.stale_note.value == ""
+    designer.save_button.click()
+    saved = load_config(target).environment("development").mappings_for("lead.enriched")
+    assert [m.raw.get("when") for m in saved if m.raw["action"] == "workflows_trigger"] == [
+        [{"path": "body.icp_score", "as": "number", "gte": 80}]
+    ]
+
+
+def test_save_says_when_and_where_it_saved(con, tmp_path):
+    from datetime import datetime
+
+    target = tmp_path / "designed.json"
+    designer = MappingDesigner(
+        con,
+        "leads",
+        config=ROOT / "mappings" / "clay.json",
+        save_path=target,
+        clock=lambda: datetime(2026, 5, 4, 13, 14, 15),
+    )
+    designer.save_button.click()
+    assert "Saved at 13:14:15 to" in designer.save_status.value
+    assert str(target) in designer.save_status.value and target.exists()
+
+
+def test_save_from_code_raises_the_refusal(designer, tmp_path):
+    from workbench.errors import SaveRefused
+
+    designer.template_text.value = "{not json"
+    with pytest.raises(SaveRefused, match="body template is not valid JSON"):
+        designer.save(tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_path_typos_are_checked_with_did_you_mean(designer):
+    editor = designer.param_editors["name"]
+    editor.kind.value = "path"
+    editor.text.value = "body.ful_name"
+    assert designer.last_error is None, designer.error_area.value
+    (check,) = designer.checks
+    assert check.where == "environments.development.mappings[0].params.name"
+    assert "Did you mean `body.full_name`?" in check.message
+    assert "Did you mean `body.full_name`?" in designer.checks_html.value
+    template = json.loads(designer.template_text.value)
+    template["title"] = "Job Titel"
+    designer.template_text.value = json.dumps(template)
+    assert any('Did you mean "Job Title"?' in c.message for c in designer.checks)
+    editor.text.value = "body.full_name"
+    template["title"] = "Job Title"
+    designer.template_text.value = json.dumps(template)
+    assert designer.checks == [] and designer.checks_html.value == ""
+
+
+def test_toolbar_holds_load_and_save_and_panels_can_be_added(designer):
+    import ipywidgets as w
+
+    assert designer.widget.children[1] is designer.toolbar
+    buttons = [c for box in designer.toolbar.children for c in box.children]
+    assert designer.save_button in buttons and designer.load_button in buttons
+    assert designer.environment_choice in buttons and designer.event_name in buttons
+    panel = w.VBox([w.HTML("Knock")])
+    index = designer.add_panel("Knock", panel)
+    assert designer.tabs.children[index] is panel and designer.tabs.get_title(index) == "Knock"

@@ -21,17 +21,25 @@ from workbench.designer.draft import choice_from_spec, ordered_mappings, parse_l
             {"first": ["body.email", "body.find_work_email"]},
         ),
         (("none", "", None), None),
+        (("column", "Phone", "e164", "US"), {"path": "body.phone", "as": "e164", "region": "US"}),
+        (("path", "body.mobile", "e164"), {"path": "body.mobile", "as": "e164"}),
     ],
 )
 def test_choice_and_spec_round_trip(choice, spec):
-    template = {"event": {"value": "lead.enriched"}, "icp_score": {"column": "ICP Score", "as": "number"}}
-    assert spec_from_choice(*choice, template, snake_case) == spec
-    assert choice_from_spec(spec, template) == choice
+    template = {
+        "event": {"value": "lead.enriched"},
+        "icp_score": {"column": "ICP Score", "as": "number"},
+        "phone": "Phone",
+    }
+    kind, text, as_, *region = choice
+    region = region[0] if region else None
+    assert spec_from_choice(kind, text, as_, template, snake_case, region) == spec
+    assert choice_from_spec(spec, template) == (kind, text, as_, region)
 
 
 def test_a_column_with_an_awkward_name_gets_a_quoted_path_when_needed():
     template = {"first name": "First Name"}
-    assert choice_from_spec('body["first name"]', template) == ("column", "First Name", None)
+    assert choice_from_spec('body["first name"]', template) == ("column", "First Name", None, None)
     assert (
         spec_from_choice("column", "Find Work Email (2)", None, template, snake_case)
         == "body.find_work_email_2"

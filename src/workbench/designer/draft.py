@@ -68,16 +68,26 @@ def key_for_column(template: dict, column: str, snake) -> str:
     return key
 
 
-def spec_from_choice(kind: str, text: str, as_: str | None, template: dict, snake) -> Any:
+def _path_spec(path: str, as_: str | None, region: str | None) -> Any:
+    if not as_:
+        return path
+    spec = {"path": path, "as": as_}
+    if as_ == "e164" and region:
+        spec["region"] = region
+    return spec
+
+
+def spec_from_choice(
+    kind: str, text: str, as_: str | None, template: dict, snake, region: str | None = None
+) -> Any:
     """The value spec for a choice; `None` means the parameter is not mapped."""
     text = (text or "").strip()
     if kind == "none" or (kind != "value" and not text):
         return None
     if kind == "column":
-        path = body_path(key_for_column(template, text, snake))
-        return {"path": path, "as": as_} if as_ else path
+        return _path_spec(body_path(key_for_column(template, text, snake)), as_, region)
     if kind == "path":
-        return {"path": text, "as": as_} if as_ else text
+        return _path_spec(text, as_, region)
     if kind == "value":
         return {"value": parse_literal(text)}
     if kind == "template":
@@ -87,29 +97,29 @@ def spec_from_choice(kind: str, text: str, as_: str | None, template: dict, snak
     raise ValueError(f"unknown parameter kind {kind!r}; use one of {', '.join(KINDS)}")
 
 
-def choice_from_spec(spec: Any, template: Mapping[str, Any]) -> tuple[str, str, str | None]:
-    """The designer's choice showing an existing value spec."""
+def choice_from_spec(spec: Any, template: Mapping[str, Any]) -> tuple[str, str, str | None, str | None]:
+    """The designer's choice `(kind, text, as_, region)` showing an existing value spec."""
     if spec is None:
-        return "none", "", None
-    as_ = None
+        return "none", "", None, None
+    as_ = region = None
     path = spec
     if isinstance(spec, Mapping):
         if "value" in spec:
-            return "value", format_literal(spec["value"]), None
+            return "value", format_literal(spec["value"]), None, None
         if "template" in spec:
-            return "template", str(spec["template"]), None
+            return "template", str(spec["template"]), None, None
         if "first" in spec:
             parts = [p if isinstance(p, str) else json.dumps(p) for p in spec["first"]]
-            return "first", ", ".join(parts), None
+            return "first", ", ".join(parts), None, None
         if "default" in spec:
             # Only the raw path form keeps a default; the designer shows it as a path.
-            return "path", json.dumps(spec, ensure_ascii=False), None
-        path, as_ = spec.get("path", ""), spec.get("as")
+            return "path", json.dumps(spec, ensure_ascii=False), None, None
+        path, as_, region = spec.get("path", ""), spec.get("as"), spec.get("region")
     for key, entry in template.items():
         column = template_column(entry)
         if column is not None and path == body_path(key):
-            return "column", column, as_
-    return "path", str(path), as_
+            return "column", column, as_, region
+    return "path", str(path), as_, region
 
 
 def parse_literal(text: str) -> Any:

@@ -18,6 +18,19 @@ from .editors import ParamEditor
 from .table import ExportTable
 
 
+def parse_template_text(text: str) -> dict:
+    """The body template as typed; text that is not a JSON object raises ValueError saying so."""
+    try:
+        template = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"the body template is not valid JSON ({exc}); fix it to refresh the preview"
+        ) from None
+    if not isinstance(template, dict):
+        raise ValueError('the body template is a JSON object: {"email": "Work Email", ...}')
+    return template
+
+
 class ConfigEditing:
     """The draft config behind the designer's widgets (mixed into `MappingDesigner`)."""
 
@@ -186,13 +199,14 @@ class ConfigEditing:
         mapping = self._selected()
         if mapping is None:
             return
+        when = self.conditions.conditions()  # first: text that does not parse changes nothing
         params = {}
         for name, editor in self.param_editors.items():
-            spec = d.spec_from_choice(*editor.choice(), self.template, snake_case)
+            kind, text, as_, region = editor.choice()
+            spec = d.spec_from_choice(kind, text, as_, self.template, snake_case, region)
             if spec is not None:
                 params[name] = spec
         mapping["params"] = params
-        when = self.conditions.conditions()
         if when:
             mapping["when"] = when
         else:
@@ -216,14 +230,7 @@ class ConfigEditing:
         self.refresh()
 
     def _template_edited(self, change) -> None:
-        try:
-            template = json.loads(change["new"])
-        except ValueError as exc:
-            raise ValueError(
-                f"the body template is not valid JSON ({exc}); fix it to refresh the preview"
-            ) from None
-        if not isinstance(template, dict):
-            raise ValueError('the body template is a JSON object: {"email": "Work Email", ...}')
+        template = parse_template_text(change["new"])
         self.config.setdefault("clay", {})["body_template"] = template
         self._sync_mapping()
         self.refresh()

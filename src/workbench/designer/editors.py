@@ -42,12 +42,16 @@ class ParamEditor:
         self.column = w.Dropdown(options=[""] + list(columns), value="", layout=w.Layout(width="260px"))
         self.text = w.Text(continuous_update=False, layout=w.Layout(width="260px"))
         self.coerce = w.Dropdown(options=COERCION_OPTIONS, value="", layout=w.Layout(width="110px"))
-        self.widget = w.HBox([self.label, self.kind, self.column, self.text, self.coerce])
+        self.region = w.Text(
+            placeholder="region, e.g. US", continuous_update=False, layout=w.Layout(width="110px")
+        )
+        self.widget = w.HBox([self.label, self.kind, self.column, self.text, self.coerce, self.region])
         # Stable hooks for the page (and for browser tests): wb-param-<name>-<part>.
-        for part, widget in (("kind", self.kind), ("column", self.column), ("text", self.text)):
+        parts = (("kind", self.kind), ("column", self.column), ("text", self.text), ("as", self.coerce))
+        for part, widget in parts:
             widget.add_class(f"wb-param-{name}-{part}")
         self._on_change = on_change
-        for widget in (self.kind, self.column, self.text, self.coerce):
+        for widget in (self.kind, self.column, self.text, self.coerce, self.region):
             widget.observe(self._changed, names="value")
         self._layout()
 
@@ -56,7 +60,7 @@ class ParamEditor:
         self.column.options = [""] + list(columns)
         self.column.value = current if current in columns else ""
 
-    def set(self, kind: str, text: str, as_: str | None) -> None:
+    def set(self, kind: str, text: str, as_: str | None, region: str | None = None) -> None:
         """Show a choice without firing the change callback."""
         callback, self._on_change = self._on_change, None
         try:
@@ -70,21 +74,26 @@ class ParamEditor:
                 self.column.value = ""
                 self.text.value = text
             self.coerce.value = as_ or ""
+            self.region.value = region or ""
         finally:
             self._on_change = callback
         self._layout()
 
-    def choice(self) -> tuple[str, str, str | None]:
+    def choice(self) -> tuple[str, str, str | None, str | None]:
         kind = self.kind.value
         text = self.column.value if kind == "column" else self.text.value
         as_ = self.coerce.value if kind in ("column", "path") and self.coerce.value else None
-        return kind, text, as_
+        region = self.region.value.strip().upper() if as_ == "e164" and self.region.value.strip() else None
+        return kind, text, as_, region
 
     def _layout(self) -> None:
         kind = self.kind.value
         self.column.layout.display = "" if kind == "column" else "none"
         self.text.layout.display = "" if kind in ("path", "value", "template", "first") else "none"
         self.coerce.layout.display = "" if kind in ("column", "path") else "none"
+        self.region.layout.display = (
+            "" if kind in ("column", "path") and self.coerce.value == "e164" else "none"
+        )
         self.text.placeholder = PLACEHOLDERS.get(kind, "")
 
     def _changed(self, change) -> None:

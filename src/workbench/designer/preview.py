@@ -8,20 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..colours import GREEN, OUTCOME_TINTS, RED, outcome_colour
 from ..config import SourceConfig
 from ..engine import Engine, SourceEvent
 from ..errors import CoercionError
 from ..sinks import DryRunSink
 from .counts import MappingCount
-
-STATUS_COLOURS = {
-    "success": "#e6f4ea",
-    "skipped": "#f1f3f4",
-    "failed": "#fce8e6",
-    "queued": "#fef7e0",
-    "invalid": "#fce8e6",
-    "no_mapping": "#f1f3f4",
-}
 
 
 @dataclass
@@ -66,53 +58,100 @@ def preview_rows(
     return out
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    if isinstance(value, dict) and len(json.dumps(value, ensure_ascii=False)) > limit:
-        return "{…" + f"{len(value)} keys" + "}"
-    text = json.dumps(value, ensure_ascii=False)
+# The payload fields that say who or what a row is about, shown on the row's line.
+KEY_FIELDS = ("id", "collection", "key", "email", "name", "recipients", "users", "tenant")
+_CSS = """<style>
+.wb-preview{border-collapse:collapse;font-size:12px;width:100%;table-layout:fixed}
+.wb-preview th{text-align:left;border-bottom:1px solid #dadce0;padding:2px 6px}
+.wb-preview td{padding:1px 6px;border-bottom:1px solid #f1f3f4;vertical-align:top;
+  white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:20px}
+.wb-preview details[open]{white-space:normal}
+.wb-preview summary{cursor:pointer;overflow:hidden;text-overflow:ellipsis}
+.wb-preview pre{white-space:pre-wrap;margin:2px 0;font-size:11px;max-height:320px;overflow:auto}
+.wb-chip{border-radius:3px;padding:0 4px;margin-right:3px}
+</style>"""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _payload_html(payload: Mapping[str, Any] | None) -> str:
-    if not payload:
-        return ""
-    items = "".join(
-        f"<div><b>{html.escape(k)}</b>: <code>{html.escape(_short(v))}</code></div>"
-        for k, v in payload.items()
-    )
-    return f"<div>{items}</div>"
+def key_fields(row: PreviewRow) -> str:
+    """The fields that say what the row is about (`id=jane@acme.com · name=Jane Doe`), once each."""
+    seen: dict[str, str] = {}
+    for result in row.outcome.get("actions", []):
+        for name in KEY_FIELDS:
+            value = (result.get("payload") or {}).get(name)
+            if value not in (None, "") and name not in seen:
+                seen[name] = f"{name}={_short(value)}"
+    return " · ".join(seen.values())
 
 
-def render_preview(rows: list[PreviewRow], actions: list[str]) -> str:
-    """A table: one line per row, one column per action (execution order); failures in red."""
-    head = "".join(f"<th>{i + 1}. {html.escape(a)}</th>" for i, a in enumerate(actions))
-    lines = []
-    for row in rows:
-        cells = []
-        results = row.outcome.get("actions", [])
-        if not results:
-            reason = row.outcome.get("error") or row.status
-            cells.append(
-                f'<td colspan="{max(1, len(actions))}" class="wb-{row.status}" '
-                f'style="background:{STATUS_COLOURS.get(row.status, "#fff")}">'
-                f"<b>{html.escape(row.status)}</b>: {html.escape(reason)}</td>"
-            )
-        for result in results:
-            status = result["status"]
-            detail = ""
-            if result.get("error"):
-                detail = f'<div class="wb-error-text">{html.escape(result["error"])}</div>'
-            elif status == "skipped" and isinstance(result.get("result"), dict):
-                detail = f"<div>{html.escape(str(result['result'].get('reason', '')))}</div>"
-            cells.append(
-                f'<td class="wb-{status}" style="background:{STATUS_COLOURS.get(status, "#fff")};'
-                f'vertical-align:top"><b>{html.escape(status)}</b>{detail}'
-                f"{_payload_html(result.get('payload'))}</td>"
-            )
-        lines.append(f'<tr data-row="{row.row}"><td>{row.row}</td>{"".join(cells)}</tr>')
+def row_reason(row: PreviewRow) -> str:
+    """Why the row failed (or was skipped): the first error, else the first skip reason."""
+    if row.outcome.get("error"):
+        return str(row.outcome["error"])
+    results = row.outcome.get("actions", [])
+    for result in results:
+        if result.get("error"):
+            return f"{result['action']}: {result['error']}"
+    for result in results:
+        reason = result.get("result", {}).get("reason") if isinstance(result.get("result"), dict) else None
+        if result["status"] == "skipped" and reason:
+            return f"{result['action']} skipped: {reason}"
+    return ""
+
+
+def ordered(rows: list[PreviewRow], only_failures: bool = False) -> list[PreviewRow]:
+    """Failures first (then the others, each group in table order); only failures if asked."""
+    chosen = [row for row in rows if row.failed or not only_failures]
+    return sorted(chosen, key=lambda row: (not row.failed, row.row))
+
+
+_MARKS = {"success": "✓", "failed": "✗", "skipped": "–", "queued": "…"}
+
+
+def _chip(action: str, status: str) -> str:
+    """An action and its status, in the status's colours (and a mark, for those who see no colour)."""
     return (
-        '<table class="wb-preview" style="border-collapse:collapse;font-size:12px">'
-        f"<thead><tr><th>row</th>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+        f'<span class="wb-chip wb-{html.escape(status)}" title="{html.escape(status)}" '
+        f'style="background:{OUTCOME_TINTS.get(status, "#fff")};color:{outcome_colour(status)}">'
+        f"{html.escape(action)} {_MARKS.get(status, html.escape(status))}</span>"
+    )
+
+
+def render_preview(rows: list[PreviewRow], actions: list[str], only_failures: bool = False) -> str:
+    """A compact table: a line a row (number, status, actions, key fields, reason), failures first.
+
+    Each line's key fields open to the row's whole outcome (every payload, as the sink gets it).
+    """
+    lines = []
+    for row in ordered(rows, only_failures):
+        results = row.outcome.get("actions", [])
+        chips = "".join(_chip(r["action"], r["status"]) for r in results)
+        whole = json.dumps({"body": row.body, "actions": results}, ensure_ascii=False, indent=2)
+        fields = key_fields(row) or "(no payload)"
+        reason = row_reason(row)
+        colour = outcome_colour(row.status)
+        lines.append(
+            f'<tr data-row="{row.row}" class="wb-row wb-{html.escape(row.status)}">'
+            f"<td>{row.row}</td>"
+            f'<td style="color:{colour};font-weight:bold">{html.escape(row.status)}</td>'
+            f"<td>{chips}</td>"
+            f'<td title="{html.escape(fields)}"><details><summary>{html.escape(fields)}</summary>'
+            f"<pre>{html.escape(whole)}</pre></details></td>"
+            f'<td class="wb-reason" title="{html.escape(reason)}" style="color:{colour}">{html.escape(reason)}</td>'
+            "</tr>"
+        )
+    if not lines:
+        what = "failure" if only_failures else "row"
+        lines.append(f'<tr><td colspan="5">No {what} in the sample.</td></tr>')
+    head = "<tr><th>row</th><th>status</th><th>actions, in execution order</th><th>key fields</th><th>reason</th></tr>"
+    widths = "".join(f'<col style="width:{w}">' for w in ("44px", "86px", "24%", "34%", "auto"))
+    return (
+        f'{_CSS}<table class="wb-preview"><colgroup>{widths}</colgroup>'
+        f"<thead>{head}</thead><tbody>{''.join(lines)}</tbody></table>"
     )
 
 
@@ -123,7 +162,7 @@ def render_counts(counts: list[MappingCount], rows: int, event: str) -> str:
     parts = []
     if counts[0].invalid_rows:
         parts.append(
-            f'<li class="wb-failure" style="color:#b3261e">{counts[0].invalid_rows:,} of {rows:,} rows cannot '
+            f'<li class="wb-failure" style="color:{RED}">{counts[0].invalid_rows:,} of {rows:,} rows cannot '
             f"become a body ({html.escape(counts[0].invalid_example or '')}): they would be invalid</li>"
         )
     for i, count in enumerate(counts, start=1):
@@ -131,7 +170,7 @@ def render_counts(counts: list[MappingCount], rows: int, event: str) -> str:
             parts.append(f"<li>{i}. {html.escape(count.action)}: inactive, skipped for every row</li>")
             continue
         ok = count.would_run - count.failed
-        style = "color:#b3261e" if count.failed else "color:#137333"
+        style = f"color:{RED if count.failed else GREEN}"
         summary = (
             f"{i}. <b>{html.escape(count.action)}</b>: <span style='{style}'>{count.failed:,} of {rows:,} rows "
             f"would fail</span>, {ok:,} would succeed, {count.skipped:,} skipped by conditions"

@@ -7,6 +7,8 @@ import html
 import logging
 import os
 import traceback
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path as FilePath
 
 import duckdb
@@ -14,11 +16,13 @@ import ipywidgets as w
 
 from ..actions import ACTION_TYPES, EXECUTION_ORDER
 from ..clay import row_to_body, setup_text
+from ..colours import GREEN, RED, RED_TINT
 from ..config import SourceConfig, load_config, parse_config, save_config
-from ..errors import ConfigError, WorkbenchError
+from ..errors import ConfigError, SaveRefused, WorkbenchError
 from . import draft as d
+from .checks import Check, check_config, render_checks
 from .counts import MappingCount, TableEvaluator
-from .editing import ConfigEditing
+from .editing import ConfigEditing, parse_template_text
 from .editors import ConditionEditor, ParamEditor
 from .preview import PreviewRow, preview_rows, render_counts, render_preview
 from .table import ExportTable, list_tables
@@ -26,6 +30,10 @@ from .workspace import workspace
 
 log = logging.getLogger(__name__)
 DEFAULT_RECEIVER_URL = "http://127.0.0.1:8000"
+# Tab titles whole (Lumino's tab bar cuts them at a fixed width), and a compact preview.
+_STYLE = """<style>
+.wb-designer .lm-TabBar-tab, .wb-designer .p-TabBar-tab {flex:0 0 auto !important; min-width:120px}
+</style>"""
 
 
 def default_save_path() -> FilePath:
@@ -54,6 +62,7 @@ class MappingDesigner(ConfigEditing):
         sample_size: int = 20,
         save_path: str | os.PathLike | None = None,
         receiver_url: str = DEFAULT_RECEIVER_URL,
+        clock: Callable[[], datetime] = datetime.now,
     ):
         self.con = con
         tables = list_tables(con)
@@ -68,6 +77,8 @@ class MappingDesigner(ConfigEditing):
         self.problems: list[tuple[str, str]] = []
         self.last_error: BaseException | None = None
         self.saved_path: FilePath | None = None
+        self.checks: list[Check] = []
+        self._clock = clock
         self._syncing = False
         self._samples: dict[int, list[dict]] = {}
         self._build_widgets(tables, table, sample_size, save_path or default_save_path())
@@ -120,14 +131,18 @@ class MappingDesigner(ConfigEditing):
         self.sample_size = w.BoundedIntText(
             description="Sample rows", style=wide, value=sample_size, min=1, max=1000
         )
+        self.only_failures = w.Checkbox(description="failures only", value=False, indent=False)
         self.summary = w.HTML()
+        self.stale_note = w.HTML()
+        self.checks_html = w.HTML()
         self.counts_html = w.HTML()
         self.preview_html = w.HTML()
         self.path_text = w.Text(
-            description="File", style=wide, value=str(save_path), layout=w.Layout(width="520px")
+            description="File", style=wide, value=str(save_path), layout=w.Layout(width="420px")
         )
         self.save_button = w.Button(description="Save", icon="save", button_style="primary")
         self.load_button = w.Button(description="Load", icon="folder-open")
+        self.save_status = w.HTML()
         self.receiver_url = w.Text(
             description="Receiver", style=wide, value=DEFAULT_RECEIVER_URL, layout=w.Layout(width="520px")
         )
@@ -148,41 +163,53 @@ class MappingDesigner(ConfigEditing):
             widget.observe(g(self._idempotency_edited), names="value")
         self.template_text.observe(g(self._template_edited), names="value")
         self.sample_size.observe(g(lambda _: self.refresh()), names="value")
-        self.save_button.on_click(g(lambda _: self.save()))
+        self.only_failures.observe(g(lambda _: self._render_preview()), names="value")
+        self.save_button.on_click(self._save_clicked)
         self.load_button.on_click(g(lambda _: self.load(self.path_text.value)))
 
         editor = w.VBox(
             [
+                w.HBox([self.mapping_list, w.VBox([self.new_action, self.add_button, self.remove_button])]),
                 w.HBox([self.action_choice, self.active]),
                 w.HTML("<b>Parameters</b> (<b>*</b> required)"),
                 self.params_box,
                 self.conditions.widget,
             ]
         )
-        settings = w.VBox(
+        body = w.VBox(
             [
-                w.HBox([self.idempotency_kind, self.idempotency_path, self.idempotency_window]),
                 w.HTML(
                     '<b>Body template</b>: body key → Clay column, {"column": C, "as": T} or {"value": V}'
                 ),
                 self.template_text,
             ]
         )
-        tabs = w.Tab(children=[editor, settings])
-        tabs.set_title(0, "Mapping")
-        tabs.set_title(1, "Idempotency and body")
+        idempotency = w.HBox([self.idempotency_kind, self.idempotency_path, self.idempotency_window])
+        self.tabs = w.Tab(children=[editor, body, idempotency])
+        for i, title in enumerate(("Mapping", "Body template", "Idempotency")):
+            self.tabs.set_title(i, title)
+        self.toolbar = w.VBox(
+            [
+                w.HBox([self.table_choice, self.environment_choice, self.event_name]),
+                w.HBox(
+                    [self.path_text, self.load_button, self.save_button, self.save_status],
+                    layout=w.Layout(align_items="center"),
+                ),
+            ]
+        )
         self.widget = w.VBox(
             [
+                w.HTML(_STYLE),
+                self.toolbar,
                 self.error_area,
-                w.HBox([self.table_choice, self.environment_choice, self.event_name]),
-                w.HBox([self.mapping_list, w.VBox([self.new_action, self.add_button, self.remove_button])]),
-                tabs,
+                self.tabs,
                 w.HTML("<h4>Preview</h4>"),
-                self.sample_size,
+                w.HBox([self.sample_size, self.only_failures]),
                 self.summary,
+                self.stale_note,
+                self.checks_html,
                 self.counts_html,
                 self.preview_html,
-                w.HBox([self.path_text, self.save_button, self.load_button]),
                 self.receiver_url,
                 self.message,
                 self.setup_text,
@@ -190,8 +217,19 @@ class MappingDesigner(ConfigEditing):
         )
         self.widget.add_class("wb-designer")
         self.save_button.add_class("wb-save")
+        self.load_button.add_class("wb-load")
+        self.save_status.add_class("wb-save-status")
+        self.only_failures.add_class("wb-only-failures")
         self.preview_html.add_class("wb-preview-area")
         self.counts_html.add_class("wb-counts-area")
+        self.checks_html.add_class("wb-checks-area")
+
+    def add_panel(self, title: str, panel: w.Widget) -> int:
+        """Add a tab after the designer's own (e.g. a deploy panel); returns its index."""
+        self.tabs.children = (*self.tabs.children, panel)
+        index = len(self.tabs.children) - 1
+        self.tabs.set_title(index, title)
+        return index
 
     def _guard(self, fn):
         """Run a callback; show its error in the UI (and log it) instead of losing it."""
@@ -205,26 +243,60 @@ class MappingDesigner(ConfigEditing):
             except Exception as exc:  # noqa: BLE001 - shown to the user, and logged
                 self.show_error(exc)
                 return None
-            self.error_area.value = ""
             self.last_error = None
+            self._show_errors()
             return result
 
         return run
 
+    def input_errors(self) -> list[str]:
+        """What the user typed that does not parse yet (the config behind it is unchanged)."""
+        errors = []
+        for read in (self.conditions.conditions, lambda: parse_template_text(self.template_text.value)):
+            try:
+                read()
+            except ValueError as exc:
+                errors.append(str(exc))
+        return errors
+
+    def save_blockers(self) -> list[str]:
+        """Why Save would refuse now: every error the designer shows (empty when it may save)."""
+        reasons = []
+        if self.last_error is not None:
+            reasons.append(str(self.last_error))
+        reasons += [e for e in self.input_errors() if e not in reasons]
+        if self.problems:
+            n = len(self.problems)
+            reasons.append(f"the config has {n} problem{'s' if n != 1 else ''} (listed above the preview)")
+        return reasons
+
     def show_error(self, exc: BaseException) -> None:
         self.last_error = exc
         log.warning("designer callback failed", exc_info=exc)
-        if isinstance(exc, (WorkbenchError, ValueError)):
-            body = f"<pre style='white-space:pre-wrap'>{html.escape(str(exc))}</pre>"
-        else:
+        self._show_errors(exc)
+
+    def _show_errors(self, exc: BaseException | None = None) -> None:
+        """The error box: the callback's error (if any) and every input that does not parse."""
+        parts = []
+        if exc is not None and not isinstance(exc, (WorkbenchError, ValueError)):
             trace = "".join(traceback.format_exception(exc))
-            body = (
+            parts.append(
                 f"<pre style='white-space:pre-wrap'>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</pre>"
                 f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre></details>"
             )
+        messages = [str(exc)] if isinstance(exc, (WorkbenchError, ValueError)) else []
+        messages += [m for m in self.input_errors() if m not in messages]
+        parts += [f"<pre style='white-space:pre-wrap'>{html.escape(m)}</pre>" for m in messages]
+        if not parts:
+            self.error_area.value = self.stale_note.value = ""
+            return
         self.error_area.value = (
-            "<div class='wb-error' style='border:1px solid #b3261e;background:#fce8e6;padding:6px'>"
-            f"<b>Error</b>{body}</div>"
+            f"<div class='wb-error' style='border:1px solid {RED};background:{RED_TINT};padding:6px'>"
+            f"<b>Error</b>{''.join(parts)}</div>"
+        )
+        self.stale_note.value = (
+            f"<p class='wb-stale' style='color:{RED}'>The preview shows the mapping as it was before "
+            "the error above; fix the error to refresh it.</p>"
         )
 
     # -- the preview, saving and loading ------------------------------------------------
@@ -242,8 +314,11 @@ class MappingDesigner(ConfigEditing):
             items = "".join(
                 f"<li><code>{html.escape(loc)}</code>: {html.escape(msg)}</li>" for loc, msg in exc.problems
             )
-            self.summary.value = f"<div class='wb-problems' style='color:#b3261e'>The config has problems:<ul>{items}</ul></div>"
-            self.counts_html.value = self.preview_html.value = ""
+            self.summary.value = (
+                f"<div class='wb-problems' style='color:{RED}'>The config has problems "
+                f"(Save is refused until they are fixed):<ul>{items}</ul></div>"
+            )
+            self.counts_html.value = self.preview_html.value = self.checks_html.value = ""
             return
         self.problems = []
         n = self.sample_size.value
@@ -252,18 +327,30 @@ class MappingDesigner(ConfigEditing):
             rows = self._samples[n] = self.table.sample(n)
         self.preview = preview_rows(config, self.environment, rows, row_to_body, self.event)
         self.counts = self.evaluator.counts(config, self.environment, self.event)
+        self.checks = check_config(self.config, self.environment, self.event, self.table.columns)
         failed = sum(row.failed for row in self.preview)
         self.summary.value = (
             f"<p>Table <code>{html.escape(self.table.name)}</code>: {self.table.rows:,} rows. "
             f"Event <code>{html.escape(self.event)}</code> in <code>{html.escape(self.environment)}</code>: "
             f"{len(self.counts)} action(s) in execution order. Sample: {len(self.preview)} rows, "
-            f"<span class='wb-sample-failed'>{failed} with a failure</span>.</p>"
+            f"<span class='wb-sample-failed'>{failed} with a failure</span> (listed first).</p>"
         )
+        self.checks_html.value = render_checks(self.checks)
         self.counts_html.value = render_counts(self.counts, self.table.rows, self.event)
-        self.preview_html.value = render_preview(self.preview, [c.action for c in self.counts])
+        self._render_preview()
+
+    def _render_preview(self) -> None:
+        actions = [c.action for c in self.counts]
+        self.preview_html.value = render_preview(self.preview, actions, self.only_failures.value)
 
     def save(self, path: str | os.PathLike | None = None) -> FilePath:
-        """Validate and write the config (stable key order), then show the Clay column setup."""
+        """Validate and write the config (stable key order), then show the Clay column setup.
+
+        Refused with `SaveRefused` (nothing written) while the designer shows an error.
+        """
+        blockers = self.save_blockers()
+        if blockers:
+            raise SaveRefused(blockers)
         target = FilePath(path if path is not None else self.path_text.value)
         config = save_config(self.config, target)
         self.saved_path = target
@@ -271,11 +358,29 @@ class MappingDesigner(ConfigEditing):
             config, self.environment, self.receiver_url.value, self.table.columns
         )
         self.setup_text.layout.display = ""
+        when = self._clock().strftime("%H:%M:%S")
+        self.save_status.value = (
+            f"<span class='wb-saved' style='color:{GREEN}'>Saved at {when} to "
+            f"<code>{html.escape(str(target))}</code></span>"
+        )
         self.message.value = (
-            f"<p class='wb-saved'>Saved <code>{html.escape(str(target))}</code>. "
-            "Paste this into Clay's HTTP API column:</p>"
+            f"<p>Saved <code>{html.escape(str(target))}</code>. Paste this into Clay's HTTP API column:</p>"
         )
         return target
+
+    def _save_clicked(self, _button) -> None:
+        """The Save button: a refusal or an error is said next to it, and nothing is written."""
+        try:
+            self.save()
+        except SaveRefused as exc:
+            reasons = "".join(f"<li>{html.escape(r)}</li>" for r in exc.reasons)
+            self.save_status.value = (
+                f"<div class='wb-save-refused' style='color:{RED}'><b>Not saved</b> (nothing was "
+                f"written) while the designer shows an error:<ul style='margin:0'>{reasons}</ul></div>"
+            )
+        except Exception as exc:  # noqa: BLE001 - shown to the user, and logged
+            self.save_status.value = f"<span class='wb-save-refused' style='color:{RED}'><b>Not saved</b>: see the error above</span>"
+            self.show_error(exc)
 
     def load(self, path: str | os.PathLike, environment: str | None = None) -> None:
         """Open an existing config for editing."""
@@ -287,6 +392,9 @@ class MappingDesigner(ConfigEditing):
             environment = current if current in config.environments else next(iter(config.environments))
         self._adopt(d.copy_config(config.raw), environment)
         self.message.value = f"<p>Loaded <code>{html.escape(str(path))}</code>.</p>"
+        self.save_status.value = (
+            f"<span class='wb-loaded'>Loaded <code>{html.escape(str(path))}</code></span>"
+        )
         self.refresh()
 
     def _ipython_display_(self):  # pragma: no cover - only in a notebook
