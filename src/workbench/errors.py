@@ -110,3 +110,30 @@ class StoreUnavailable(WorkbenchError):
     http_status = 503
     status = "unavailable"
     headers = {"Retry-After": "5"}
+
+
+class NotKnockCompatible(WorkbenchError):
+    """A config uses what Knock's sources cannot run; `problems` lists each (location, what to do)."""
+
+    status = "not_knock_compatible"
+
+    def __init__(self, problems: list[tuple[str, str]], environment: str):
+        self.problems = list(problems)
+        self.environment = environment
+        count = len(self.problems)
+        lines = [
+            f"environment `{environment}` cannot go to a Knock source as it is "
+            f"({count} thing{'s' if count != 1 else ''} Knock's sources do not have); nothing was sent:"
+        ]
+        lines += [f"  - {loc}: {msg}" if loc else f"  - {msg}" for loc, msg in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class KnockManagementError(WorkbenchError):
+    """Knock's management API refused a request or could not be reached; the message says what to do."""
+
+    status = "knock_error"
+
+    def __init__(self, message: str, http_status: int | None = None, **context):
+        super().__init__(message, **context)
+        self.knock_status = http_status

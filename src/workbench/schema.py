@@ -177,6 +177,47 @@ def config_schema() -> dict:
             },
         ]
     }
+    knock = {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "What a Knock source holds that the config has no counterpart for (kept by "
+        "`workbench knock pull`, sent back by `workbench knock push`).",
+        "properties": {
+            "source_key": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "minLength": 1},
+            "description": {"type": ["string", "null"]},
+            "custom_image_url": {"type": ["string", "null"]},
+            "environments": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "settings": {
+                            "type": "object",
+                            "not": {
+                                "anyOf": [
+                                    {"required": ["event_type_path"]},
+                                    {"required": ["idempotency_key_path"]},
+                                ]
+                            },
+                        },
+                        "mappings": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["event_type", "action_type"],
+                                "properties": {
+                                    "event_type": {"type": "string"},
+                                    "action_type": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Clay source mapping config",
@@ -199,6 +240,7 @@ def config_schema() -> dict:
                 "additionalProperties": False,
                 "properties": {"body_template": {"type": "object", "additionalProperties": column}},
             },
+            "knock": knock,
         },
         "$defs": {
             "env_ref": env_ref,

@@ -33,7 +33,7 @@ def main():
 def _register():
     from . import core  # noqa: F401
 
-    for name in ("receiver", "clay"):
+    for name in ("receiver", "clay", "knock"):
         try:
             __import__(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:

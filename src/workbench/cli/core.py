@@ -24,18 +24,23 @@ def parse_header_options(values) -> dict[str, str]:
     return headers
 
 
+def header_option(fn):
+    """`--header/-H 'name: value'`, repeatable; read it with `parse_header_options`."""
+    return click.option(
+        "--header",
+        "-H",
+        "headers",
+        multiple=True,
+        metavar="'NAME: VALUE'",
+        help="A request header the mapping can read as headers.<name>; repeatable.",
+    )(fn)
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("body", type=click.File("rb"))
 @click.option("--env", "env", required=True, help="Environment of the config to use, e.g. development.")
-@click.option(
-    "--header",
-    "-H",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="A request header the mapping can read as headers.<name>; repeatable.",
-)
+@header_option
 def rehearse(config, body, env, headers):
     """Show what BODY would do under CONFIG, without sending anything.
 

@@ -72,7 +72,7 @@ def _locations(data: Any, path: str = "") -> dict[int, str]:
 
 
 _KEY_ORDER = {
-    "": ("$schema", "description", "source", "event_type_path", "environments", "clay"),
+    "": ("$schema", "description", "source", "event_type_path", "environments", "clay", "knock"),
     "environment": ("description", "signing_secrets", "idempotency", "sink", "mappings"),
     "mapping": ("event", "action", "description", "active", "when", "params"),
 }

@@ -284,6 +284,67 @@ def _check_body_template(raw, problems, where):
     return raw
 
 
+# Knock source settings that have a counterpart in the config itself, so never in the `knock` section.
+_TRANSLATED_SETTINGS = {
+    "event_type_path": "event_type_path",
+    "idempotency_key_path": "the environment's idempotency",
+}
+
+
+def _check_knock_section(raw, problems) -> None:
+    """`knock`: what a Knock source holds that the workbench has no counterpart for, kept to be sent back."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        problems.append(
+            ("knock", '`knock` is an object such as {"source_key": "clay", "environments": {...}}')
+        )
+        return
+    _unknown_keys(
+        raw, ("source_key", "name", "description", "custom_image_url", "environments"), problems, "knock"
+    )
+    for key in ("source_key", "name"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            problems.append((f"knock.{key}", f"`{key}` is the Knock source's {key.replace('_', ' ')} (text)"))
+    envs = raw.get("environments", {})
+    if not isinstance(envs, dict):
+        problems.append(
+            ("knock.environments", "`environments` maps a Knock environment to its kept settings")
+        )
+        return
+    for name, env in envs.items():
+        where = f"knock.environments.{name}"
+        if not isinstance(env, dict):
+            problems.append((where, 'an environment is {"settings": {...}, "mappings": [...]}'))
+            continue
+        _unknown_keys(env, ("settings", "mappings"), problems, where)
+        settings = env.get("settings", {})
+        if not isinstance(settings, dict):
+            problems.append((f"{where}.settings", "`settings` is an object of Knock source settings"))
+        else:
+            for key, counterpart in _TRANSLATED_SETTINGS.items():
+                if key in settings:
+                    problems.append(
+                        (f"{where}.settings.{key}", f"set it in the config's {counterpart} instead")
+                    )
+        kept = env.get("mappings", [])
+        if not isinstance(kept, list):
+            problems.append((f"{where}.mappings", "`mappings` is a list of Knock action mappings"))
+            continue
+        for i, mapping in enumerate(kept):
+            if not (
+                isinstance(mapping, dict)
+                and isinstance(mapping.get("event_type"), str)
+                and isinstance(mapping.get("action_type"), str)
+            ):
+                problems.append(
+                    (
+                        f"{where}.mappings[{i}]",
+                        "a kept Knock mapping has at least `event_type` and `action_type`",
+                    )
+                )
+
+
 def parse_config(data: Any, origin: str | None = None) -> SourceConfig:
     """Validate a parsed config; raise `ConfigError` listing every problem."""
     problems: list[tuple[str, str]] = []
@@ -292,7 +353,10 @@ def parse_config(data: Any, origin: str | None = None) -> SourceConfig:
             [("", "the config must be a JSON object with source, environments and mappings")], origin
         )
     _unknown_keys(
-        data, ("$schema", "description", "source", "event_type_path", "environments", "clay"), problems, ""
+        data,
+        ("$schema", "description", "source", "event_type_path", "environments", "clay", "knock"),
+        problems,
+        "",
     )
     source = data.get("source")
     if not isinstance(source, str) or not _NAME.match(source):
@@ -320,6 +384,7 @@ def parse_config(data: Any, origin: str | None = None) -> SourceConfig:
     else:
         _unknown_keys(clay, ("body_template",), problems, "clay")
         template = _check_body_template(clay.get("body_template"), problems, "clay.body_template")
+    _check_knock_section(data.get("knock"), problems)
     if problems:
         raise ConfigError(problems, origin)
     return SourceConfig(
