@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import NotFound, WorkbenchError
-from ..store import EVENT_STATUSES, REPLAYABLE
+from ..store import EVENT_STATUSES
 from .app import runtime
+from .forms import check_browser_request
+from .page import back_to_page, event_page
 
 admin = Blueprint("admin", __name__)
+admin.register_blueprint(event_page)
+# Pages a browser opens: a wrong or missing token gets the Basic challenge, so it asks for one.
+BROWSER_PAGES = ("admin.event_page.page", "admin.event_page.entry")
 
 BASE = "/sources/<source>/<environment>"
 MAX_LIMIT = 1000
@@ -41,13 +44,6 @@ class AdminDisabled(WorkbenchError):
     status = "admin_disabled"
 
 
-class CrossSiteRequest(WorkbenchError):
-    """A browser form posted from another site, riding on the admin's saved Basic credentials."""
-
-    http_status = 403
-    status = "forbidden"
-
-
 class BadQuery(WorkbenchError):
     http_status = 400
     status = "bad_request"
@@ -62,6 +58,8 @@ def not_cached(response):
 
 @admin.before_request
 def require_admin_token():
+    if request.endpoint == "admin.event_page.script":
+        return  # the page's script holds nothing of the log
     token = current_app.config.get("ADMIN_TOKEN")
     if not token:
         raise AdminDisabled(
@@ -70,7 +68,7 @@ def require_admin_token():
         )
     challenge = (
         'Basic realm="workbench admin", charset="UTF-8"'
-        if request.endpoint == "admin.page"
+        if request.endpoint in BROWSER_PAGES
         else 'Bearer realm="workbench admin"'
     )
     auth = request.authorization
@@ -83,12 +81,15 @@ def require_admin_token():
         given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
     ):
         raise AdminAuthError(f"the admin token is wrong; {HOW_TO}", challenge)
+    if request.method == "POST":
+        check_browser_request(token)
 
 
 @admin.before_request
 def settled():
     """Every event answered so far, by any receiver process, is in the log before it is read."""
-    runtime().service.settle()
+    if request.endpoint != "admin.event_page.script":
+        runtime().service.settle()
 
 
 def _limit(default: int = 50) -> int:
@@ -153,27 +154,14 @@ def log_entry(source: str, environment: str, event_id: str):
     return jsonify(_event(source, environment, event_id))
 
 
-def _same_origin() -> bool:
-    """Browsers send Basic credentials on any form post; only our own page may replay."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        return urlsplit(origin).netloc == request.host
-    return True
-
-
 @admin.post(f"{BASE}/logs/<event_id>/replay")
 def replay(source: str, environment: str, event_id: str):
     rt = runtime()
     rt.reload_configs()
-    if not _same_origin():
-        raise CrossSiteRequest("replay requests from a browser must come from the event-log page itself")
     _event(source, environment, event_id)
     entry = rt.service.replay(event_id)
     if request.form.get("from") == "page":
-        target = url_for("admin.page", source=source, environment=environment, replayed=event_id)
-        return redirect(f"{target}#{event_id}", code=303)
+        return back_to_page(source, environment, replayed=event_id)
     return jsonify(entry)
 
 
@@ -194,53 +182,3 @@ def status(source: str, environment: str):
             "missing_secrets": env.missing_secrets(rt.environ),
         }
     )
-
-
-def pretty(value) -> str:
-    """Indented JSON for the page; text that is JSON is re-indented, other text shown as is."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value, strict=False)
-        except ValueError:
-            return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-# The page shows bodies Clay sent: no script, no frame around it (its replay buttons must not be
-# clickable through another site), nothing loaded from elsewhere.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-@admin.get(BASE)
-def page(source: str, environment: str):
-    rt = runtime()
-    rt.reload_configs()
-    _, env = rt.environment(source, environment)
-    filters = _filters()
-    listed = rt.store.list_events(source, environment, **filters)
-    entries = rt.store.get_events(item["id"] for item in listed)
-    events = [entries.get(item["id"]) or item for item in listed]
-    summary = rt.store.status_summary(source, environment)
-    event_types = sorted({m.event for m in env.mappings} | {e["event"] for e in events if e.get("event")})
-    html = render_template(
-        "events.html",
-        source=source,
-        environment=environment,
-        events=events,
-        summary=summary,
-        filters=filters,
-        event_types=event_types,
-        statuses=EVENT_STATUSES,
-        replayable=REPLAYABLE,
-        replayed=request.args.get("replayed"),
-        pretty=pretty,
-    )
-    return html, 200, PAGE_HEADERS
