@@ -516,6 +516,13 @@ class FakeKnockMapi:
     def stop(self) -> None:
         self._server.stop()
 
+    def finish(self) -> list[str]:
+        """Stop, add this fake's figures to the run's contract line, and return its violations."""
+        self.stop()
+        CONTRACT.update(self.state.counts)
+        CONTRACT["refused"] += len(self.state.violations)
+        return self.state.violations
+
     def fail(
         self, status: int, times: int = 1, *, retry_after: str | None = None, method=None, path=None
     ) -> None:
@@ -544,12 +551,8 @@ def fake_mapi():
     """A fake Knock management API for one test; the test fails if any request broke the spec."""
     fake = FakeKnockMapi()
     yield fake
-    fake.stop()
-    CONTRACT.update(fake.state.counts)
-    CONTRACT["refused"] += len(fake.state.violations)
-    assert not fake.state.violations, "requests or answers outside Knock's spec:\n" + "\n".join(
-        fake.state.violations
-    )
+    violations = fake.finish()
+    assert not violations, "requests or answers outside Knock's spec:\n" + "\n".join(violations)
 
 
 def contract_line() -> str | None:
