@@ -29,26 +29,17 @@ def _write(path, data):
 
 
 def test_pull_edit_dry_run_push_pull(knock, fake_mapi, default_config, tmp_path):
-    fake_mapi.put_source(
+    fake_mapi.set_source(
         "clay",
         "development",
-        {
-            "source": {
-                "name": "Clay",
-                "environment_settings": {
-                    "development": {
-                        "settings": {"event_type_path": "body.event", "idempotency_key_path": None},
-                        "mappings": [
-                            {
-                                "event_type": "lead.enriched",
-                                "action_type": "users_identify",
-                                "action_parameters": {"id": "body.email", "properties": "body"},
-                            }
-                        ],
-                    }
-                },
+        {"event_type_path": "body.event", "idempotency_key_path": None},
+        [
+            {
+                "event_type": "lead.enriched",
+                "action_type": "users_identify",
+                "action_parameters": {"id": "body.email", "properties": "body"},
             }
-        },
+        ],
     )
     out = tmp_path / "mappings" / "clay.json"
     pulled = knock("pull", "clay", "--env", "development", "--out", str(out))
@@ -107,20 +98,12 @@ def test_a_config_knock_cannot_run_is_refused_before_anything_is_sent(
 
 def test_pull_prints_the_config_and_reports_what_it_kept(knock, fake_mapi):
     script = {"language": "javascript", "source": "function main(ctx) { return {verified: true}; }"}
-    fake_mapi.put_source(
+    fake_mapi.set_source(
         "clay-leads",
         "development",
-        {
-            "source": {
-                "name": "Clay leads",
-                "environment_settings": {
-                    "development": {
-                        "settings": {"event_type_path": "body.event", "preprocess_script": script},
-                        "mappings": [],
-                    }
-                },
-            }
-        },
+        {"event_type_path": "body.event", "preprocess_script": script},
+        [],
+        name="Clay leads",
     )
     result = knock("pull", "clay-leads", "--env", "development")
     assert result.exit_code == 0, result.output

@@ -206,3 +206,17 @@ def test_the_knock_section_is_checked_by_the_config_and_by_its_schema(default_co
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, config_schema())
     assert json.loads(json.dumps(data))  # still plain JSON
+
+
+def test_the_knock_part_keeps_only_what_knock_runs(default_config):
+    from workbench.deploy import knock_part
+
+    default_config["environments"]["development"]["idempotency"] = {"key": {"hash": "body"}}
+    part = knock_part(default_config, "development")
+    env = part["environments"]["development"]
+    assert [m["event"] for m in env["mappings"]] == ["lead.enriched", "contact.updated"]
+    assert env["idempotency"] is None
+    assert environment_blockers(part, "development") == []
+    assert (
+        len(default_config["environments"]["development"]["mappings"]) == 4
+    )  # the config itself is unchanged

@@ -529,6 +529,15 @@ class FakeKnockMapi:
         with self._lock:
             self.state.faults.extend(Fault(status, retry_after, method, path) for _ in range(times))
 
+    def set_source(
+        self, key: str, environment: str, settings: dict, mappings: list[dict], name: str = "Clay"
+    ) -> None:
+        """Set one environment of a source, with `settings` and `mappings` in Knock's format."""
+        environment_settings = {environment: {"settings": settings, "mappings": mappings}}
+        self.put_source(
+            key, environment, {"source": {"name": name, "environment_settings": environment_settings}}
+        )
+
     def put_source(self, key: str, environment: str, body: dict) -> None:
         """Set a source as Knock's dashboard would (through the same checked PUT)."""
         import httpx

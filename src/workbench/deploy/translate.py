@@ -130,6 +130,25 @@ def environment_blockers(data: Mapping[str, Any], environment: str) -> list[tupl
     return problems
 
 
+def knock_part(data: Mapping[str, Any], environment: str) -> dict:
+    """A copy of the config whose `environment` keeps only what Knock's sources can run: its
+    mappings without blockers, and its idempotency if Knock has it (otherwise none)."""
+    out = copy.deepcopy(dict(data))
+    env = out["environments"][environment]
+    prefix = f"environments.{environment}."
+    blocked = {
+        loc[len(prefix) :] for loc, _ in environment_blockers(data, environment) if loc.startswith(prefix)
+    }
+    if any(loc.startswith("idempotency") for loc in blocked):
+        env["idempotency"] = None
+    env["mappings"] = [
+        m
+        for i, m in enumerate(env.get("mappings", []))
+        if not any(loc == f"mappings[{i}]" or loc.startswith(f"mappings[{i}].") for loc in blocked)
+    ]
+    return out
+
+
 def _settings_to_knock(data: Mapping, environment: str, problems: list) -> dict:
     env = data["environments"][environment]
     where = f"environments.{environment}.idempotency"

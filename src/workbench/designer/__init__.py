@@ -1,6 +1,7 @@
 """The mapping designer: an ipywidgets UI over the core, with a live preview against an export."""
 
 from .counts import MappingCount, TableEvaluator
+from .knock import KnockPanel
 from .preview import PreviewRow, preview_rows
 from .table import ExportTable, list_tables
 from .widgets import MappingDesigner
@@ -8,6 +9,7 @@ from .workspace import Workspace, workspace
 
 __all__ = [
     "ExportTable",
+    "KnockPanel",
     "MappingCount",
     "MappingDesigner",
     "PreviewRow",

@@ -81,6 +81,7 @@ class MappingDesigner(ConfigEditing):
         self._clock = clock
         self._syncing = False
         self._samples: dict[int, list[dict]] = {}
+        self._refresh_listeners: list[Callable[[], None]] = []
         self._build_widgets(tables, table, sample_size, save_path or default_save_path())
         self.receiver_url.value = receiver_url
         if config is None or isinstance(config, dict):
@@ -319,6 +320,7 @@ class MappingDesigner(ConfigEditing):
                 f"(Save is refused until they are fixed):<ul>{items}</ul></div>"
             )
             self.counts_html.value = self.preview_html.value = self.checks_html.value = ""
+            self._refreshed()
             return
         self.problems = []
         n = self.sample_size.value
@@ -338,6 +340,23 @@ class MappingDesigner(ConfigEditing):
         self.checks_html.value = render_checks(self.checks)
         self.counts_html.value = render_counts(self.counts, self.table.rows, self.event)
         self._render_preview()
+        self._refreshed()
+
+    # -- for panels added with add_panel ---------------------------------------------------
+
+    def on_refresh(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` after every refresh, i.e. after every edit of the config."""
+        self._refresh_listeners.append(callback)
+
+    def _refreshed(self) -> None:
+        for callback in self._refresh_listeners:
+            callback()
+
+    def open_config(self, data: dict, environment: str | None = None) -> None:
+        """Open a config given as a dict (one pulled from Knock, say) for editing; Save writes it."""
+        parse_config(data)
+        self._adopt(d.copy_config(data), environment or self.environment)
+        self.refresh()
 
     def _render_preview(self) -> None:
         actions = [c.action for c in self.counts]
