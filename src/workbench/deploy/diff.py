@@ -80,7 +80,9 @@ def source_changes(current: Mapping | None, new: Mapping, unchanged: bool = Fals
     settings_before, settings_after = before_env.get("settings", {}), after_env.get("settings", {})
     for name in dict.fromkeys([*settings_before, *settings_after]):
         before, after = settings_before.get(name), settings_after.get(name)
-        if before != after:
+        if name not in settings_before and after is not None:
+            changes.append(Change("added", f"settings.{name}", _show(after)))
+        elif before != after and name in settings_before:
             changes.append(Change("changed", f"settings.{name}", f"{_show(before)} → {_show(after)}"))
     mappings_before, mappings_after = (
         _keyed(before_env.get("mappings", [])),
