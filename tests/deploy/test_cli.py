@@ -166,3 +166,21 @@ def test_rehearse_refuses_production(knock, fake_mapi, default_config, tmp_path)
     result = knock("rehearse", str(path), str(body), "--env", "production")
     assert result.exit_code == 2 and "does not rehearse in production" in result.stderr
     assert fake_mapi.requests() == []
+
+
+def test_rehearse_leaves_out_what_the_workbench_skipped(knock, fake_mapi, default_config, tmp_path):
+    data = knock_ready(default_config)
+    inactive = {
+        "event": "lead.enriched",
+        "action": "users_delete",
+        "active": False,
+        "params": {"id": "body.email"},
+    }
+    data["environments"]["development"]["mappings"].append(inactive)
+    path = _write(tmp_path / "clay.json", data)
+    assert knock("push", str(path), "--env", "development").exit_code == 0
+    body = _write(tmp_path / "body.json", {"event": "lead.enriched", "email": "jane@acme.com"})
+    shown = json.loads(knock("rehearse", str(path), str(body), "--env", "development").stdout)
+    assert [a["action_type"] for a in shown["knock"]["actions"]] == ["users_identify"]
+    assert [a["status"] for a in shown["workbench"]["actions"]] == ["success", "skipped"]
+    assert shown["differences"] == []

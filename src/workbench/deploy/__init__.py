@@ -130,9 +130,14 @@ def _status(knock_status: str | None) -> str:
 
 
 def compare_actions(knock_actions: list[Mapping], ours: list[Mapping]) -> list[str]:
-    """Field-by-field differences between Knock's action logs and the workbench's actions, in order."""
+    """Field-by-field differences between Knock's action logs and the workbench's actions, in order.
+
+    The workbench's skipped actions (inactive, or a condition not met) are left out: Knock lists
+    only what it ran.
+    """
     out = []
-    theirs = [a for a in knock_actions]
+    theirs = list(knock_actions)
+    ours = [a for a in ours if a.get("status") != "skipped"]
     for i in range(max(len(theirs), len(ours))):
         k = theirs[i] if i < len(theirs) else None
         w = ours[i] if i < len(ours) else None
