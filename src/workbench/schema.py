@@ -5,6 +5,9 @@ from __future__ import annotations
 from .actions import ACTION_TYPES, EXECUTION_ORDER
 from .specs import COERCIONS, OPERATORS
 
+# Notes for people; the workbench keeps whatever JSON value is given.
+DESCRIPTION = {"description": "A note for people, kept as written."}
+
 
 def config_schema() -> dict:
     env_ref = {
@@ -16,7 +19,7 @@ def config_schema() -> dict:
     }
     path = {
         "type": "string",
-        "minLength": 1,
+        "pattern": r"^(body|headers)([.\[].*)?$",
         "description": "Dot path rooted at body or headers, e.g. body.email",
     }
     value_spec = {
@@ -97,32 +100,37 @@ def config_schema() -> dict:
         "required": ["event", "action", "params"],
         "additionalProperties": False,
         "properties": {
-            "event": {"type": "string", "minLength": 1},
+            "event": {"type": "string", "pattern": r"\S"},
             "action": {"enum": list(EXECUTION_ORDER)},
-            "description": {"type": "string"},
+            "description": DESCRIPTION,
             "active": {"type": "boolean"},
-            "when": {"type": "array", "items": {"$ref": "#/$defs/condition"}},
+            "when": {
+                "oneOf": [
+                    {"type": "array", "items": {"$ref": "#/$defs/condition"}},
+                    {"$ref": "#/$defs/condition"},
+                ]
+            },
             "params": {"type": "object"},
         },
         "allOf": mapping_variants,
     }
     sink = {
         "oneOf": [
-            {"enum": ["local", "dry-run"]},
+            {"enum": ["local", "dry-run", None]},
             {
                 "type": "object",
                 "required": ["type"],
                 "additionalProperties": False,
                 "properties": {
                     "type": {"enum": ["local", "dry-run", "knock"]},
-                    "api_key": {"$ref": "#/$defs/env_ref"},
+                    "api_key": {"description": "Read by the knock sink only."},
                     "base_url": {"type": "string", "pattern": "^https?://"},
                     "timeout": {"type": "number", "minimum": 0},
                     "max_retries": {"type": "number", "minimum": 0},
                     "rate_per_second": {"type": "number", "minimum": 0},
                 },
                 "if": {"properties": {"type": {"const": "knock"}}},
-                "then": {"required": ["api_key"]},
+                "then": {"required": ["api_key"], "properties": {"api_key": {"$ref": "#/$defs/env_ref"}}},
             },
         ]
     }
@@ -130,8 +138,13 @@ def config_schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "description": {"type": "string"},
-            "signing_secrets": {"type": "array", "items": {"$ref": "#/$defs/env_ref"}},
+            "description": DESCRIPTION,
+            "signing_secrets": {
+                "oneOf": [
+                    {"type": "array", "items": {"$ref": "#/$defs/env_ref"}},
+                    {"$ref": "#/$defs/env_ref"},
+                ]
+            },
             "idempotency": {
                 "oneOf": [
                     {"type": "null"},
@@ -225,8 +238,8 @@ def config_schema() -> dict:
         "required": ["source", "environments"],
         "additionalProperties": False,
         "properties": {
-            "$schema": {"type": "string"},
-            "description": {"type": "string"},
+            "$schema": {"description": "Where an editor finds this schema; not read by the workbench."},
+            "description": DESCRIPTION,
             "source": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
             "event_type_path": path,
             "environments": {
@@ -238,7 +251,7 @@ def config_schema() -> dict:
             "clay": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"body_template": {"type": "object", "additionalProperties": column}},
+                "properties": {"body_template": {"type": ["object", "null"], "additionalProperties": column}},
             },
             "knock": knock,
         },

@@ -142,26 +142,25 @@ def test_bulk_splits_at_knocks_limit(bulk_knock):
     assert bulk_knock.state.users["u6"] == {"name": "U6"}
 
 
-def test_a_batch_sent_but_never_logged_triggers_nothing_twice_on_the_rerun(
-    store, tmp_path, bulk_knock, monkeypatch
-):
+def test_a_batch_sent_but_never_logged_triggers_nothing_twice_on_the_rerun(store, tmp_path, bulk_knock):
     """A backfill stopped after Knock got a batch's calls but before the batch was logged sends
     that batch again on the re-run, under new event ids; the triggers' idempotency keys come from
     the rows themselves, so Knock runs each workflow once."""
+    from sqlalchemy import event
+
     config = knock_config(tmp_path, bulk_knock, IDENTIFY_AND_TRIGGER)
-    real_write = Backfill._write
-    calls = []
+    logged = []
 
-    def write_then_stop(self, conn, batch, now):
-        calls.append(len(batch))
-        if len(calls) == 2:  # the second batch reached Knock; stop before it is logged
-            raise KeyboardInterrupt
-        return real_write(self, conn, batch, now)
+    def stop_before_the_second_batch_is_logged(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
+            logged.append(statement)
+            if len(logged) == 2:  # the second batch reached Knock; stop before it is logged
+                raise KeyboardInterrupt
 
-    monkeypatch.setattr(Backfill, "_write", write_then_stop)
+    event.listen(store.engine, "before_cursor_execute", stop_before_the_second_batch_is_logged)
     first = backfill(store, config, bulk_knock, batch_size=50)
+    event.remove(store.engine, "before_cursor_execute", stop_before_the_second_batch_is_logged)
     assert first.interrupted
-    monkeypatch.setattr(Backfill, "_write", real_write)
     second = backfill(store, config, bulk_knock, batch_size=50)
     assert not second.interrupted and second.counts["idempotent"] > 0
     high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]

@@ -15,7 +15,6 @@ SECRETS = ["s3cret-current"]
         {"authorization": "bearer s3cret-current"},
         {"AUTHORIZATION": "BEARER s3cret-current"},
         {"Authorization": "  Bearer   s3cret-current  "},
-        {"Authorization": "Bearer\ts3cret-current".replace("\t", " ")},
         {"Authorization": b"Bearer s3cret-current"},
         [("Authorization", "Bearer s3cret-current"), ("X-Other", "1")],
     ],
@@ -39,6 +38,8 @@ def test_rotated_secrets_are_all_active():
         ({"Authorization": "s3cret-current"}, "Bearer scheme"),
         ({"Authorization": "Basic czNjcmV0"}, "Bearer scheme"),
         ({"Authorization": "Token s3cret-current"}, "Bearer scheme"),
+        # RFC 9110: one or more spaces (not tabs) separate the scheme from the token
+        ({"Authorization": "Bearer\ts3cret-current"}, "Bearer scheme"),
         ({"Authorization": "Bearer"}, "no token"),
         ({"Authorization": "Bearer    "}, "no token"),
         ({"Authorization": "Bearer s3cret-curren"}, "does not match"),

@@ -41,6 +41,7 @@ class Fault:
     method: str | None = None
     path: str | None = None  # a prefix such as "/v1/workflows"
     body: dict | None = None
+    until: threading.Event | None = None  # hold the request until this is set (at most 60 s)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -99,6 +100,8 @@ def create_fake_knock(api_key: str = API_KEY) -> tuple[Flask, FakeKnockState, th
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
+            if fault.until is not None:
+                fault.until.wait(60)
             if fault.status is not None:
                 record.status = fault.status
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
@@ -274,8 +277,10 @@ class FakeKnock:
         method: str | None = None,
         path: str | None = None,
         body: dict | None = None,
+        until: threading.Event | None = None,
     ) -> None:
-        """Make the next `times` matching requests fail with `status` (None: only slow them by `delay`)."""
+        """Make the next `times` matching requests fail with `status` (None: only slow them by `delay`,
+        or hold them until `until` is set)."""
         with self._lock:
             for _ in range(times):
                 self.state.faults.append(
@@ -286,6 +291,7 @@ class FakeKnock:
                         method,
                         path,
                         body,
+                        until,
                     )
                 )
 

@@ -77,9 +77,15 @@ def test_sigkill_mid_load_loses_nothing_answered_and_applies_nothing_twice(tmp_p
 
     restarted = Served(config, store_url, workers=2, log=tmp_path / "second.log")
     try:
-        time.sleep(3)  # let the retry loop of both workers make passes over whatever was cut short
-        events = restarted.get(f"{DEV}/logs?limit=1000").json()["events"]
-        by_id = {e["id"]: e for e in events}
+        # The retry loops of both workers log what was answered but cut short: poll until they have.
+        deadline = time.monotonic() + 120
+        while True:
+            events = restarted.get(f"{DEV}/logs?limit=1000").json()["events"]
+            by_id = {e["id"]: e for e in events}
+            logged = all(by_id.get(r["id"], {}).get("status") == "processed" for r in answered.values())
+            if logged or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         entries = [restarted.get(f"{DEV}/logs/{e['id']}").json() for e in events]
     finally:
         restarted.stop()

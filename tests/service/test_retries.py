@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime
 
@@ -69,17 +70,25 @@ def test_retry_after_is_honoured(service, store, clock, fake_knock):
 
 
 def test_slow_knock_times_out_and_the_retry_does_not_trigger_twice(service, store, clock, fake_knock):
-    fake_knock.fail(None, delay=1.6, path="/v1/workflows")  # the sink gives up after 1 s; Knock goes on
+    held = threading.Event()
+    fake_knock.fail(None, until=held, path="/v1/workflows")  # the sink gives up after 1 s; Knock goes on
     reply = post(service, lead(row_id="r1"), env="knock")
     assert reply.body["status"] == "queued"
     assert "did not answer" in actions_by_mapping(store.get_event(reply.body["id"]))[TRIGGER]["error"]
     clock.advance(HOUR)
     assert service.retry_due() == 1
     assert store.get_event(reply.body["id"])["status"] == "processed"
-    deadline = time.monotonic() + 10
-    while len(fake_knock.requests_to("/v1/workflows")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    held.set()  # the first request reaches Knock after the retry, under the same key
+    wait_until_answered(fake_knock, "/v1/workflows")
     assert len(fake_knock.runs()) == 1
+
+
+def wait_until_answered(fake_knock, path: str) -> None:
+    """Poll (with a generous deadline) until Knock has answered every request to `path`."""
+    deadline = time.monotonic() + 60
+    while any(r.status == 0 for r in fake_knock.requests_to(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(r.status for r in fake_knock.requests_to(path))
 
 
 def test_terminal_refusal_fails_until_replayed_and_the_replay_reruns_only_the_failure(
@@ -140,14 +149,15 @@ def test_replay_after_fixing_a_refused_trigger_sends_the_new_parameters_under_a_
 def test_a_trigger_that_may_have_run_keeps_its_key_even_when_the_mapping_changes(
     service, store, clock, config_path, fake_knock
 ):
-    fake_knock.fail(None, delay=1.6, path="/v1/workflows")  # times out here, runs in Knock
+    held = threading.Event()
+    fake_knock.fail(None, until=held, path="/v1/workflows")  # times out here, runs in Knock
     reply = post(service, lead(row_id="r1"), env="knock")
     assert reply.body["status"] == "queued"
     event_key = f"{reply.body['id']}:{TRIGGER}"
     assert actions_by_mapping(store.get_event(reply.body["id"]))[TRIGGER]["request_key"] == event_key
-    deadline = time.monotonic() + 10
-    while not fake_knock.runs() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    held.set()
+    wait_until_answered(fake_knock, "/v1/workflows")
+    assert len(fake_knock.runs()) == 1
     set_trigger_param(service, config_path, "recipients", {"value": ["sales-team", "ops"]})
     clock.advance(HOUR)
     assert service.retry_due() == 1
@@ -229,7 +239,8 @@ def test_replay_of_a_processed_event_runs_nothing_again(service, store, fake_kno
 def test_a_trigger_that_may_have_run_keeps_its_key_through_a_replay_that_could_not_map_it(
     service, store, clock, config_path, fake_knock
 ):
-    fake_knock.fail(None, delay=1.6, path="/v1/workflows")  # times out here, runs in Knock
+    held = threading.Event()
+    fake_knock.fail(None, until=held, path="/v1/workflows")  # times out here, runs in Knock later
     reply = post(service, lead(row_id="r1"), env="knock")
     event_key = f"{reply.body['id']}:{TRIGGER}"
     set_trigger_param(service, config_path, "recipients", "body.no_such_column")
@@ -240,7 +251,6 @@ def test_a_trigger_that_may_have_run_keeps_its_key_through_a_replay_that_could_n
     set_trigger_param(service, config_path, "recipients", {"value": ["sales-team"]})
     assert service.replay(reply.body["id"])["status"] == "processed"
     assert {r.idempotency_key for r in fake_knock.requests_to("/v1/workflows")} == {event_key}
-    deadline = time.monotonic() + 10
-    while len(fake_knock.requests_to("/v1/workflows")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    held.set()  # the first request reaches Knock last, with other parameters under the same key
+    wait_until_answered(fake_knock, "/v1/workflows")
     assert len(fake_knock.runs()) == 1

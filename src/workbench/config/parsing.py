@@ -363,11 +363,16 @@ def parse_config(data: Any, origin: str | None = None) -> SourceConfig:
         problems.append(
             ("source", 'needs the source name used in the URL, e.g. "clay" (letters, digits, `-`, `_`, `.`)')
         )
-    try:
-        event_type_path = compile_path(data.get("event_type_path", "body.event"))
-    except PathError as exc:
-        problems.append(("event_type_path", str(exc)))
+    event_type_path = data.get("event_type_path", "body.event")
+    if not isinstance(event_type_path, str):
+        problems.append(("event_type_path", 'needs the path of the event name, e.g. "body.event"'))
         event_type_path = None
+    else:
+        try:
+            event_type_path = compile_path(event_type_path)
+        except PathError as exc:
+            problems.append(("event_type_path", str(exc)))
+            event_type_path = None
     envs_raw = data.get("environments")
     environments: dict[str, Environment] = {}
     if not isinstance(envs_raw, dict) or not envs_raw:
