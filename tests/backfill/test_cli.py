@@ -103,6 +103,8 @@ def _start(config, export, store, *extra):
         [
             sys.executable,
             "-c",
+            # Ctrl-C as in a terminal, even where the suite runs with SIGINT ignored (a background job)
+            "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
             "from workbench.cli import main; main()",
             "backfill",
             str(config),
