@@ -77,6 +77,13 @@ class IncompleteBody(WorkbenchError):
     status = "incomplete"
 
 
+class SlowClient(WorkbenchError):
+    """The client took too long to send its body; nothing is stored and the connection is closed."""
+
+    http_status = 408
+    status = "timeout"
+
+
 class NotFound(WorkbenchError):
     http_status = 404
     status = "not_found"

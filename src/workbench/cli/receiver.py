@@ -50,7 +50,26 @@ from . import main
     type=click.FloatRange(min=0.001, max=60),
     help="Seconds write-behind gathers rows into one transaction (reads of the log wait for it, up to 10 s).",
 )
-def serve(configs, store_url, host, port, workers, retry_interval, access_log, write_behind, batch_pause):
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5),
+    help="Seconds a client may take to send a request's body; a slower one is answered 408 and "
+    "disconnected, and nothing of it is stored.",
+)
+def serve(
+    configs,
+    store_url,
+    host,
+    port,
+    workers,
+    retry_interval,
+    access_log,
+    write_behind,
+    batch_pause,
+    body_timeout,
+):
     """Serve the receiver under gunicorn: POST rows to /sources/<source>/<environment>.
 
     CONFIG files default to mappings/clay.json; they are reloaded when they change. Signing
@@ -104,6 +123,7 @@ def serve(configs, store_url, host, port, workers, retry_interval, access_log, w
         accesslog=access_log,
         write_behind=write_behind,
         batch_pause=batch_pause,
+        body_timeout=body_timeout,
     )
 
 
