@@ -101,17 +101,33 @@ def test_keyset_pages_walk_the_log_both_ways(logged):
     assert Cursor.parse(str(Cursor(T0, ids[0]))) == Cursor(T0, ids[0])
 
 
-def test_a_search_reads_a_bounded_window_then_goes_on(logged, monkeypatch):
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (Filters(search="row 1"), lambda n: str(n).startswith("1")),
+        (Filters(status="processed", origin="backfill"), lambda n: n % 4 != 0 and n % 3 == 1),
+    ],
+)
+def test_conditions_no_index_holds_read_a_bounded_window_then_go_on(logged, monkeypatch, filters, expected):
     store, ids = logged
-    monkeypatch.setattr(browsing, "SEARCH_WINDOW", 10)
-    page = browse(store, "clay", "development", Filters(search="row 1"), 50)
-    # The newest ten (29..20) hold no "row 1…"; the page says how far it searched and goes on.
-    assert page.rows == [] and page.searched_to is not None and page.older is not None
-    found = []
+    monkeypatch.setattr(browsing, "WINDOW", 10)
+    page = browse(store, "clay", "development", filters, 50)
+    assert page.searched_to is not None and page.older is not None
+    found = ids_of(page)
     while page.older is not None:
-        page = browse(store, "clay", "development", Filters(search="row 1"), 50, before=page.older)
+        page = browse(store, "clay", "development", filters, 50, before=page.older)
         found += ids_of(page)
-    assert found == [ids[n] for n in range(30) if str(n).startswith("1")][::-1]
+    assert found == [ids[n] for n in range(30) if expected(n)][::-1]
+    # Back up again, newer pages window alike.
+    newer, back = (
+        browse(store, "clay", "development", filters, 50, after=Cursor(T0 - timedelta(1), ids[0])),
+        [],
+    )
+    back += ids_of(newer)
+    while newer.newer is not None:
+        newer = browse(store, "clay", "development", filters, 50, after=newer.newer)
+        back = ids_of(newer) + back
+    assert back == found
 
 
 def test_list_columns_are_cut_whatever_a_row_holds(store):
@@ -144,3 +160,34 @@ def test_identity_names_the_object_when_an_action_is_about_one(store):
     )
     (row,) = browse(store, "clay", "development", Filters(), 10).rows
     assert row["id"] == event_id and row["identity"] == "accounts/acme.com"
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        (Filters(), "ix_events_page"),
+        (Filters(status="failed"), "ix_events_page_status"),
+        (Filters(origin="replay"), "ix_events_page_origin"),
+        (Filters(event="account.enriched"), "ix_events_page_event"),
+    ],
+)
+def test_each_filter_reads_its_index_in_page_order(sqlite_url, filters, index):
+    from sqlalchemy import select
+
+    from workbench.store import Store, events
+
+    store = Store(sqlite_url)
+    try:
+        query = (
+            select(*browsing._list_columns())
+            .where(*browsing._where("clay", "development", filters)[0])
+            .order_by(events.c.received_at.desc(), events.c.id.desc())
+            .limit(51)
+        )
+        sql = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
+        with store.engine.connect() as conn:
+            plan = " ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    finally:
+        store.close()
+    # The index, and no sort: a page reads its rows and stops.
+    assert f"USING INDEX {index} " in plan and "TEMP B-TREE" not in plan, plan

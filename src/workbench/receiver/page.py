@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
+import msgspec
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
@@ -60,15 +61,18 @@ def pretty(value) -> str:
     """Indented JSON for the page; anything that cannot be (not JSON, too deep, too long) as is."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    if len(value) > PRETTY_LIMIT:
+        return value
     try:
-        if text is not None:
-            if len(text) > PRETTY_LIMIT:
-                return text
-            value = json.loads(text, strict=False)
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    except Exception:  # RecursionError on deep nesting, ValueError on text that is not JSON, …
-        return text if text is not None else repr(value)[:PRETTY_LIMIT]
+        return msgspec.json.format(value, indent=2)
+    except Exception:
+        pass
+    try:  # control characters inside strings, as Clay's templating sends them
+        return json.dumps(json.loads(value, strict=False), indent=2, ensure_ascii=False)
+    except Exception:  # not JSON, nested deeper than the decoder goes, …: the text as it is
+        return value
 
 
 def _zone(args) -> ZoneInfo | None:
@@ -190,7 +194,7 @@ def page(source: str, environment: str):
         kept=kept,
         back=urlencode({**kept, **kept_args(args, CURSOR_KEYS)}),
         limit=limit,
-        limits=PAGE_LIMITS,
+        limits=sorted({*PAGE_LIMITS, limit}),
         since=_input_time(filters.since, zone),
         until=_input_time(filters.until, zone),
         zone=zone,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, case, cast, func, literal, or_, select, tuple_
+from sqlalchemy import Text, case, cast, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from .db import READ, in_chunks
@@ -25,8 +25,9 @@ ERROR_PREVIEW = 400
 EVENT_PREVIEW = 200
 IDENTITY_PREVIEW = 200
 ACTIONS_SHOWN = 10
-# A text search reads at most this many rows' bodies for one page, then offers to search on.
-SEARCH_WINDOW = 20_000
+# A page whose conditions no one index holds (a text search, or two of status, event type and
+# origin) reads at most this many rows of the index it uses, then offers to look further.
+WINDOW = 10_000
 ORIGINS = ("live", "backfill", "replay")
 
 
@@ -66,45 +67,63 @@ class Page:
     rows: list[dict[str, Any]]
     newer: Cursor | None  # the page before this one starts after this key (None: this is the newest)
     older: Cursor | None  # the next page starts before this key (None: nothing older)
-    searched_to: datetime | None = None  # a search stopped at its window here without filling the page
+    searched_to: datetime | None = None  # the page stopped at its window here before it filled
 
 
 def _order_key():
     return tuple_(events.c.received_at, events.c.id)
 
 
-def _where(source: str, environment: str, filters: Filters) -> list:
-    clauses = [events.c.source == source, events.c.environment == environment]
+def _where(source: str, environment: str, filters: Filters) -> tuple[list, list]:
+    """The conditions one index holds (scope, one of status, origin or event type, time), and
+    the rest, which are checked row by row."""
+    indexed = [events.c.source == source, events.c.environment == environment]
+    equal = []
     if filters.status:
-        clauses.append(events.c.status == filters.status)
+        equal.append([events.c.status == filters.status])
+    if filters.origin:
+        equal.append([events.c.origin == filters.origin])
     if filters.event:
         # The index holds the event type's first characters (PostgreSQL refuses longer index rows).
-        clauses.append(event_key() == filters.event[:EVENT_KEY_LENGTH])
-        clauses.append(events.c.event == filters.event)
-    if filters.origin:
-        clauses.append(events.c.origin == filters.origin)
+        event = [event_key() == filters.event[:EVENT_KEY_LENGTH]]
+        if len(filters.event) >= EVENT_KEY_LENGTH:  # a shorter prefix that matches is the whole type
+            event.append(events.c.event == filters.event)
+        equal.append(event)
+    if equal:
+        indexed += equal[0]
     if filters.since is not None:
-        clauses.append(events.c.received_at >= filters.since)
+        indexed.append(events.c.received_at >= filters.since)
     if filters.until is not None:
-        clauses.append(events.c.received_at < filters.until)
-    return clauses
+        indexed.append(events.c.received_at < filters.until)
+    return indexed, [clause for more in equal[1:] for clause in more]
+
+
+def _all_conditions(conn: Connection, source: str, environment: str, filters: Filters) -> list:
+    indexed, rest = _where(source, environment, filters)
+    if filters.search and filters.search.strip():
+        rest.append(_text_match(filters.search.strip(), conn.dialect.name))
+    return indexed + rest
 
 
 def event_key():
-    """The indexed prefix of the event type."""
-    return func.substr(events.c.event, 1, EVENT_KEY_LENGTH)
+    """The indexed prefix of the event type (literal numbers: SQLite matches an index expression
+    only to the same text, and a bound parameter is not)."""
+    return func.substr(events.c.event, literal_column("1"), literal_column(str(EVENT_KEY_LENGTH)))
 
 
 def _looks_like_id(term: str) -> bool:
     return term.startswith("evt_") and len(term) == 30 and term[4:].isalnum()
 
 
-def _text_match(term: str):
+def _text_match(term: str, dialect: str):
+    """Case-insensitive containment in the event type or body, or the very event id."""
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    # SQLite's LIKE already ignores ASCII case; `ilike` would lower() every body first.
+    method = "like" if dialect == "sqlite" else "ilike"
     return or_(
         events.c.id == term,
-        events.c.event.ilike(pattern, escape="\\"),
-        events.c.body.ilike(pattern, escape="\\"),
+        getattr(events.c.event, method)(pattern, escape="\\"),
+        getattr(events.c.body, method)(pattern, escape="\\"),
     )
 
 
@@ -139,13 +158,14 @@ def browse(
     after: Cursor | None = None,
 ) -> Page:
     """One page of events, newest first: the `limit` before `before` (or after `after`, or the newest)."""
-    where = _where(source, environment, filters)
+    where, rest = _where(source, environment, filters)
     key = _order_key()
     term = (filters.search or "").strip()
     with reading(store) as conn, conn.begin():
         if term and _looks_like_id(term):
             where.append(events.c.id == term)
-            term = ""
+        elif term:
+            rest.append(_text_match(term, conn.dialect.name))
         if before is not None:
             where.append(key < tuple_(literal(before.received_at, events.c.received_at.type), before.id))
         if after is not None:
@@ -157,19 +177,19 @@ def browse(
             else (events.c.received_at.desc(), events.c.id.desc())
         )
         boundary = None
-        if term:
-            # Bound the rows whose text is read: the SEARCH_WINDOW-th row in page order, by index.
+        if rest:
+            # Bound the rows checked one by one: the WINDOW-th row in page order, by the index.
             boundary = conn.execute(
                 select(events.c.received_at, events.c.id)
                 .where(*where)
                 .order_by(*order)
-                .offset(SEARCH_WINDOW - 1)
+                .offset(WINDOW - 1)
                 .limit(1)
             ).first()
             if boundary is not None:
                 edge = tuple_(literal(boundary.received_at, events.c.received_at.type), boundary.id)
                 where.append(key >= edge if not ascending else key <= edge)
-            where.append(_text_match(term))
+            where += rest
         rows = [
             dict(r._mapping)
             for r in conn.execute(select(*_list_columns()).where(*where).order_by(*order).limit(limit + 1))
@@ -187,10 +207,9 @@ def browse(
     edge = Cursor(as_datetime(boundary.received_at), boundary.id) if boundary is not None else None
     searched_to = None
     if ascending:
+        # A window that ended before the page filled: the newer page goes on from its edge.
         newer = first if more else edge
         older = last or after
-        if edge is not None and not more:
-            searched_to = edge.received_at
     else:
         newer = (first or before) if before is not None else None
         older = last if more else edge
@@ -258,20 +277,16 @@ def _add_actions(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def count_matching(store, source: str, environment: str, filters: Filters) -> int:
     """How many events match `filters` (text search included, over the whole log)."""
-    where = _where(source, environment, filters)
-    if filters.search:
-        where.append(_text_match(filters.search.strip()))
     with reading(store) as conn, conn.begin():
+        where = _all_conditions(conn, source, environment, filters)
         return conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one()
 
 
 def ids_matching(store, source: str, environment: str, filters: Filters, limit: int) -> list[str]:
     """Ids of the oldest `limit` events matching `filters`, oldest first (for replays in bulk)."""
-    where = _where(source, environment, filters)
-    if filters.search:
-        where.append(_text_match(filters.search.strip()))
-    query = select(events.c.id).where(*where).order_by(events.c.received_at, events.c.id).limit(limit)
     with reading(store) as conn, conn.begin():
+        where = _all_conditions(conn, source, environment, filters)
+        query = select(events.c.id).where(*where).order_by(events.c.received_at, events.c.id).limit(limit)
         return list(conn.execute(query).scalars())
 
 
