@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import event
 
 from .conftest import ADMIN_TOKEN, admin, auth, lead, receiver_config, write_config
 
 DEV = "/sources/clay/development"
+HOUR = timedelta(hours=1)
 BROWSER = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_TOKEN}".encode()).decode()}
 
 
@@ -144,3 +147,41 @@ def test_a_triggers_idempotency_key_is_shown(client):
     (logged,) = [a for a in entry["actions"] if a["action"] == "workflows_trigger"]
     assert logged["request_key"] == f"{sent['id']}:{logged['mapping']}"
     assert f"Idempotency-Key <code>{logged['request_key']}</code>" in page(client)
+
+
+def test_filters_survive_a_page_change_and_links_carry_them(client):
+    for n in range(5):
+        post(client, lead(email=""))
+        post(client, lead(email=f"ok{n}@acme.com"))
+    html = page(client, "?status=failed&limit=2&q=Jane&tz=Europe/Paris")
+    older = re.search(r'class="older" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert all(
+        part in older for part in ("status=failed", "limit=2", "q=Jane", "tz=Europe", "before=", "evt_")
+    )
+    second = page(client, older[len(DEV) :])
+    assert second.count('data-status="failed"') == 2 and 'data-status="processed"' not in second
+    assert 'class="newer"' in second and 'class="older"' in second
+
+
+def test_a_time_range_is_read_in_the_browsers_zone(client):
+    sent = post(client, lead())
+    logged = client.get(f"{DEV}/logs/{sent['id']}", headers=admin()).get_json()["received_at"]
+    received = datetime.fromisoformat(logged.replace("Z", "+00:00"))
+    # The same instant as New York wall time: an hour on each side of it finds the event.
+    local = received.astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None, microsecond=0)
+    since, until = f"{local - HOUR:%Y-%m-%dT%H:%M:%S}", f"{local + HOUR:%Y-%m-%dT%H:%M:%S}"
+    html = page(client, f"?since={since}&until={until}&tz=America/New_York")
+    assert sent["id"] in html and f'name="since" value="{since}"' in html
+    # Read as UTC, that wall time is four or five hours away.
+    assert sent["id"] not in page(client, f"?since={since}&until={until}")
+
+
+def test_a_bad_filter_says_what_to_send(client):
+    for query, words in [
+        ("?status=nope", "status must be one of"),
+        ("?since=yesterday", "since must be a time"),
+        ("?before=garbage", "page position"),
+        ("?origin=x", "origin must be one of"),
+    ]:
+        r = client.get(f"{DEV}{query}", headers=BROWSER)
+        assert r.status_code == 400 and words in r.get_json()["error"], query

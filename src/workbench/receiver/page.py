@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 import msgspec
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from ..errors import NotFound, WorkbenchError
@@ -216,9 +216,9 @@ def page(source: str, environment: str):
 def _bulk_notice(args) -> dict | None:
     if "bulk_replayed" not in args:
         return None
-    counts = {k: args.get(k, type=int) or 0 for k in ("bulk_replayed", "bulk_processed", "bulk_failed")}
-    counts["bulk_left"] = args.get("bulk_left", type=int) or 0
-    return counts
+    return {
+        k: args.get(k, type=int) or 0 for k in ("bulk_replayed", "bulk_processed", "bulk_failed", "bulk_left")
+    }
 
 
 @event_page.get(f"{BASE}/events/<event_id>")
@@ -270,16 +270,16 @@ def replay_failed(source: str, environment: str):
         processed += status == "processed"
         still_failed += status == "failed"
     left = count_matching(rt.store, source, environment, filters)
+    counts = {"replayed": done, "processed": processed, "failed": still_failed, "left": left}
+    if request.form.get("from") != "page":
+        return jsonify(counts)
     return back_to_page(
         source,
         environment,
         before=None,
         after=None,
         confirm=None,
-        bulk_replayed=done,
-        bulk_processed=processed,
-        bulk_failed=still_failed,
-        bulk_left=left,
+        **{f"bulk_{k}": v for k, v in counts.items()},
     )
 
 
