@@ -185,3 +185,38 @@ def test_a_bad_filter_says_what_to_send(client):
     ]:
         r = client.get(f"{DEV}{query}", headers=BROWSER)
         assert r.status_code == 400 and words in r.get_json()["error"], query
+
+
+def test_statuses_wear_the_workbenchs_outcome_colours(client):
+    from workbench.colours import OUTCOME_COLOURS, OUTCOME_TINTS
+
+    html = page(client)
+    for status in ("failed", "skipped", "processed", "queued"):
+        rule = (
+            f".status-{status} {{ background: {OUTCOME_TINTS[status]}; color: {OUTCOME_COLOURS[status]}; }}"
+        )
+        assert rule in html, status
+
+
+def test_replay_all_goes_a_batch_at_a_time_oldest_first(client, config_path, monkeypatch):
+    from workbench.receiver import page as event_page
+
+    monkeypatch.setattr(event_page, "REPLAY_BATCH", 2)
+    failed = [
+        post(client, {"event": "lead.enriched", "work_email": f"k{n}@acme.com"})["id"] for n in range(3)
+    ]
+    raw = receiver_config()
+    raw["environments"]["development"]["mappings"][0]["params"]["id"] = "body.work_email"
+    write_config(config_path, raw)
+    html = page(client, "?confirm=replay-failed")
+    assert 'data-count="3"' in html and "Replay the oldest 2 failed events" in html
+    r = client.post(
+        f"{DEV}/replay-failed",
+        data={"from": "page", "form_token": form_token(html), "back": "status=failed&confirm=replay-failed"},
+        headers={**BROWSER, "Origin": "http://localhost"},
+    )
+    assert r.status_code == 303 and "confirm" not in r.headers["Location"]
+    notice = page(client, r.headers["Location"][len(DEV) :])
+    assert "Replayed 2 failed events: 2 now processed" in notice and "replay more" in notice
+    statuses = [client.get(f"{DEV}/logs/{i}", headers=admin()).get_json()["status"] for i in failed]
+    assert statuses == ["processed", "processed", "failed"]

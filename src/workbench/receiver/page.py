@@ -18,6 +18,7 @@ import msgspec
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
+from ..colours import OUTCOME_COLOURS, OUTCOME_TINTS
 from ..errors import NotFound, WorkbenchError
 from ..store import EVENT_STATUSES, REPLAYABLE
 from ..store.browse import ORIGINS, Cursor, Filters, browse, count_matching, ids_matching, whole_entry
@@ -160,8 +161,19 @@ def _input_time(value: datetime | None, zone: ZoneInfo | None) -> str:
     return value.astimezone(zone or UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+# The page's status labels in the workbench's outcome colours (failed red, skipped grey, …).
+STATUS_COLOURS = [(status, OUTCOME_TINTS[status], colour) for status, colour in OUTCOME_COLOURS.items()]
+
+
 def _render(template: str, **context):
-    html = render_template(template, pretty=pretty, **context)
+    html = render_template(
+        template,
+        pretty=pretty,
+        status_colours=STATUS_COLOURS,
+        status_colours_by_name=OUTCOME_COLOURS,
+        status_tints=OUTCOME_TINTS,
+        **context,
+    )
     return html, 200, PAGE_HEADERS
 
 
