@@ -3,6 +3,11 @@ benchmarks generate): display-name headers, every cell quoted, " (2)" enrichment
 cells, multi-line text with quotes and commas, emoji status marks, blank cells, blank emails.
 
     python scripts/make_samples.py [--out data/samples]
+    python scripts/make_samples.py --headers lower [--rows 200] [--seed 7] OUT.csv
+
+`--headers STYLE` writes one export whose headers are named another way (see HEADER_STYLES):
+Clay's own display names, lower case, snake_case, camelCase, or a CRM's words for the same
+columns. The designer's suggestions are measured on them.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import argparse
 import csv
 import json
 import random
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 COLUMNS = [
@@ -74,6 +81,40 @@ CITIES = [
 ]
 TECH = ["Salesforce", "HubSpot", "Segment", "Snowflake", "Stripe", "Intercom", "Knock", "Clay"]
 SOURCES = ["Clay: Find people", "LinkedIn Sales Navigator", "Webinar", "Inbound demo"]
+
+
+# Other words for the same columns, as a CRM export or a hand-made sheet names them.
+CRM_NAMES = {
+    "Full Name": "Name",
+    "Work Email": "Email Address",
+    "Find Work Email": "Email Finder Result",
+    "Find Work Email (2)": "Email Finder Result (2)",
+    "Phone Number": "Mobile",
+    "Profile Picture": "Photo URL",
+    "Job Title": "Title",
+    "Company Name": "Account Name",
+    "Company Domain": "Domain",
+    "Company Website": "Website",
+    "Company LinkedIn URL": "Account LinkedIn",
+    "Employee Count": "Employees",
+    "LinkedIn URL": "LinkedIn Profile",
+    "ICP Score": "Lead Score",
+    "Intent Signal": "Buying Intent",
+}
+
+
+def _camel(column: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", column)
+    return words[0].lower() + "".join(w[:1].upper() + w[1:].lower() for w in words[1:])
+
+
+HEADER_STYLES: dict[str, Callable[[str], str]] = {
+    "clay": lambda column: column,
+    "lower": str.lower,
+    "snake": lambda column: "_".join(re.findall(r"[a-z0-9]+", column.lower())),
+    "camel": _camel,
+    "crm": lambda column: CRM_NAMES.get(column, column),
+}
 
 
 def _quote_text(rng: random.Random, name: str, company: str) -> str:
@@ -166,10 +207,21 @@ def write_rows(path: Path, header: list[str], rows, *, bom: bool = False, newlin
     return n
 
 
-def write_export(path: Path, rows: int, seed: int = 7, *, bom: bool = False, newline: str = "\r\n") -> int:
-    """A realistic Clay export of `rows` leads (streamed, so any size fits in memory)."""
+def write_export(
+    path: Path,
+    rows: int,
+    seed: int = 7,
+    *,
+    bom: bool = False,
+    newline: str = "\r\n",
+    headers: str = "clay",
+) -> int:
+    """A realistic Clay export of `rows` leads (streamed, so any size fits in memory), its
+    headers named in one of `HEADER_STYLES`."""
     rng = random.Random(seed)
-    return write_rows(path, COLUMNS, (lead_row(i, rng) for i in range(1, rows + 1)), bom=bom, newline=newline)
+    rename = HEADER_STYLES[headers]
+    leads = ({rename(k): v for k, v in lead_row(i, rng).items()} for i in range(1, rows + 1))
+    return write_rows(path, [rename(c) for c in COLUMNS], leads, bom=bom, newline=newline)
 
 
 def write_samples(out: Path) -> list[Path]:
@@ -210,7 +262,16 @@ def write_samples(out: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "samples"))
+    parser.add_argument("--headers", choices=sorted(HEADER_STYLES), help="write one export, headers so named")
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("target", nargs="?", help="with --headers: the CSV file to write")
     args = parser.parse_args()
+    if args.headers:
+        target = Path(args.target or f"clay_leads_{args.headers}.csv")
+        write_export(target, args.rows, args.seed, headers=args.headers)
+        print(target)
+        return
     for path in write_samples(Path(args.out)):
         print(path)
 

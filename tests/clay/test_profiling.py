@@ -41,9 +41,25 @@ def test_profile_of_an_empty_table(con):
         (['{"a": 1}', "{}"], "json_object"),
         (["[1, 2]"], "text"),
         (["✅ jane@acme.com", "❌ No email found"], "clay_status"),
+        (["✅ jane@acme.com"] + [f"p{i}@acme.com" for i in range(8)], "email"),  # a few marked found
         (["https://acme.com", "www.globex.io"], "url"),
         ([], "empty"),
     ],
 )
 def test_detect_kind(values, kind):
     assert detect_kind(values) == kind
+
+
+def test_a_sparse_column_is_sampled_past_the_first_rows(tmp_path):
+    import duckdb
+
+    from workbench.clay import profiling
+
+    path = tmp_path / "sparse.csv"
+    rows = ['"Note","Email"'] + [f'"","p{i}@acme.com"' for i in range(1200)] + ['"late note","x@acme.com"']
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    con = duckdb.connect()
+    load_export(path, con, table="sparse")
+    note, email = profiling.profile(con, "sparse")
+    assert note.examples == ("late note",) and note.kind == "text" and note.distinct == 1
+    assert email.kind == "email" and email.non_empty == 1.0 and email.distinct == 1201

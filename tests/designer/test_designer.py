@@ -414,3 +414,40 @@ def test_toolbar_holds_load_and_save_and_panels_can_be_added(designer):
     panel = w.VBox([w.HTML("Knock")])
     index = designer.add_panel("Knock", panel)
     assert designer.tabs.children[index] is panel and designer.tabs.get_title(index) == "Knock"
+
+
+def suggestion_rows(designer):
+    return {s.field.name: s for s in designer.suggestions}
+
+
+def test_a_fresh_export_gets_suggestions_to_accept_or_dismiss(con, rows):
+    designer = MappingDesigner(con, "leads")
+    shown = suggestion_rows(designer)
+    assert set(shown) == {"user id", "email", "name", "phone", "avatar URL", "company domain", "ICP score"}
+    assert shown["user id"].column == "Work Email" and "filled" in shown["user id"].why
+    assert len(designer.suggestion_list.rows.children) == 7
+    assert designer.suggestion_list.widget.layout.display == ""
+    # Accept one by its button: the mapping appears, and the preview runs it.
+    index = designer.suggestions.index(shown["user id"])
+    designer.suggestion_list.rows.children[index].children[0].click()
+    assert designer.last_error is None, designer.error_area.value
+    (mapping,) = designer.config["environments"]["development"]["mappings"]
+    assert mapping["params"]["id"] == "body.work_email" and "user id" not in suggestion_rows(designer)
+    assert designer.preview[1].outcome["actions"][0]["payload"]["id"] == "person1@acme1.com"
+    # Dismiss one: it goes, and stays gone.
+    index = designer.suggestions.index(suggestion_rows(designer)["avatar URL"])
+    designer.suggestion_list.rows.children[index].children[1].click()
+    assert "avatar URL" not in suggestion_rows(designer)
+    designer.suggestion_list.accept_all.click()
+    assert designer.suggestions == [] and designer.suggestion_list.widget.layout.display == "none"
+    params = designer.config["environments"]["development"]["mappings"][0]["params"]
+    assert "avatar" not in params and params["phone_number"] == {"path": "body.phone_number", "as": "e164"}
+    assert designer.preview[0].outcome["actions"][0]["payload"]["phone_number"] == "+14155550000"
+    assert_counts_match_engine(designer, rows)
+    designer.event_name.value = "lead.high_intent"
+    (trigger,) = designer.counts
+    assert trigger.action == "workflows_trigger" and trigger.skipped > 0
+
+
+def test_a_config_that_follows_the_profile_has_little_to_suggest(designer):
+    assert [s.field.name for s in designer.suggestions] == ["company domain"]

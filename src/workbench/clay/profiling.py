@@ -13,6 +13,7 @@ from .loading import data_columns, quote
 
 KINDS = ("empty", "json_object", "clay_status", "email", "url", "phone", "number", "text")
 SAMPLE = 200
+HEAD = 1000  # rows read at once for every column's sample
 SHARE = 0.9  # of the sampled non-empty cells that must match for a column to get a kind
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}\Z")
@@ -49,6 +50,13 @@ def _is_phone(text: str) -> bool:
     return bool(_PHONE.match(text)) and 7 <= digits <= 15 and (text.startswith("+") or not text.isdigit())
 
 
+def _unmarked(text: str) -> str:
+    for mark in SUCCESS_MARKS:
+        if text.startswith(mark):
+            return text[len(mark) :].strip()
+    return text
+
+
 _TESTS = (
     ("json_object", _is_json_object),
     ("clay_status", lambda t: t.startswith(_MARKS)),
@@ -64,7 +72,15 @@ def detect_kind(values: list[str]) -> str:
     values = [v.strip() for v in values if v and v.strip()]
     if not values:
         return "empty"
-    for kind, test in _TESTS:
+    for kind, test in _TESTS[:2]:
+        if sum(1 for v in values if test(v)) >= SHARE * len(values):
+            return kind
+    # A few cells marked found (`✅ jane@acme.com`) or not found (`❌ No email found`, which the
+    # body leaves out) do not hide what the column holds.
+    values = [_unmarked(v) for v in values if not v.startswith(FAILURE_MARKS)]
+    if not values:
+        return "clay_status"
+    for kind, test in _TESTS[2:]:
         if sum(1 for v in values if test(v)) >= SHARE * len(values):
             return kind
     return "text"
@@ -73,19 +89,29 @@ def detect_kind(values: list[str]) -> str:
 def profile(con: duckdb.DuckDBPyConnection, table: str, examples: int = 3) -> list[ColumnProfile]:
     """One `ColumnProfile` per export column of `table`, in column order."""
     columns = data_columns(con, table)
-    total = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
+    # Every column's fill and distinct counts in one scan of the table.
+    tallies = ", ".join(
+        f"count(*) FILTER (WHERE trim({quote(c)}) <> ''), count(DISTINCT {quote(c)})" for c in columns
+    )
+    counted = con.execute(
+        f"SELECT count(*){', ' + tallies if tallies else ''} FROM {quote(table)}"
+    ).fetchone()
+    total = counted[0]
+    # The first rows of every column at once; a sparse column reads its own first filled cells.
+    picks = ", ".join(quote(c) for c in columns) or "1"
+    head = con.execute(f"SELECT {picks} FROM {quote(table)} ORDER BY _row_number LIMIT {HEAD}").fetchall()
     out = []
-    for column in columns:
+    for n, column in enumerate(columns):
         q = quote(column)
-        filled, distinct = con.execute(
-            f"SELECT count(*) FILTER (WHERE trim({q}) <> ''), count(DISTINCT {q}) FROM {quote(table)}"
-        ).fetchone()
-        sample = [
-            r[0]
-            for r in con.execute(
-                f"SELECT {q} FROM {quote(table)} WHERE trim({q}) <> '' ORDER BY _row_number LIMIT {SAMPLE}"
-            ).fetchall()
-        ]
+        filled, distinct = counted[1 + 2 * n], counted[2 + 2 * n]
+        sample = [v for v in (row[n] for row in head) if v is not None and v.strip()][:SAMPLE]
+        if len(sample) < min(SAMPLE, filled):
+            sample = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT {q} FROM {quote(table)} WHERE trim({q}) <> '' ORDER BY _row_number LIMIT {SAMPLE}"
+                ).fetchall()
+            ]
         seen: list[str] = []
         for value in sample:
             if value not in seen:

@@ -167,10 +167,13 @@ class ConfigEditing:
         self._samples = {}
         for editor in self.param_editors.values():
             editor.set_columns(self.table.columns)
+        self._profiles = self._profile()
+        self._show_suggestions()
         self.refresh()
 
     def _environment_changed(self, change) -> None:
         self._sync_all()
+        self._show_suggestions()
         self.refresh()
 
     def _event_changed(self, change) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 
@@ -159,3 +160,40 @@ class ConditionEditor:
             else (self.operand.value.strip().lower() not in ("false", "no", "0"))
         )
         self.text.value = json.dumps(self.conditions() + [condition], ensure_ascii=False)
+
+
+class SuggestionList:
+    """Suggestions from the column profile, each with why, to accept or dismiss one by one."""
+
+    def __init__(self, on_accept: Callable[[object], None], on_dismiss: Callable[[object], None]):
+        self.on_accept, self.on_dismiss = on_accept, on_dismiss
+        self.accept_all = w.Button(description="Accept all", icon="check")
+        self.accept_all.add_class("wb-accept-all")
+        self.rows = w.VBox()
+        self.widget = w.VBox(
+            [
+                w.HBox(
+                    [w.HTML("<b>Suggested from the export's column profile</b>"), self.accept_all],
+                    layout=w.Layout(align_items="center"),
+                ),
+                self.rows,
+            ],
+            layout=w.Layout(border="1px solid #dadce0", padding="4px", display="none"),
+        )
+        self.widget.add_class("wb-suggestions")
+
+    def show(self, suggestions: list) -> None:
+        rows = []
+        for suggestion in suggestions:
+            accept = w.Button(description="Accept", icon="check", layout=w.Layout(width="90px"))
+            dismiss = w.Button(description="Dismiss", icon="times", layout=w.Layout(width="90px"))
+            accept.add_class("wb-accept")
+            dismiss.add_class("wb-dismiss")
+            accept.on_click(lambda _, s=suggestion: self.on_accept(s))
+            dismiss.on_click(lambda _, s=suggestion: self.on_dismiss(s))
+            text = w.HTML(html.escape(suggestion.describe()))
+            row = w.HBox([accept, dismiss, text], layout=w.Layout(align_items="center"))
+            row.add_class("wb-suggestion")
+            rows.append(row)
+        self.rows.children = tuple(rows)
+        self.widget.layout.display = "" if rows else "none"

@@ -15,7 +15,7 @@ import duckdb
 import ipywidgets as w
 
 from ..actions import ACTION_TYPES, EXECUTION_ORDER
-from ..clay import row_to_body, setup_text
+from ..clay import ColumnProfile, profile, row_to_body, setup_text, snake_case
 from ..colours import GREEN, RED, RED_TINT
 from ..config import SourceConfig, load_config, parse_config, save_config
 from ..errors import ConfigError, SaveRefused, WorkbenchError
@@ -23,8 +23,9 @@ from . import draft as d
 from .checks import Check, check_config, render_checks
 from .counts import MappingCount, TableEvaluator
 from .editing import ConfigEditing, parse_template_text
-from .editors import ConditionEditor, ParamEditor
+from .editors import ConditionEditor, ParamEditor, SuggestionList
 from .preview import PreviewRow, preview_rows, render_counts, render_preview
+from .suggest import Suggestion, apply_suggestion, in_place, suggest
 from .table import ExportTable, list_tables
 from .workspace import workspace
 
@@ -78,16 +79,21 @@ class MappingDesigner(ConfigEditing):
         self.last_error: BaseException | None = None
         self.saved_path: FilePath | None = None
         self.checks: list[Check] = []
+        self.suggestions: list[Suggestion] = []
+        self._profiles: list[ColumnProfile] = []
+        self._dismissed: set[tuple[str, str, str]] = set()
         self._clock = clock
         self._syncing = False
         self._samples: dict[int, list[dict]] = {}
         self._refresh_listeners: list[Callable[[], None]] = []
         self._build_widgets(tables, table, sample_size, save_path or default_save_path())
         self.receiver_url.value = receiver_url
+        self._profiles = self._profile()
         if config is None or isinstance(config, dict):
             self._start(config, environment)
         else:
             self.load(config, environment)
+        self._show_suggestions()
 
     # -- widgets -----------------------------------------------------------------------
 
@@ -116,6 +122,8 @@ class MappingDesigner(ConfigEditing):
         self.params_box = w.VBox()
         self.param_editors: dict[str, ParamEditor] = {}
         self.conditions = ConditionEditor(g(self._mapping_edited))
+        self.suggestion_list = SuggestionList(g(self.accept_suggestion), g(self.dismiss_suggestion))
+        self.suggestion_list.accept_all.on_click(g(lambda _: self.accept_all_suggestions()))
         self.idempotency_kind = w.Dropdown(
             description="Idempotency",
             style=wide,
@@ -203,6 +211,7 @@ class MappingDesigner(ConfigEditing):
                 w.HTML(_STYLE),
                 self.toolbar,
                 self.error_area,
+                self.suggestion_list.widget,
                 self.tabs,
                 w.HTML("<h4>Preview</h4>"),
                 w.HBox([self.sample_size, self.only_failures]),
@@ -358,6 +367,45 @@ class MappingDesigner(ConfigEditing):
         self._adopt(d.copy_config(data), environment or self.environment)
         self.refresh()
 
+    # -- suggestions from the column profile ----------------------------------------------
+
+    def _profile(self) -> list[ColumnProfile]:
+        try:
+            return profile(self.con, self.table.name)
+        except duckdb.Error:
+            log.info("no column profile of %s: no suggestions", self.table.name, exc_info=True)
+            return []
+
+    def _show_suggestions(self) -> None:
+        """The profile's suggestions that the config does not follow yet and were not dismissed."""
+        self.suggestions = [
+            s
+            for s in suggest(self._profiles)
+            if s.key not in self._dismissed and not in_place(self.config, self.environment, s)
+        ]
+        self.suggestion_list.show(self.suggestions)
+
+    def accept_suggestion(self, suggestion: Suggestion) -> None:
+        apply_suggestion(self.config, self.environment, suggestion, snake_case)
+        self._after_suggestions()
+
+    def dismiss_suggestion(self, suggestion: Suggestion) -> None:
+        self._dismissed.add(suggestion.key)
+        self._show_suggestions()
+
+    def accept_all_suggestions(self) -> list[Suggestion]:
+        """Accept every suggestion shown; returns them."""
+        accepted = list(self.suggestions)
+        for suggestion in accepted:
+            apply_suggestion(self.config, self.environment, suggestion, snake_case)
+        self._after_suggestions()
+        return accepted
+
+    def _after_suggestions(self) -> None:
+        self._sync_all(select=None)
+        self._show_suggestions()
+        self.refresh()
+
     def _render_preview(self) -> None:
         actions = [c.action for c in self.counts]
         self.preview_html.value = render_preview(self.preview, actions, self.only_failures.value)
@@ -410,6 +458,7 @@ class MappingDesigner(ConfigEditing):
             current = self.environment_choice.value
             environment = current if current in config.environments else next(iter(config.environments))
         self._adopt(d.copy_config(config.raw), environment)
+        self._show_suggestions()
         self.message.value = f"<p>Loaded <code>{html.escape(str(path))}</code>.</p>"
         self.save_status.value = (
             f"<span class='wb-loaded'>Loaded <code>{html.escape(str(path))}</code></span>"
