@@ -11,7 +11,7 @@ from .bodies import (
     template_event,
 )
 from .loading import LoadedExport, data_columns, load_export, quote, table_name_for
-from .profiling import ColumnProfile, detect_kind, profile
+from .profiling import ColumnProfile, detect_kind, profile, profile_table
 from .reading import ExportError, ExportReader, read_columns, unique_columns
 from .setup import body_text, ingestion_url, setup_text
 
@@ -30,6 +30,7 @@ __all__ = [
     "ingestion_url",
     "load_export",
     "profile",
+    "profile_table",
     "quote",
     "read_columns",
     "row_to_body",

@@ -124,3 +124,20 @@ def profile(con: duckdb.DuckDBPyConnection, table: str, examples: int = 3) -> li
             )
         )
     return out
+
+
+def profile_table(profiles: list[ColumnProfile]):
+    """The profiles as a pandas table for people: fill rates as percentages (`92%`, as the CLI
+    shows them), examples joined. Show it with `display.html.use_mathjax` off, so that `$591M,
+    $224M` stays money and does not become maths."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "column": [p.column for p in profiles],
+            "filled": [f"{p.non_empty:.0%}" for p in profiles],
+            "distinct": [p.distinct for p in profiles],
+            "kind": [p.kind for p in profiles],
+            "examples": [" · ".join(p.examples) for p in profiles],
+        }
+    )

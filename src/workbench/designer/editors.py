@@ -113,6 +113,7 @@ class ConditionEditor:
             placeholder='[{"path": "body.icp_score", "as": "number", "gte": 80}]',
             layout=w.Layout(width="640px", height="70px"),
         )
+        self.text.add_class("wb-conditions")
         self.path = w.Text(placeholder="body.icp_score", layout=w.Layout(width="200px"))
         self.op = w.Dropdown(options=OPERATORS, value="eq", layout=w.Layout(width="100px"))
         self.operand = w.Text(placeholder="80", layout=w.Layout(width="140px"))

@@ -119,7 +119,7 @@ HIGH_INTENT_THRESHOLD = 80
 class Suggestion:
     field: Field
     column: str
-    why: str  # e.g. `kind email, 92% filled, header "Work Email"`
+    why: str  # e.g. `kind email, 92% filled`
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -142,7 +142,7 @@ def suggest(profiles: Sequence[ColumnProfile]) -> list[Suggestion]:
         weighed = [(field.weigh(p, header_words(p.column)), i, p) for i, p in enumerate(profiles)]
         weight, _, best = max(weighed, key=lambda t: (t[0], -t[1]), default=(0.0, 0, None))
         if best is not None and weight >= field.bar:
-            why = f"kind {best.kind}, {best.non_empty:.0%} filled, header “{best.column}”"
+            why = f"kind {best.kind}, {best.non_empty:.0%} filled"
             out.append(Suggestion(field, best.column, why))
     return out
 

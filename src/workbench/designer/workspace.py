@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..clay import load_export
+from ..clay import load_export, quote
 from ..errors import WorkbenchError
 from .table import list_tables
 
@@ -74,6 +74,28 @@ class Workspace:
                 f"cannot open {self.duckdb_path} ({exc}); another kernel may hold it for writing: "
                 "shut down the other notebook's kernel, then run this cell again"
             ) from None
+
+    def connect_copy(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory copy of the database's tables; the file is closed again at once, so no
+        kernel holds it and `workbench load` or another notebook can write it meanwhile."""
+        source = self.connect(read_only=True)
+        try:
+            tables = list_tables(source)
+        finally:
+            source.close()
+        copy = duckdb.connect()
+        try:
+            copy.execute("ATTACH ? AS source (READ_ONLY)", [str(self.duckdb_path)])
+            for table in tables:
+                copy.execute(f"CREATE TABLE {quote(table)} AS SELECT * FROM source.{quote(table)}")
+            copy.execute("DETACH source")
+        except duckdb.Error as exc:
+            copy.close()
+            raise WorkbenchError(
+                f"cannot copy the tables of {self.duckdb_path} ({exc}); another kernel may hold it "
+                "for writing: shut down the other notebook's kernel, then run this cell again"
+            ) from None
+        return copy
 
     def ensure_sample(self, table: str = SAMPLE_TABLE) -> str:
         """Load the shipped sample export into `table` unless it is there already; return the table."""
