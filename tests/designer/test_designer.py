@@ -441,7 +441,8 @@ def test_a_fresh_export_gets_suggestions_to_accept_or_dismiss(con, rows):
     designer.suggestion_list.accept_all.click()
     assert designer.suggestions == [] and designer.suggestion_list.widget.layout.display == "none"
     params = designer.config["environments"]["development"]["mappings"][0]["params"]
-    assert "avatar" not in params and params["phone_number"] == {"path": "body.phone_number", "as": "e164"}
+    assert "avatar" not in params and params["phone_number"] == "body.phone_number"
+    designer.param_editors["phone_number"].coerce.value = "e164"
     assert designer.preview[0].outcome["actions"][0]["payload"]["phone_number"] == "+14155550000"
     assert_counts_match_engine(designer, rows)
     designer.event_name.value = "lead.high_intent"

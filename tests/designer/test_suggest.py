@@ -87,7 +87,7 @@ def test_applying_suggestions_builds_the_mappings(profiles_by_export):
     mappings = {(m["event"], m["action"]): m for m in config["environments"]["development"]["mappings"]}
     identify = mappings["lead.enriched", "users_identify"]["params"]
     assert identify["id"] == identify["email"] == "body.email_address"
-    assert identify["phone_number"] == {"path": "body.mobile", "as": "e164"}
+    assert identify["phone_number"] == "body.mobile"
     assert identify["properties"] == "body"
     assert mappings["account.enriched", "objects_set"]["params"]["id"] == "body.domain"
     assert mappings["lead.high_intent", "workflows_trigger"]["when"] == [

@@ -90,13 +90,23 @@ class Field:
     weigh: Callable[[ColumnProfile, set[str]], float]
     bar: float  # the least weight that makes a suggestion
     as_: str | None = None
+    hint: str = ""  # what the user may want to add
 
 
 FIELDS = (
     Field("user id", "lead.enriched", "users_identify", "id", _email, 4.0),
     Field("email", "lead.enriched", "users_identify", "email", _email, 4.0),
     Field("name", "lead.enriched", "users_identify", "name", _name, 3.5),
-    Field("phone", "lead.enriched", "users_identify", "phone_number", _phone, 4.0, as_="e164"),
+    # Mapped as it is, so Knock's own sources can run the mapping too; SMS wants E.164.
+    Field(
+        "phone",
+        "lead.enriched",
+        "users_identify",
+        "phone_number",
+        _phone,
+        4.0,
+        hint="choose as e164 for SMS channels",
+    ),
     Field("avatar URL", "lead.enriched", "users_identify", "avatar", _avatar, 3.5),
     Field("company domain", "account.enriched", "objects_set", "id", _domain, 4.0),
     Field("ICP score", "lead.high_intent", "workflows_trigger", "when", _score, 4.5),
@@ -142,7 +152,7 @@ def suggest(profiles: Sequence[ColumnProfile]) -> list[Suggestion]:
         weighed = [(field.weigh(p, header_words(p.column)), i, p) for i, p in enumerate(profiles)]
         weight, _, best = max(weighed, key=lambda t: (t[0], -t[1]), default=(0.0, 0, None))
         if best is not None and weight >= field.bar:
-            why = f"kind {best.kind}, {best.non_empty:.0%} filled"
+            why = f"kind {best.kind}, {best.non_empty:.0%} filled" + (f"; {field.hint}" if field.hint else "")
             out.append(Suggestion(field, best.column, why))
     return out
 
