@@ -9,10 +9,11 @@ each filter, a time range, a search for a common and for a rare text, a page dee
 a "replay all failed" confirmation shows. Each is run `--runs` times; the median is printed with
 its ratio to the 100 ms target (below 1.0 meets it).
 
-    .venv/bin/python bench/eventlog.py [--events 1000000] [--runs 7] [--store PATH]
+    .venv/bin/python bench/eventlog.py [--events 1000000] [--runs 7] [--store PATH] [--postgres]
 
-The filled store is kept (default under the system's temp folder) and reused when it already
-holds `--events` events, so a second run times the pages only.
+The filled SQLite store is kept (default under the system's temp folder) and reused when it
+already holds `--events` events, so a second run times the pages only. `--postgres` fills and
+times a database on a private PostgreSQL server instead (started for the run, then removed).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from workbench.engine import ActionResult, Outcome, SourceEvent, new_event_ids  # noqa: E402
 from workbench.receiver import create_app  # noqa: E402
@@ -124,6 +125,38 @@ def time_page(client, url: str, runs: int) -> tuple[float, int]:
     return statistics.median(seconds), size
 
 
+def open_store(args) -> tuple[str, object]:
+    """The store URL to time, filled with `args.events` events, and what to close afterwards."""
+    if args.postgres:
+        from tests.support.postgres import PostgresServer
+
+        server = PostgresServer()
+        url = server.create_database()
+        store = Store(url)
+        print(f"filling a PostgreSQL database with {args.events:,} events", file=sys.stderr)
+        fill(store, args.events)
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+        store.close()
+        return url, server
+    database = args.store / f"events-{args.events}.sqlite"
+    url = f"sqlite:///{database}"
+    store = Store(url)
+    with store.engine.connect() as conn:
+        have = conn.execute(select(func.count()).select_from(events)).scalar_one()
+    if have != args.events:
+        print(f"filling {database} with {args.events:,} events", file=sys.stderr)
+        store.close()
+        database.unlink()
+        store = Store(url)
+        fill(store, args.events)
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    store.close()
+    return url, None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -131,23 +164,14 @@ def main() -> None:
     parser.add_argument(
         "--store", type=Path, default=Path(tempfile.gettempdir()) / "workbench-eventlog-bench"
     )
+    parser.add_argument("--postgres", action="store_true", help="time a PostgreSQL store instead of SQLite")
     args = parser.parse_args()
 
     args.store.mkdir(parents=True, exist_ok=True)
-    database = args.store / f"events-{args.events}.sqlite"
     config = args.store / "clay.json"
     config.write_text(json.dumps(CONFIG))
-    store = Store(f"sqlite:///{database}")
-    with store.engine.connect() as conn:
-        have = conn.execute(select(func.count()).select_from(events)).scalar_one()
-    if have != args.events:
-        print(f"filling {database} with {args.events:,} events", file=sys.stderr)
-        store.close()
-        database.unlink()
-        store = Store(f"sqlite:///{database}")
-        fill(store, args.events)
-        with store.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+    url, server = open_store(args)
+    store = Store(url)
     with store.engine.connect() as conn:
         middle = conn.execute(
             select(events.c.received_at, events.c.id)
@@ -155,20 +179,28 @@ def main() -> None:
             .offset(args.events // 2)
             .limit(1)
         ).one()
-        some_id = middle.id
     store.close()
+    try:
+        time_pages(url, config, args, middle)
+    finally:
+        if server is not None:
+            server.close()
 
+
+def time_pages(url: str, config: Path, args, middle) -> None:
     app = create_app(
         {
             "CONFIG_PATHS": [config],
-            "STORE_URL": f"sqlite:///{database}",
+            "STORE_URL": url,
             "ADMIN_TOKEN": ADMIN_TOKEN,
-            "ENVIRON": {"BENCH_SECRET": "unused"},
+            "ENVIRON": {"BENCH_SECRET": "-"},
         }
     )
     client = app.test_client()
-    cursor = f"{middle.received_at.replace(tzinfo=UTC).isoformat().replace('+00:00', 'Z')},{middle.id}"
+    some_id = middle.id
+    cursor = f"{middle.received_at.astimezone(UTC).isoformat().replace('+00:00', 'Z')},{middle.id}"
     day = START + timedelta(days=12)
+    hour = f"since={day:%Y-%m-%dT%H:%M}&until={day + timedelta(hours=1):%Y-%m-%dT%H:%M}"
     kinds = [
         ("newest 50", PAGE),
         ("newest 100", f"{PAGE}?limit=100"),
@@ -176,10 +208,7 @@ def main() -> None:
         ("status invalid", f"{PAGE}?status=invalid"),
         ("event account.enriched", f"{PAGE}?event=account.enriched"),
         ("origin replay", f"{PAGE}?origin=replay"),
-        (
-            "one hour, 12 days back",
-            f"{PAGE}?since={day:%Y-%m-%dT%H:%M}&until={day + timedelta(hours=1):%Y-%m-%dT%H:%M}",
-        ),
+        ("one hour, 12 days back", f"{PAGE}?{hour}"),
         ("failed + replay + hour", f"{PAGE}?status=failed&origin=replay&since={day:%Y-%m-%dT%H:%M}"),
         ("search common text", f"{PAGE}?q=company1"),
         ("search rare text", f"{PAGE}?q=lead{args.events // 3}@"),
@@ -189,7 +218,8 @@ def main() -> None:
         ("whole entry", f"{PAGE}/events/{some_id}"),
         ("replay-all confirmation", f"{PAGE}?status=failed&confirm=replay-failed"),
     ]
-    print(f"event-log page at {args.events:,} events (SQLite), median of {args.runs} runs; target 100 ms")
+    kind = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"event-log page at {args.events:,} events ({kind}), median of {args.runs} runs; target 100 ms")
     worst = 0.0
     for name, url in kinds:
         time_page(client, url, 1)  # warm: templates compiled, pages of the file cached

@@ -110,7 +110,7 @@ def test_keyset_pages_walk_the_log_both_ways(logged):
 )
 def test_conditions_no_index_holds_read_a_bounded_window_then_go_on(logged, monkeypatch, filters, expected):
     store, ids = logged
-    monkeypatch.setattr(browsing, "WINDOW", 10)
+    monkeypatch.setattr(browsing, "WINDOW", {"sqlite": 10, "postgresql": 10})
     page = browse(store, "clay", "development", filters, 50)
     assert page.searched_to is not None and page.older is not None
     found = ids_of(page)

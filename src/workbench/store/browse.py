@@ -26,8 +26,9 @@ EVENT_PREVIEW = 200
 IDENTITY_PREVIEW = 200
 ACTIONS_SHOWN = 10
 # A page whose conditions no one index holds (a text search, or two of status, event type and
-# origin) reads at most this many rows of the index it uses, then offers to look further.
-WINDOW = 10_000
+# origin) reads at most this many rows of the index it uses, then offers to look further: about
+# 40 ms of reading on either database (PostgreSQL reads rows' text about 3 times slower).
+WINDOW = {"sqlite": 10_000, "postgresql": 3_000}
 ORIGINS = ("live", "backfill", "replay")
 
 
@@ -118,12 +119,18 @@ def _looks_like_id(term: str) -> bool:
 def _text_match(term: str, dialect: str):
     """Case-insensitive containment in the event type or body, or the very event id."""
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    # SQLite's LIKE already ignores ASCII case; `ilike` would lower() every body first.
-    method = "like" if dialect == "sqlite" else "ilike"
+    if dialect == "sqlite":  # its LIKE ignores ASCII case already; `ilike` would lower() each body
+        return or_(
+            events.c.id == term,
+            events.c.event.like(pattern, escape="\\"),
+            events.c.body.like(pattern, escape="\\"),
+        )
+    # PostgreSQL: ASCII case folding too (collation "C"), which reads a third faster than the
+    # database's own collation.
     return or_(
         events.c.id == term,
-        getattr(events.c.event, method)(pattern, escape="\\"),
-        getattr(events.c.body, method)(pattern, escape="\\"),
+        events.c.event.collate("C").ilike(pattern, escape="\\"),
+        events.c.body.collate("C").ilike(pattern, escape="\\"),
     )
 
 
@@ -183,7 +190,7 @@ def browse(
                 select(events.c.received_at, events.c.id)
                 .where(*where)
                 .order_by(*order)
-                .offset(WINDOW - 1)
+                .offset(WINDOW.get(conn.dialect.name, 3_000) - 1)
                 .limit(1)
             ).first()
             if boundary is not None:
