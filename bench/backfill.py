@@ -18,7 +18,13 @@ Prints the ratios c/a (target <= 2.0), b/c (target >= 1.5) and c/d, the time (a)
 (max RSS) of `workbench backfill` run as a subprocess on a --memory-rows export (target < 500 MB),
 as the process's own high-water mark (Linux /proc).
 
-    .venv/bin/python bench/backfill.py [--rows 50000] [--memory-rows 500000]
+Then (k): the first --knock-rows rows backfilled into Knock through the knock sink and the real
+`knockapi` SDK, against the strict fake Knock of the tests (`tests/fakes/knock.py`) at Knock's
+real rate limits (speed 1: bulk identify takes one call a second; each bulk operation completes
+0.2 s after the call, then is looked up until it has). Knock's limits set its floor: one call of
+1,000 users a second, so (rows to identify / 1,000) seconds. Prints k / floor (target <= 1.3).
+
+    .venv/bin/python bench/backfill.py [--rows 50000] [--memory-rows 500000] [--knock-rows 20000]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import re
 import sqlite3
 import subprocess
@@ -139,6 +146,38 @@ def workbench_backfill(export: Path, db: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def knock_backfill(export: Path, rows: int, tmp: Path) -> tuple[float, dict, int]:
+    """(k) the default identify mapping into the strict fake Knock at real tier limits: (seconds,
+    summary, bulk identify calls)."""
+    from tests.fakes.knock import API_KEY, FakeKnock
+    from workbench.backfill import Backfill, CsvRows
+    from workbench.config import load_config
+    from workbench.sinks import make_sink
+    from workbench.store import Store
+
+    raw = json.loads(CONFIG.read_text())
+    development = raw["environments"]["development"]
+    fake = FakeKnock(speed=1.0)
+    try:
+        development["sink"] = {"type": "knock", "api_key": {"$env": "KNOCK_API_KEY"}, "base_url": fake.url}
+        config_path = tmp / "knock.json"
+        config_path.write_text(json.dumps(raw))
+        config = load_config(config_path)
+        store = Store(f"sqlite:///{tmp / 'k.sqlite'}")
+        try:
+            sink = make_sink(config.environment("development").sink, store, {"KNOCK_API_KEY": API_KEY})
+            backfill = Backfill(config, "development", store, sink)
+            started = time.perf_counter()
+            summary = backfill.run(CsvRows(export), limit=rows, progress=False)
+            seconds = time.perf_counter() - started
+        finally:
+            store.close()
+        calls = len(fake.requests_to("/v1/users/bulk/identify"))
+        return seconds, summary.to_dict(), calls
+    finally:
+        fake.stop()
+
+
 def writes_alone(logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool = True) -> float:
     """(d) The floor of (c)'s writes: the very rows (c) stored (events, actions, idempotency keys,
     users), inserted again with raw sqlite3 executemany in transactions of `batch` events (the
@@ -246,6 +285,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--memory-rows", type=int, default=500_000, help="0 skips the memory run")
+    parser.add_argument("--knock-rows", type=int, default=20_000, help="0 skips the Knock run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as name:
         tmp = Path(name)
@@ -282,6 +322,19 @@ def main() -> None:
             )
         if args.memory_rows:
             peak_memory(args.memory_rows, tmp)
+        if args.knock_rows:
+            knock_line(export, min(args.knock_rows, args.rows), tmp)
+
+
+def knock_line(export: Path, rows: int, tmp: Path) -> None:
+    k, summary, calls = knock_backfill(export, rows, tmp)
+    identified = summary.get("processed", 0) + summary.get("applied", 0)
+    floor = math.ceil(identified / 1000) * 1.0
+    print(
+        f"(k) into Knock at its limits:  {k:6.2f} s  {json.dumps(summary)} "
+        f"({calls} bulk identify calls; floor {floor:.0f} s = {identified} users / 1,000 a call, 1 call a second)"
+    )
+    print(f"k/floor = {k / floor:.2f}  (target <= 1.3)")
 
 
 if __name__ == "__main__":

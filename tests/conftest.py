@@ -35,3 +35,30 @@ def postgres_server():
 def postgres_url(postgres_server):
     """A fresh, empty PostgreSQL database for one test."""
     return postgres_server.create_database()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The contract line: how many requests the fake Knock checked against Knock's API description."""
+    from tests.fakes.knock_spec import API_SPEC, CONTRACT
+
+    if not CONTRACT.checked:
+        return
+    terminalreporter.write_line(
+        f"Knock contract: {CONTRACT.checked} requests checked against {API_SPEC.name}, "
+        f"{len(CONTRACT.refused)} refused by it"
+        + (
+            f" ({CONTRACT.refused_elsewhere} more refused on purpose by tests of the fake)"
+            if CONTRACT.refused_elsewhere
+            else ""
+        )
+    )
+    for refusal in CONTRACT.refused[:20]:
+        terminalreporter.write_line(f"  refused: {refusal}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A request of the project's own that Knock's API description refuses fails the run."""
+    from tests.fakes.knock_spec import CONTRACT
+
+    if CONTRACT.refused and exitstatus == 0:
+        session.exitstatus = 1

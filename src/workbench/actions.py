@@ -73,7 +73,7 @@ ACTION_TYPES: dict[str, ActionType] = {
         _action("tenants_delete", "Delete tenant", "id*"),
         _action("objects_subscribe", "Subscribe to object", "collection*", "id*", "recipients*"),
         _action("objects_unsubscribe", "Unsubscribe from object", "collection*", "id*", "recipients*"),
-        _action("audiences_add_member", "Add audience member", "key*", "users*", "tenant"),
+        _action("audiences_add_member", "Add audience member", "key*", "users*", "tenant", "create_audience"),
         _action("audiences_remove_member", "Remove audience member", "key*", "users*", "tenant"),
         _action(
             "workflows_trigger",
@@ -106,6 +106,9 @@ LIST_PARAMS = {
     "workflows_cancel": "recipients",
 }
 OBJECT_PARAMS = {"properties": MAX_PROPERTIES_BYTES, "data": MAX_DATA_BYTES}
+# A trigger's tenant may be an id or a tenant object (`{"id": …, "name": …}`), set on the way.
+OBJECT_TENANT_ACTIONS = frozenset({"workflows_trigger"})
+BOOLEAN_PARAMS = {"create_audience"}
 STRING_PARAMS = {
     "id",
     "collection",
@@ -143,6 +146,17 @@ def normalize(action: str, payload: dict[str, Any], size_hint: int | None = None
     """
     problems: list[str] = []
     for name, value in payload.items():
+        if name == "tenant" and action in OBJECT_TENANT_ACTIONS and isinstance(value, dict):
+            if not isinstance(value.get("id"), str) or not value["id"]:
+                problems.append("param `tenant`: a tenant object needs a text `id`")
+            continue
+        if name in BOOLEAN_PARAMS and not isinstance(value, bool):
+            flag = {"true": True, "false": False}.get(str(value).strip().lower())
+            if flag is None:
+                problems.append(f"param `{name}`: expected true or false, got {json.dumps(value)}")
+            else:
+                payload[name] = flag
+            continue
         if type(value) is not str and name in STRING_PARAMS:
             text = _scalar_text(value)
             if text is None:

@@ -353,8 +353,9 @@ class Engine:
 
         `earlier`: per mapping of a replayed event, the key its trigger was last sent under while
         Knock may have run it (None after a refusal) and its attempts so far. A kept key is sent
-        again, so a trigger that timed out never runs twice; after a refusal (Knock ran nothing,
-        and would answer the same key with the same refusal for 24 h) a new one is taken."""
+        again, so a trigger that timed out never runs twice. After a refusal Knock ran nothing and
+        kept nothing (it stores only 2xx answers under a key), so the key is free; a new one is
+        taken all the same (`…:2`), so that the log tells the attempts apart."""
         earlier = earlier or {}
         for mapping, result in plan.todo:
             request = ActionRequest(mapping.action, result.payload, event_id, mapping.key, row)

@@ -128,6 +128,7 @@ def config_schema() -> dict:
                     "timeout": {"type": "number", "minimum": 0},
                     "max_retries": {"type": "number", "minimum": 0},
                     "rate_per_second": {"type": "number", "minimum": 0},
+                    "rate_limit_scale": {"type": "number", "exclusiveMinimum": 0},
                 },
                 "if": {"properties": {"type": {"const": "knock"}}},
                 "then": {"required": ["api_key"], "properties": {"api_key": {"$ref": "#/$defs/env_ref"}}},

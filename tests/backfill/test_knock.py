@@ -1,12 +1,12 @@
 """Backfill into Knock: the real knockapi SDK against the fake Knock API on loopback."""
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
 
-from tests.fakes.knock import API_KEY, fake_knock  # noqa: F401 (fixture)
-from tests.fakes.knock_bulk import add_bulk_endpoints
+from tests.fakes.knock import API_KEY, TEST_SPEED, fake_knock  # noqa: F401 (fixture)
 from workbench.backfill import Backfill, CsvRows
 from workbench.backfill.knock import BulkKnock
 from workbench.cli import main
@@ -20,7 +20,13 @@ def knock_config(tmp_path, fake, mappings=None, **sink):
     changes = {"mappings": mappings} if mappings is not None else {}
     return config_with(
         tmp_path,
-        sink={"type": "knock", "api_key": {"$env": "KNOCK_API_KEY"}, "base_url": fake.url, **sink},
+        sink={
+            "type": "knock",
+            "api_key": {"$env": "KNOCK_API_KEY"},
+            "base_url": fake.url,
+            "rate_limit_scale": TEST_SPEED,
+            **sink,
+        },
         **changes,
     )
 
@@ -36,7 +42,6 @@ def backfill(store, config, fake, **options):
 
 @pytest.fixture
 def bulk_knock(fake_knock):  # noqa: F811
-    add_bulk_endpoints(fake_knock)
     return fake_knock
 
 
@@ -97,7 +102,7 @@ def test_other_actions_go_one_by_one_after_the_users(store, tmp_path, bulk_knock
     data["environments"]["development"]["mappings"] = IDENTIFY_AND_TRIGGER
     config.write_text(json.dumps(data))
     backfill(store, config, bulk_knock, batch_size=50)
-    paths = [r.path for r in bulk_knock.state.requests]
+    paths = [r.path for r in bulk_knock.calls()]
     triggers = [p for p in paths if p.startswith("/v1/workflows/")]
     high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
     assert len(triggers) == len(high) == len(bulk_knock.runs())
@@ -132,7 +137,7 @@ def test_bulk_splits_at_knocks_limit(bulk_knock):
     from workbench.engine import ActionRequest
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url), chunk=3)
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED), chunk=3)
     for i in range(7):
         sink.apply(
             ActionRequest("users_identify", {"id": f"u{i}", "name": f"U{i}"}, f"evt_{i}", "0:users_identify")
@@ -242,7 +247,7 @@ def test_objects_go_to_knock_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_pa
     assert len(sets) == 3  # 200 rows in batches of 80, one call a batch
     assert bulk_knock.requests_to("/v1/objects/", "PUT") == []
     # Users go first in each batch, as Knock runs identify before set object.
-    calls = [r.path for r in bulk_knock.state.requests if "/bulk/" in r.path]
+    calls = [r.path for r in bulk_knock.calls() if "/bulk/" in r.path]
     assert calls == ["/v1/users/bulk/identify", "/v1/objects/companies/bulk/set"] * 3
     last = {}
     for row in source:
@@ -261,7 +266,9 @@ def test_objects_go_to_knock_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_pa
     assert again.counts["idempotent"] == summary.counts["processed"]
     # Only the rows that failed (no email to identify the lead by) run again.
     resent = sum(len(r.json["objects"]) for r in bulk_knock.requests_to("/v1/objects/companies/bulk/set")[3:])
-    assert resent == again.counts["failed"] == len(source) - summary.counts["processed"]
+    assert again.counts["failed"] == len(source) - summary.counts["processed"]
+    # One entry a company: the rows of one company in a call are merged into one entry.
+    assert resent == _distinct_per_batch(source, 80)
 
 
 def test_objects_knock_will_not_take_are_queued_or_failed_and_users_still_go(store, tmp_path, bulk_knock):
@@ -278,9 +285,8 @@ def test_objects_knock_will_not_take_are_queued_or_failed_and_users_still_go(sto
     statuses = dict(
         rows(store, "SELECT status, count(*) FROM actions WHERE action = 'objects_set' GROUP BY status")
     )
-    first, second = [
-        len(r.json["objects"]) for r in bulk_knock.requests_to("/v1/objects/companies/bulk/set")
-    ][:2]
+    source = export_rows(LEADS)
+    first, second = (sum(1 for r in source[a : a + 80] if r["Company Domain"]) for a in (0, 80))
     assert statuses["queued"] == first and statuses["failed"] >= second
     # A row whose lead has no email failed its identify already: failed, not queued.
     assert summary.counts["queued"] == len([r for r in export_rows(LEADS)[:first] if email_of(r)])
@@ -296,14 +302,14 @@ def test_bulk_sends_users_then_each_collection_split_at_the_limit(bulk_knock):
     from workbench.engine import ActionRequest
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url), chunk=3)
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED), chunk=3)
     for i in range(4):
         for collection in ("accounts", "teams"):
             payload = {"collection": collection, "id": f"o{i}", "name": f"O{i}", "properties": {"tier": i}}
             sink.apply(ActionRequest("objects_set", payload, f"evt_{i}", f"1:{collection}"))
         sink.apply(ActionRequest("users_identify", {"id": f"u{i}"}, f"evt_{i}", "0:users_identify"))
     assert sink.flush() == {}
-    sent = [(r.path, len(r.json.get("objects") or r.json.get("users"))) for r in bulk_knock.state.requests]
+    sent = [(r.path, len(r.json.get("objects") or r.json.get("users"))) for r in bulk_knock.calls()]
     assert max(n for _, n in sent) == 3  # no call holds more than the limit
     totals = {}
     for path, n in sent:
@@ -347,7 +353,7 @@ def test_deletes_and_tenants_go_in_bulk_too_and_a_rerun_sends_nothing(store, tmp
     config = knock_config(tmp_path, bulk_knock, OFFBOARD)
     summary = backfill(store, config, bulk_knock, batch_size=80)
     assert summary.counts["processed"] == len(source)
-    calls = [(r.path, r.status) for r in bulk_knock.state.requests]
+    calls = [(r.path, r.status) for r in bulk_knock.calls()]
     # One call of each a batch, in Knock's execution order; nothing one at a time.
     assert (
         calls
@@ -376,9 +382,19 @@ def test_deletes_and_tenants_go_in_bulk_too_and_a_rerun_sends_nothing(store, tmp
     again = backfill(store, config, bulk_knock, batch_size=80)
     assert again.counts["idempotent"] == len(source)
     # Only the rows without an email (failed: no user id to delete) are tried again.
-    resent = bulk_knock.state.requests[9:]
+    resent = bulk_knock.calls()[9:]
     assert {r.path for r in resent} == {"/v1/objects/companies/bulk/delete", "/v1/tenants/bulk/set"}
-    assert sum(len(r.json.get("object_ids", [])) for r in resent) == summary.counts["failed"] > 0
+    assert summary.counts["failed"] > 0
+    resent_ids = sum(len(r.json.get("object_ids", [])) for r in resent)
+    assert resent_ids == _distinct_per_batch(export_rows(LEADS), 80)
+
+
+def _distinct_per_batch(source, size):
+    """Companies of the rows without an email, counted once a batch (one entry a thing a call)."""
+    return sum(
+        len({r["Company Domain"] for r in source[a : a + size] if not email_of(r)})
+        for a in range(0, len(source), size)
+    )
 
 
 def _op(result):
@@ -394,7 +410,7 @@ def _request(action, payload, n):
 def _sent(fake):
     """Each bulk call as (path, the ids it names, in order)."""
     sent = []
-    for r in fake.state.requests:
+    for r in fake.calls():
         body = r.json or {}
         entries = body.get("users") or body.get("tenants") or body.get("user_ids") or []
         entries = entries or body.get("subscriptions") or body.get("objects") or body.get("object_ids") or []
@@ -405,7 +421,7 @@ def _sent(fake):
 def test_an_add_after_a_removal_of_the_same_thing_is_sent_after_it(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
     bulk_knock.state.users["u2"] = {"name": "Two"}
     steps = [
         ("users_identify", {"id": "u1", "name": "One"}),
@@ -433,7 +449,7 @@ def test_an_add_after_a_removal_of_the_same_thing_is_sent_after_it(bulk_knock):
 def test_subscriptions_go_in_bulk_after_what_they_subscribe_to(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
     many = [f"u{i}" for i in range(150)]
     steps = [
         # Each lead's row: identify the lead, set its company, subscribe the lead to the company.
@@ -450,7 +466,7 @@ def test_subscriptions_go_in_bulk_after_what_they_subscribe_to(bulk_knock):
     assert sink.flush() == {}
     assert _sent(bulk_knock) == [
         ("users/bulk/identify", ["u1", "u2"]),
-        ("objects/accounts/bulk/set", ["acme", "acme"]),
+        ("objects/accounts/bulk/set", ["acme"]),  # one entry a thing: merged, the later name wins
         # 100 recipients an entry: globex's 150 take two.
         ("objects/accounts/bulk/subscriptions/add", ["acme", "acme", "globex", "globex"]),
     ]
@@ -484,7 +500,7 @@ def test_subscriptions_go_in_bulk_after_what_they_subscribe_to(bulk_knock):
 def test_a_removal_after_an_add_that_ranks_later_is_sent_after_it(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
     sink.apply(_request("objects_subscribe", {"collection": "c", "id": "o1", "recipients": ["u1"]}, 0))
     sink.apply(_request("objects_delete", {"collection": "c", "id": "o1"}, 1))  # ranks before: flush
     sink.apply(_request("users_delete", {"id": "u1"}, 2))  # u1 was subscribed: after the flush
@@ -501,7 +517,7 @@ def test_tenant_deletes_go_a_hundred_a_call_and_failures_are_settled(bulk_knock)
 
     bulk_knock.state.tenants.update({f"t{i}": {} for i in range(250)})
     bulk_knock.fail(422, times=1, path="/v1/tenants/bulk/delete", body={"message": "bad tenant"})
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
     for i in range(250):
         sink.apply(_request("tenants_delete", {"id": f"t{i}"}, i))
     settled = sink.flush()
@@ -514,3 +530,82 @@ def test_tenant_deletes_go_a_hundred_a_call_and_failures_are_settled(bulk_knock)
         "failed",
         "Knock answered 422 to a bulk delete of tenants: bad tenant",
     )
+
+
+def test_rows_knock_fails_in_a_bulk_operation_are_failed_and_a_rerun_retries_only_them(
+    store, tmp_path, bulk_knock
+):
+    """Knock accepts a bulk call and later fails some of its entries: exactly those rows are
+    reported failed (summary, log, --failures), with Knock's reason, and a re-run sends only them."""
+    with_email = [r for r in export_rows(LEADS) if email_of(r)]
+    bad = {email_of(with_email[3]), email_of(with_email[150])}
+    bulk_knock.fail_bulk_items(*bad, message="email domain is blocked")
+    failures = tmp_path / "failed.csv"
+    config = knock_config(tmp_path, bulk_knock)
+    summary = backfill(store, config, bulk_knock, batch_size=80, failures=failures)
+    bad_rows = [r for r in with_email if email_of(r) in bad]
+    assert summary.counts["processed"] == len(with_email) - len(bad_rows)
+    assert set(bulk_knock.state.users) == {email_of(r) for r in with_email} - bad  # none applied unseen
+    reasons = [
+        r["_reason"] for r in read_csv(failures) if r["_status"] == "failed" and "Knock" in r["_reason"]
+    ]
+    assert len(reasons) == len(bad_rows)
+    assert all(
+        "Knock did not apply a bulk identify to `" in r and "email domain is blocked" in r for r in reasons
+    )
+    logged = rows(
+        store, "SELECT error FROM actions WHERE status = 'failed' AND error LIKE '%bulk operation%'"
+    )
+    assert {re.search(r"to `([^`]+)`", e).group(1) for (e,) in logged} == bad
+    bulk_knock.bulk.failing.clear()
+    again = backfill(store, config, bulk_knock, batch_size=80)
+    assert again.counts["processed"] == len(bad_rows)
+    assert again.counts["idempotent"] == summary.counts["processed"]
+    resent = [u["id"] for r in bulk_knock.requests_to("/v1/users/bulk/identify")[3:] for u in r.json["users"]]
+    assert set(resent) == bad and set(bulk_knock.state.users) == {email_of(r) for r in with_email}
+
+
+def test_a_trigger_goes_only_after_its_users_bulk_operation_completed(store, tmp_path, bulk_knock):
+    """The trigger's actor must exist in Knock (else `actor_missing`): it is sent after the bulk
+    operation that identifies it completed, not merely after the bulk call."""
+    mappings = json.loads(json.dumps(IDENTIFY_AND_TRIGGER))
+    mappings[1]["params"]["actor"] = "body.email"
+    summary = backfill(store, knock_config(tmp_path, bulk_knock, mappings), bulk_knock, batch_size=50)
+    high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
+    runs = bulk_knock.runs()
+    assert len(runs) == len(high) and all(run["recipient_known"] for run in runs)
+    assert summary.counts["failed"] == len([r for r in export_rows(LEADS) if not email_of(r)])
+    paths = [r.path for r in bulk_knock.state.requests]
+    first_trigger = next(i for i, p in enumerate(paths) if p.startswith("/v1/workflows/"))
+    assert any(p.startswith("/v1/bulk_operations/") for p in paths[:first_trigger])
+    results = [
+        json.loads(r)
+        for (r,) in rows(
+            store, "SELECT result FROM actions WHERE action = 'workflows_trigger' AND status = 'success'"
+        )
+    ]
+    assert len(results) == len(high) and all(r["workflow_run_id"] for r in results)
+
+
+def test_entities_knock_skipped_for_its_batch_limit_are_sent_again(bulk_knock):
+    from workbench.sinks.knock import KnockSink
+
+    bulk_knock.skip_bulk_once("u2")
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    for i in range(4):
+        sink.apply(_request("users_identify", {"id": f"u{i}", "name": f"U{i}"}, i))
+    assert sink.flush() == {}
+    assert _sent(bulk_knock) == [
+        ("users/bulk/identify", ["u0", "u1", "u2", "u3"]),
+        ("users/bulk/identify", ["u2"]),
+    ]
+    assert bulk_knock.state.users["u2"] == {"name": "U2"}
+    # Skipped again and again: queued for the retry worker, never reported applied.
+    bulk_knock.skip_bulk_once("u9")
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    sink.apply(_request("users_identify", {"id": "u9"}, 9))
+    for _ in range(4):
+        bulk_knock.skip_bulk_once("u9")
+    fate = sink.flush()[("evt_9", "0:users_identify")]
+    assert fate.status == "queued" and "limit of one update an entity a second" in fate.error
+    assert "u9" not in bulk_knock.state.users

@@ -64,3 +64,21 @@ def test_size_hint_is_only_a_shortcut_for_small_values():
     payload = {"id": "x", "properties": {"blob": "x" * 300_000}}
     assert normalize("users_identify", payload, size_hint=10_000_000)
     assert normalize("users_identify", {"id": "x", "properties": {"a": 1}}, size_hint=100) == []
+
+
+def test_a_trigger_tenant_may_be_an_object_and_create_audience_a_flag():
+    trigger = {"key": "k", "recipients": ["u1"], "tenant": {"id": "acme", "name": "Acme"}}
+    assert normalize("workflows_trigger", trigger) == [] and trigger["tenant"] == {
+        "id": "acme",
+        "name": "Acme",
+    }
+    assert normalize("workflows_trigger", {"key": "k", "recipients": ["u1"], "tenant": {"name": "x"}}) == [
+        "param `tenant`: a tenant object needs a text `id`"
+    ]
+    member = {"key": "vip", "users": ["u1"], "tenant": {"id": "acme"}}
+    assert normalize("audiences_add_member", member) == ["param `tenant`: expected text, got dict"]
+    flag = {"key": "vip", "users": ["u1"], "create_audience": "TRUE"}
+    assert normalize("audiences_add_member", flag) == [] and flag["create_audience"] is True
+    assert normalize("audiences_add_member", {"key": "v", "users": ["u"], "create_audience": "maybe"}) == [
+        'param `create_audience`: expected true or false, got "maybe"'
+    ]

@@ -679,7 +679,8 @@ TRIGGER_ONLY["environments"]["development"]["mappings"] = [
 def test_trigger_keys_over_any_run_of_attempts(script):
     """Attempts of one trigger, each replayed with what the log kept of the last (its key and
     attempts, as `Store.record_outcome` keeps them): a key Knock may have run the trigger under is
-    the only key ever sent after it, and after a refusal of a fresh key a new key is taken."""
+    the only key ever sent after it, and after a refusal of a fresh key a new key is taken (Knock
+    keeps no refusal under a key, so the new key only tells the attempts apart in the log)."""
     config = parse_config(TRIGGER_ONLY)
     sink = ScriptedSink(script)
     engine = Engine(config, "development", sink)
@@ -697,7 +698,7 @@ def test_trigger_keys_over_any_run_of_attempts(script):
         if outcome == "transient":  # may have run under `key`: every later attempt sends it again
             assert all(later == key for later in keys[i:])
         if outcome == "refused" and "transient" not in [o for _, o in sink.sent[:i]]:
-            assert key not in keys[i + 1 :]  # Knock would answer it with the refusal again
+            assert key not in keys[i + 1 :]  # each attempt after a refusal has a key of its own
     assert keys[0] == f"evt_1:{mapping}"
 
 

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from tests.fakes.knock import API_KEY
+from tests.fakes.knock import API_KEY, TEST_SPEED
 from workbench.config import EnvRef, SinkConfig
 from workbench.engine import ActionRequest
 from workbench.errors import ConfigError, TerminalSinkError, TransientSinkError
@@ -19,7 +19,7 @@ from workbench.sinks.local import LocalSink
 
 @pytest.fixture
 def sink(fake_knock):
-    return KnockSink(API_KEY, base_url=fake_knock.url, timeout=2)
+    return KnockSink(API_KEY, base_url=fake_knock.url, timeout=2, rate_limit_scale=TEST_SPEED)
 
 
 def apply(sink, action, payload, event_id="evt_1", mapping=None):
@@ -124,9 +124,11 @@ CASES = [
 
 @pytest.mark.parametrize("action, payload, method, path, body", CASES, ids=[c[0] for c in CASES])
 def test_each_action_reaches_knock_through_the_sdk(fake_knock, sink, action, payload, method, path, body):
+    fake_knock.state.users["jane@acme.com"] = {}  # the trigger's actor
+    fake_knock.state.audiences.add("vip")
     result = apply(sink, action, payload, mapping=f"3:{action}")
     request = last(fake_knock)
-    assert (request.method, request.path, request.status) == (method, path, 200)
+    assert (request.method, request.path, request.status // 100) == (method, path, 2)
     if body is not None:
         assert request.json == body
     # Knock deduplicates triggers only; other calls carry whatever key the SDK makes up.
@@ -148,7 +150,7 @@ def test_trigger_result_and_state(fake_knock, sink):
 
 def test_a_key_is_answered_as_first_answered_and_refused_with_other_parameters(fake_knock, sink):
     """The fake keeps Knock's documented rules for a trigger's Idempotency-Key, which the
-    receiver's choice of keys relies on."""
+    receiver's choice of keys relies on: only a 2xx answer is kept for the key."""
     payload = {"key": "new-lead", "recipients": ["u1"]}
     first = apply(sink, "workflows_trigger", payload)
     with pytest.raises(TerminalSinkError, match="422.*different parameters"):
@@ -157,13 +159,15 @@ def test_a_key_is_answered_as_first_answered_and_refused_with_other_parameters(f
     fake_knock.fail(422, path="/v1/workflows", body={"message": "workflow not committed"})
     with pytest.raises(TerminalSinkError, match="not committed"):
         apply(sink, "workflows_trigger", payload, event_id="evt_2")
-    with pytest.raises(TerminalSinkError, match="not committed"):  # a refusal is the key's answer too
-        apply(sink, "workflows_trigger", payload, event_id="evt_2")
+    # A refusal is not kept: the same key runs the trigger once Knock takes it.
+    refused_then_run = apply(sink, "workflows_trigger", payload, event_id="evt_2")
+    assert refused_then_run != first
+    assert apply(sink, "workflows_trigger", payload, event_id="evt_2") == refused_then_run
     fake_knock.fail(503, path="/v1/workflows")
     with pytest.raises(TransientSinkError):
         apply(sink, "workflows_trigger", payload, event_id="evt_3")
     assert apply(sink, "workflows_trigger", payload, event_id="evt_3") != first  # an outage is not kept
-    assert len(fake_knock.runs()) == 2
+    assert len(fake_knock.runs()) == 3
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503])
@@ -242,3 +246,63 @@ def test_make_sink_by_type(fake_knock, tmp_path):
             apply(unset, "users_delete", {"id": "u1"})
     finally:
         store.close()
+
+
+def test_a_subscription_over_a_hundred_recipients_goes_in_calls_of_a_hundred(fake_knock, sink):
+    recipients = [f"u{i}" for i in range(250)]
+    result = apply(
+        sink, "objects_subscribe", {"collection": "accounts", "id": "acme", "recipients": recipients}
+    )
+    calls = fake_knock.requests_to("/v1/objects/accounts/acme/subscriptions", "POST")
+    assert [len(c.json["recipients"]) for c in calls] == [100, 100, 50]
+    assert len(fake_knock.state.subscriptions) == 250 and result["subscribed"] == 250
+
+
+def test_a_trigger_takes_a_tenant_object(fake_knock, sink):
+    tenant = {"id": "acme", "name": "Acme"}
+    apply(sink, "workflows_trigger", {"key": "new-lead", "recipients": ["u1"], "tenant": tenant})
+    assert last(fake_knock).json["tenant"] == tenant
+    assert fake_knock.state.tenants["acme"] == {"name": "Acme"} and fake_knock.runs()[0]["tenant"] == "acme"
+
+
+def test_an_audience_is_created_only_when_asked(fake_knock, sink):
+    payload = {"key": "vip", "users": ["u1"]}
+    with pytest.raises(TerminalSinkError, match="404.*audience `vip` does not exist"):
+        apply(sink, "audiences_add_member", payload)
+    assert apply(sink, "audiences_add_member", {**payload, "create_audience": True}) == {
+        "key": "vip",
+        "added": 1,
+    }
+    assert last(fake_knock).query == {"create_audience": ["true"]}
+    assert ("vip", "u1", "") in fake_knock.state.audience_members
+
+
+def test_properties_named_like_knocks_own_fields_go_as_custom_names(fake_knock, sink):
+    row = {
+        "created_at": "3 days ago",
+        "preferences": "weekly",
+        "channel_data": "n/a",
+        "id": "r-1",
+        "plan": "pro",
+    }
+    apply(sink, "users_identify", {"id": "u1", "name": "Jane", "properties": row})
+    assert last(fake_knock).json == {
+        "name": "Jane",
+        "custom_created_at": "3 days ago",
+        "custom_preferences": "weekly",
+        "custom_channel_data": "n/a",
+        "custom_id": "r-1",
+        "plan": "pro",
+    }
+
+
+@pytest.mark.parametrize("ident", [".", "..", "..."])
+def test_ids_that_cannot_be_part_of_a_url_fail_the_action_before_anything_is_sent(fake_knock, sink, ident):
+    for action, payload in [
+        ("users_identify", {"id": ident}),
+        ("objects_set", {"collection": ident, "id": "acme"}),
+        ("workflows_trigger", {"key": ident, "recipients": ["u1"]}),
+    ]:
+        with pytest.raises(TerminalSinkError, match="cannot name anything in Knock's API"):
+            apply(sink, action, payload)
+    assert fake_knock.state.requests == []

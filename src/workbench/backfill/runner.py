@@ -113,6 +113,7 @@ class Backfill:
         else:
             self.window = HASH_WINDOW
         self.scope = (config.source, self.env.name)
+        self.note: Callable[[str], None] | None = None  # what the run waits for, on its progress bar
         self._batch_conn = None  # see `_batch_connection`
         self._batch_restore: dict[str, int] = {}  # the PRAGMAs it had before
 
@@ -151,6 +152,7 @@ class Backfill:
             total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
         )
         build = body_builder(source.columns, self.template, self.default_event)
+        self.note = lambda text: bar.set_postfix_str(text, refresh=True)
         try:
             with _fewer_collections():
                 batch: list[_Row] = []
@@ -215,7 +217,7 @@ class Backfill:
             if self.bulk and getattr(sink, "name", None) == "knock":
                 from .knock import BulkKnock  # the SDK loads only when Knock is the sink
 
-                sink = BulkKnock(sink)
+                sink = BulkKnock(sink, note=self.note)
             self.engine.sink = sink
             self._apply(batch, done)
             if sink is not self.sink:

@@ -15,6 +15,9 @@ from ..paths import MISSING, Path
 from ..specs import Condition, PathValue, ValueSpec
 
 SINK_TYPES = ("local", "dry-run", "knock")
+# Options of a knock sink: seconds before a call gives up, the SDK's own retries, a pace for every
+# call, and how many times faster than Knock's tiers to pace each endpoint (for a test's fake Knock).
+SINK_OPTIONS = ("timeout", "max_retries", "rate_per_second", "rate_limit_scale")
 DEFAULT_WINDOW_HOURS = 24
 
 

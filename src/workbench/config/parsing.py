@@ -15,6 +15,7 @@ from ..paths import compile_path
 from ..specs import COERCIONS, ValueSpec, compile_condition, compile_spec
 from .model import (
     DEFAULT_WINDOW_HOURS,
+    SINK_OPTIONS,
     SINK_TYPES,
     ActionMapping,
     Environment,
@@ -169,16 +170,14 @@ def _parse_sink(raw, problems, where) -> SinkConfig:
             (f"{where}.type", f"unknown sink type {json.dumps(kind)}; use one of {', '.join(SINK_TYPES)}")
         )
         return SinkConfig("dry-run")
-    _unknown_keys(
-        raw, ("type", "api_key", "base_url", "timeout", "max_retries", "rate_per_second"), problems, where
-    )
+    _unknown_keys(raw, ("type", "api_key", "base_url", *SINK_OPTIONS), problems, where)
     api_key = None
     if kind == "knock":
         api_key = _env_ref(raw.get("api_key"), problems, f"{where}.api_key", "the Knock API key")
     base_url = raw.get("base_url")
     if base_url is not None and (not isinstance(base_url, str) or not re.match(r"https?://", base_url)):
         problems.append((f"{where}.base_url", '`base_url` is an http(s) URL such as "https://api.knock.app"'))
-    options = {k: raw[k] for k in ("timeout", "max_retries", "rate_per_second") if k in raw}
+    options = {k: raw[k] for k in SINK_OPTIONS if k in raw}
     for key, value in options.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             problems.append((f"{where}.{key}", f"`{key}` is a non-negative number"))

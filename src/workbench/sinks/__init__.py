@@ -43,6 +43,7 @@ def make_sink(sink_config: SinkConfig, store=None, environ: Mapping[str, str] | 
             max_retries=int(options.get("max_retries", 0)),
             rate_per_second=options.get("rate_per_second"),
             api_key_name=ref.name if ref is not None else "KNOCK_API_KEY",
+            rate_limit_scale=float(options.get("rate_limit_scale", 1.0)),
         )
     raise ConfigError([("sink", f"unknown sink type {sink_config.type!r}; use local, dry-run or knock")])
 
