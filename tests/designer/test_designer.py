@@ -374,6 +374,10 @@ def test_save_says_when_and_where_it_saved(con, tmp_path):
     designer.save_button.click()
     assert "Saved at 13:14:15 to" in designer.save_status.value
     assert str(target) in designer.save_status.value and target.exists()
+    designer.param_editors["id"].column.value = "Company Domain"
+    assert "Changed since saved at 13:14:15" in designer.save_status.value
+    designer.save_button.click()
+    assert "Saved at" in designer.save_status.value
 
 
 def test_save_from_code_raises_the_refusal(designer, tmp_path):
@@ -452,3 +456,19 @@ def test_a_fresh_export_gets_suggestions_to_accept_or_dismiss(con, rows):
 
 def test_a_config_that_follows_the_profile_has_little_to_suggest(designer):
     assert [s.field.name for s in designer.suggestions] == ["company domain"]
+
+
+def test_a_phone_number_as_e164_with_a_region(designer, rows):
+    editor = designer.param_editors["phone_number"]
+    assert editor.region.layout.display == "none"
+    editor.coerce.value = "e164"
+    assert editor.region.layout.display == ""
+    editor.region.value = "us"
+    assert designer.last_error is None, designer.error_area.value
+    params = designer.config["environments"]["development"]["mappings"][0]["params"]
+    assert params["phone_number"] == {"path": "body.phone_number", "as": "e164", "region": "US"}
+    assert designer.preview[0].outcome["actions"][0]["payload"]["phone_number"] == "+14155550000"
+    assert_counts_match_engine(designer, rows)
+    # Shown again as it was when the mapping is selected anew.
+    designer._sync_mapping()
+    assert (editor.coerce.value, editor.region.value) == ("e164", "US")

@@ -186,8 +186,8 @@ class SuggestionList:
     def show(self, suggestions: list) -> None:
         rows = []
         for suggestion in suggestions:
-            accept = w.Button(description="Accept", icon="check", layout=w.Layout(width="90px"))
-            dismiss = w.Button(description="Dismiss", icon="times", layout=w.Layout(width="90px"))
+            accept = w.Button(description="Accept", icon="check", layout=w.Layout(min_width="90px"))
+            dismiss = w.Button(description="Dismiss", icon="times", layout=w.Layout(min_width="90px"))
             accept.add_class("wb-accept")
             dismiss.add_class("wb-dismiss")
             accept.on_click(lambda _, s=suggestion: self.on_accept(s))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..colours import GREEN, OUTCOME_TINTS, RED, outcome_colour
+from ..colours import GREEN, GREY, OUTCOME_TINTS, RED, outcome_colour
 from ..config import SourceConfig
 from ..engine import Engine, SourceEvent
 from ..errors import CoercionError
@@ -103,6 +103,11 @@ def row_reason(row: PreviewRow) -> str:
     return ""
 
 
+def row_skips(row: PreviewRow) -> bool:
+    """Whether the row's reason is a skip, not a failure."""
+    return not row.failed and any(r["status"] == "skipped" for r in row.outcome.get("actions", []))
+
+
 def ordered(rows: list[PreviewRow], only_failures: bool = False) -> list[PreviewRow]:
     """Failures first (then the others, each group in table order); only failures if asked."""
     chosen = [row for row in rows if row.failed or not only_failures]
@@ -141,7 +146,8 @@ def render_preview(rows: list[PreviewRow], actions: list[str], only_failures: bo
             f"<td>{chips}</td>"
             f'<td title="{html.escape(fields)}"><details><summary>{html.escape(fields)}</summary>'
             f"<pre>{html.escape(whole)}</pre></details></td>"
-            f'<td class="wb-reason" title="{html.escape(reason)}" style="color:{colour}">{html.escape(reason)}</td>'
+            f'<td class="wb-reason" title="{html.escape(reason)}" style="color:{GREY if row_skips(row) else colour}">'
+            f"{html.escape(reason)}</td>"
             "</tr>"
         )
     if not lines:

@@ -16,7 +16,7 @@ import ipywidgets as w
 
 from ..actions import ACTION_TYPES, EXECUTION_ORDER
 from ..clay import ColumnProfile, profile, row_to_body, setup_text, snake_case
-from ..colours import GREEN, RED, RED_TINT
+from ..colours import AMBER, GREEN, RED, RED_TINT
 from ..config import SourceConfig, load_config, parse_config, save_config
 from ..errors import ConfigError, SaveRefused, WorkbenchError
 from . import draft as d
@@ -78,6 +78,7 @@ class MappingDesigner(ConfigEditing):
         self.problems: list[tuple[str, str]] = []
         self.last_error: BaseException | None = None
         self.saved_path: FilePath | None = None
+        self._saved: tuple[dict, str] | None = None  # the config last saved, and when
         self.checks: list[Check] = []
         self.suggestions: list[Suggestion] = []
         self._profiles: list[ColumnProfile] = []
@@ -147,7 +148,10 @@ class MappingDesigner(ConfigEditing):
         self.counts_html = w.HTML()
         self.preview_html = w.HTML()
         self.path_text = w.Text(
-            description="File", style=wide, value=str(save_path), layout=w.Layout(width="420px")
+            description="File",
+            style=wide,
+            value=str(save_path),
+            layout=w.Layout(width="420px", min_width="300px"),
         )
         self.save_button = w.Button(description="Save", icon="save", button_style="primary")
         self.load_button = w.Button(description="Load", icon="folder-open")
@@ -255,9 +259,21 @@ class MappingDesigner(ConfigEditing):
                 return None
             self.last_error = None
             self._show_errors()
+            self._show_unsaved()
             return result
 
         return run
+
+    def _show_unsaved(self) -> None:
+        """Once saved, say when the design has changed since (the file no longer shows it)."""
+        if self._saved is None:
+            return
+        config, when = self._saved
+        if self.config != config:
+            self.save_status.value = (
+                f"<span class='wb-unsaved' style='color:{AMBER}'>Changed since saved at {when}: "
+                "Save to write it</span>"
+            )
 
     def input_errors(self) -> list[str]:
         """What the user typed that does not parse yet (the config behind it is unchanged)."""
@@ -421,13 +437,13 @@ class MappingDesigner(ConfigEditing):
         target = FilePath(path if path is not None else self.path_text.value)
         config = save_config(self.config, target)
         self.saved_path = target
+        self._saved = (d.copy_config(self.config), self._clock().strftime("%H:%M:%S"))
         self.setup_text.value = setup_text(
             config, self.environment, self.receiver_url.value, self.table.columns
         )
         self.setup_text.layout.display = ""
-        when = self._clock().strftime("%H:%M:%S")
         self.save_status.value = (
-            f"<span class='wb-saved' style='color:{GREEN}'>Saved at {when} to "
+            f"<span class='wb-saved' style='color:{GREEN}'>Saved at {self._saved[1]} to "
             f"<code>{html.escape(str(target))}</code></span>"
         )
         self.message.value = (
