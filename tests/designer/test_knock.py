@@ -4,8 +4,11 @@ import copy
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.fakes.knock_mapi import SERVICE_TOKEN, fake_mapi  # noqa: F401
+from workbench import load_config
+from workbench.cli import main
 from workbench.deploy import ManagementClient
 from workbench.designer import KnockPanel, MappingDesigner
 
@@ -107,3 +110,33 @@ def test_no_token_is_said_in_the_panel(designer):
     panel = KnockPanel(designer, environ={})
     panel.pull_button.click()
     assert "KNOCK_SERVICE_TOKEN" in panel.message.value
+
+
+def test_pull_in_the_designer_then_dry_run_push_and_pull_from_the_shell(
+    designer,
+    client,
+    fake_mapi,  # noqa: F811
+    tmp_path,
+):
+    panel = KnockPanel(designer, client=client)
+    panel.pull_button.click()
+    designer.event_name.value = "contact.deleted"
+    designer.add_mapping("users_delete")
+    saved = designer.save(tmp_path / "designed.json")
+    shell = CliRunner()
+    env = {"KNOCK_SERVICE_TOKEN": SERVICE_TOKEN}
+
+    def knock(*args):
+        return shell.invoke(
+            main, ["knock", *args, "--env", "development", "--base-url", fake_mapi.url], env=env
+        )
+
+    dry = knock("push", str(saved), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert (
+        "+ contact.deleted → users_delete" in dry.stderr and "= lead.enriched → users_identify" in dry.stderr
+    )
+    assert knock("push", str(saved)).exit_code == 0
+    designed = load_config(saved).raw
+    assert knock("pull", "clay", "--out", str(saved)).exit_code == 0
+    assert load_config(saved).raw == designed
