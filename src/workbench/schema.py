@@ -22,6 +22,11 @@ def config_schema() -> dict:
         "pattern": r"^(body|headers)([.\[].*)?$",
         "description": "Dot path rooted at body or headers, e.g. body.email",
     }
+    region = {
+        "type": "string",
+        "pattern": "^[A-Z]{2}$",
+        "description": 'With "as": "e164": the country of numbers written without a country code',
+    }
     value_spec = {
         "oneOf": [
             path,
@@ -33,11 +38,7 @@ def config_schema() -> dict:
                     "path": path,
                     "as": {"enum": list(COERCIONS)},
                     "default": {},
-                    "region": {
-                        "type": "string",
-                        "pattern": "^[A-Z]{2}$",
-                        "description": 'With "as": "e164": the country of numbers written without a country code',
-                    },
+                    "region": region,
                 },
             },
             {
@@ -181,7 +182,11 @@ def config_schema() -> dict:
                 "type": "object",
                 "required": ["column"],
                 "additionalProperties": False,
-                "properties": {"column": {"type": "string"}, "as": {"enum": list(COERCIONS)}},
+                "properties": {
+                    "column": {"type": "string"},
+                    "as": {"enum": list(COERCIONS)},
+                    "region": region,
+                },
             },
             {
                 "type": "object",

@@ -96,6 +96,18 @@ def _e164(value: Any, region: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def region_problem(region: Any, as_: str | None) -> str | None:
+    """What is wrong with a `region` next to `as_` (None when it is a known country code with e164)."""
+    if as_ != "e164":
+        return '`region` goes with `"as": "e164"` (phone numbers)'
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        return (
+            f"unknown region {_preview(region)}; use a two-letter country code such as "
+            '"US", "GB" or "FR" (upper case)'
+        )
+    return None
+
+
 def coerce(value: Any, as_: str, region: str | None = None) -> Any:
     """Read `value` as type `as_`; raise `CoercionError` naming the value otherwise.
 
@@ -361,19 +373,9 @@ def _compile_spec(raw, problems, where):
         )
         return None
     region = raw.get("region")
-    if region is not None:
-        if as_ != "e164":
-            problems.append((f"{where}.region", '`region` goes with `"as": "e164"` (phone numbers)'))
-            return None
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            problems.append(
-                (
-                    f"{where}.region",
-                    f"unknown region {_preview(region)}; use a two-letter country code such as "
-                    '"US", "GB" or "FR" (upper case)',
-                )
-            )
-            return None
+    if region is not None and (problem := region_problem(region, as_)):
+        problems.append((f"{where}.region", problem))
+        return None
     return PathValue(compile_path(raw["path"]), as_, raw.get("default", MISSING), region)
 
 

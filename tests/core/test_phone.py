@@ -120,3 +120,23 @@ def test_the_schema_knows_e164_and_region():
     jsonschema.validate(config({"path": "body.phone", "as": "e164", "region": "GB"}), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(config({"path": "body.phone", "as": "e164", "region": "gb"}), schema)
+
+
+def test_a_body_template_column_can_be_read_as_e164_too():
+    from workbench.clay import body_builder, row_to_body
+
+    raw = config("body.phone")
+    raw["clay"] = {"body_template": {"phone": {"column": "Phone", "as": "e164", "region": "GB"}}}
+    template = parse_config(raw).body_template
+    assert row_to_body({"Phone": "020 7946 0958"}, template)["phone"] == "+442079460958"
+    build = body_builder(["Phone"], template)
+    assert build(["020 7946 0958"])["phone"] == "+442079460958"
+    with pytest.raises(CoercionError, match="column `Phone`"):
+        build(["call me"])
+    raw["clay"]["body_template"]["phone"]["region"] = "Britain"
+    with pytest.raises(ConfigError, match=r"clay\.body_template\.phone\.region"):
+        parse_config(raw)
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(raw, config_schema())

@@ -83,7 +83,7 @@ def row_to_body(
     """The body the HTTP API column would POST for `row` ({column: cell}).
 
     With a template: each body key from its column (status marks cleaned, blank cells left out,
-    `{"column": C, "as": T}` coerced, `{"value": V}` literal). Without one: every non-empty
+    `{"column": C, "as": T}` coerced (`"region"` with e164), `{"value": V}` literal). Without one: every non-empty
     column under its snake_case name. `default_event` fills `event` when the body has none.
     Raises `CoercionError` naming the column when a cell cannot be read as its `as` type.
     """
@@ -107,7 +107,7 @@ def row_to_body(
                 continue
             if as_ is not None:
                 try:
-                    value = coerce(value, as_)
+                    value = coerce(value, as_, spec.get("region") if as_ == "e164" else None)
                 except CoercionError as exc:
                     raise CoercionError(
                         f"column `{column}` (body key `{key}`): {exc}", column=column
@@ -133,26 +133,27 @@ def body_builder(
 
     The same bodies, without a dict per row or a template walk per cell; for the backfill.
     """
-    # (key, column index or None, literal, as); index None means the literal.
-    steps: list[tuple[str, int | None, Any, str | None]] = []
+    # (key, column index or None, literal, as, region); index None means the literal.
+    steps: list[tuple[str, int | None, Any, str | None, str | None]] = []
     if body_template is None:
         index = {c: i for i, c in enumerate(columns)}
-        steps = [(key, index[column], None, None) for column, key in _default_keys(tuple(columns))]
+        steps = [(key, index[column], None, None, None) for column, key in _default_keys(tuple(columns))]
     else:
         index = {}
         for i, c in enumerate(columns):
             index.setdefault(c, i)
         for key, spec in body_template.items():
             column, as_ = template_column(spec)
+            region = spec.get("region") if as_ == "e164" else None
             if column is None:
-                steps.append((key, None, spec["value"], None))
+                steps.append((key, None, spec["value"], None, None))
             elif column in index:
-                steps.append((key, index[column], column, as_))
+                steps.append((key, index[column], column, as_, region))
     fills_event = any(step[0] == "event" for step in steps)
 
     def build(cells: list[Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
-        for key, i, extra, as_ in steps:
+        for key, i, extra, as_, region in steps:
             if i is None:
                 body[key] = extra
                 continue
@@ -164,7 +165,7 @@ def body_builder(
                     continue
             if as_ is not None:
                 try:
-                    value = coerce(value, as_)
+                    value = coerce(value, as_, region)
                 except CoercionError as exc:
                     raise CoercionError(f"column `{extra}` (body key `{key}`): {exc}", column=extra) from None
             body[key] = value

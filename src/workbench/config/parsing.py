@@ -12,7 +12,7 @@ from typing import Any
 from ..actions import ACTION_TYPES, EXECUTION_ORDER
 from ..errors import ConfigError, PathError
 from ..paths import compile_path
-from ..specs import COERCIONS, ValueSpec, compile_condition, compile_spec
+from ..specs import COERCIONS, ValueSpec, compile_condition, compile_spec, region_problem
 from .model import (
     DEFAULT_WINDOW_HOURS,
     SINK_OPTIONS,
@@ -271,11 +271,13 @@ def _check_body_template(raw, problems, where):
             continue
         if isinstance(spec, dict) and set(spec) == {"value"}:
             continue
-        if isinstance(spec, dict) and "column" in spec and set(spec) <= {"column", "as"}:
+        if isinstance(spec, dict) and "column" in spec and set(spec) <= {"column", "as", "region"}:
             if not isinstance(spec["column"], str):
                 problems.append((f"{loc}.column", "`column` is the Clay column name"))
             if spec.get("as") is not None and spec["as"] not in COERCIONS:
                 problems.append((f"{loc}.as", f"use one of {', '.join(COERCIONS)}"))
+            elif "region" in spec and (problem := region_problem(spec["region"], spec.get("as"))):
+                problems.append((f"{loc}.region", problem))
             continue
         problems.append(
             (loc, 'write a column name, {"column": "ICP Score", "as": "number"} or {"value": ...}')
