@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import parse_config
 from ..engine import Engine, SourceEvent
-from ..errors import WorkbenchError
+from ..errors import NotKnockCompatible, WorkbenchError
 from ..sinks import DryRunSink
 from .client import DEFAULT_BASE_URL, TOKEN_VARIABLE, ManagementClient
 from .diff import Change, render_changes, source_changes
@@ -90,6 +90,9 @@ def plan_push(
     Without a client the plan compares with nothing: the body alone, as an offline dry run.
     """
     key = key or source_key(data)
+    blockers = environment_blockers(data, environment)
+    if blockers:  # refused before anything is sent, even the read of Knock's source
+        raise NotKnockCompatible(blockers, environment)
     current_source = client.get_source(key, environment) if client is not None else None
     if current_source is not None and environment not in (current_source.get("environment_settings") or {}):
         current_source = None

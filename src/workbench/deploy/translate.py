@@ -105,7 +105,7 @@ def _param_to_knock(action: str, name: str, spec: Any, where: str, problems: lis
             "send it in the body and map its path"
         ),
         "first": (
-            "Knock maps one path a parameter. Fill one body key in Clay from whichever column has "
+            "Knock maps each parameter to one path. Fill one body key in Clay from whichever column has "
             "a value (a formula column), and map that path"
         ),
         "path": (
