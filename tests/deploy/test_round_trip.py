@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import itertools
 
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.knock_mapi import SERVICE_TOKEN, FakeKnockMapi
+from tests.fakes.knock_mapi import SERVICE_TOKEN, FakeKnockMapi, load_operations
 from workbench.actions import ACTION_TYPES
-from workbench.deploy import ManagementClient, plan_push, pull, push, request_from_source
+from workbench.deploy import (
+    ManagementClient,
+    environment_blockers,
+    plan_push,
+    pull,
+    push,
+    request_from_source,
+    to_knock,
+)
 from workbench.deploy.translate import KNOCK_ACTIONS, is_option
+from workbench.errors import NotKnockCompatible
 
 ENV = "development"
+PUT = next(op for op in load_operations() if op.method == "PUT" and op.template == "/v1/sources/{key}")
 KEYS = itertools.count(1)
 ROUND_TRIPS = settings(
     max_examples=20,
@@ -161,3 +172,43 @@ def test_pull_then_push_of_an_unchanged_source_sends_the_same_body(knock, body):
     plan = plan_push(client, config, ENV)
     assert plan.body == held
     assert plan.unchanged
+
+
+@st.composite
+def any_mappings(draw):
+    """Mappings from the config's whole vocabulary, Knock-compatible or not."""
+    mapping = draw(config_mappings())
+    spec = ACTION_TYPES[mapping["action"]]
+    twist = draw(st.sampled_from(["none", "when", "template", "first", "as", "literal", "cancel", "bracket"]))
+    name = draw(st.sampled_from(spec.params))
+    if twist == "when":
+        mapping["when"] = [{"path": "body.icp_score", "gte": 80}]
+    elif twist == "template":
+        mapping["params"][name] = {"template": "acct-{{body.domain}}"}
+    elif twist == "first":
+        mapping["params"][name] = {"first": ["body.a", "body.b"]}
+    elif twist == "as":
+        mapping["params"][name] = {"path": "body.a", "as": "number"}
+    elif twist == "literal":
+        mapping["params"][name] = {"value": ["sales-team"]}
+    elif twist == "cancel":
+        mapping.update(
+            action="workflows_cancel", params={"key": {"value": "w"}, "cancellation_key": "body.id"}
+        )
+    elif twist == "bracket":
+        mapping["params"][name] = 'body["Full Name"]'
+    return mapping
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=configs(), extra=st.lists(any_mappings(), max_size=3))
+def test_a_config_is_refused_or_becomes_a_body_the_spec_accepts(config, extra):
+    config["environments"][ENV]["mappings"] += extra
+    blockers = environment_blockers(config, ENV)
+    try:
+        body = to_knock(config, ENV)
+    except NotKnockCompatible as refused:
+        assert refused.problems == blockers and blockers
+        return
+    assert blockers == []
+    jsonschema.Draft202012Validator(PUT.request_schema).validate(body)
