@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable
 
 import ipywidgets as w
@@ -186,13 +187,17 @@ class SuggestionList:
     def show(self, suggestions: list) -> None:
         rows = []
         for suggestion in suggestions:
-            accept = w.Button(description="Accept", icon="check", layout=w.Layout(min_width="90px"))
-            dismiss = w.Button(description="Dismiss", icon="times", layout=w.Layout(min_width="90px"))
+            accept = w.Button(
+                description="Accept", icon="check", layout=w.Layout(width="96px", flex="0 0 auto")
+            )
+            dismiss = w.Button(
+                description="Dismiss", icon="times", layout=w.Layout(width="96px", flex="0 0 auto")
+            )
             accept.add_class("wb-accept")
             dismiss.add_class("wb-dismiss")
             accept.on_click(lambda _, s=suggestion: self.on_accept(s))
             dismiss.on_click(lambda _, s=suggestion: self.on_dismiss(s))
-            text = w.HTML(html.escape(suggestion.describe()))
+            text = w.HTML(re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(suggestion.describe())))
             row = w.HBox([accept, dismiss, text], layout=w.Layout(align_items="center"))
             row.add_class("wb-suggestion")
             rows.append(row)
