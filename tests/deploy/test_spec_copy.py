@@ -1,5 +1,6 @@
 """The fake's copy of Knock's management API description is the Sources part of Knock's own file, unchanged."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,13 @@ import yaml
 from tests.fakes.knock_mapi import SPEC_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
-CANDIDATES = [ROOT.parent / "shared" / "knock", ROOT.parent.parent / "shared" / "knock"]
+# Where the fake Knock looks too (KNOCK_SPEC_DIR, else the checkout's sibling shared/knock); and
+# from a worktree one level further down.
+CANDIDATES = [
+    *([Path(os.environ["KNOCK_SPEC_DIR"])] if os.environ.get("KNOCK_SPEC_DIR") else []),
+    ROOT.parent / "shared" / "knock",
+    ROOT.parent.parent / "shared" / "knock",
+]
 
 
 def _load(path: Path):
@@ -18,7 +25,9 @@ def _load(path: Path):
 def test_the_copy_matches_knocks_file():
     full_path = next((d / "mapi-openapi.yml" for d in CANDIDATES if (d / "mapi-openapi.yml").is_file()), None)
     if full_path is None:
-        pytest.skip("Knock's full mapi-openapi.yml is not next to this checkout (../shared/knock)")
+        pytest.skip(
+            "Knock's full mapi-openapi.yml is not next to this checkout (../shared/knock, or KNOCK_SPEC_DIR)"
+        )
     full, copy = _load(full_path), _load(SPEC_PATH)
     for template, item in copy["paths"].items():
         for method, operation in item.items():
