@@ -7,14 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..config import dump_config, load_config
+from ..config import dump_config, load_config, save_config
 from ..deploy import DEFAULT_BASE_URL, ManagementClient, plan_push, pull, push, rehearse
 from . import main
 from .core import header_option, parse_header_options
-
-
-def _client(base_url: str) -> ManagementClient:
-    return ManagementClient(base_url=base_url)
 
 
 def base_url_option(fn):
@@ -59,18 +55,16 @@ def pull_command(source_key, env, out, base_url):
     section and listed here, so a push sends it back unchanged.
     """
     base = load_config(out).raw if out is not None and out.exists() else None
-    with _client(base_url) as client:
+    with ManagementClient(base_url=base_url) as client:
         pulled = pull(client, source_key, env, base)
     for line in pulled.kept:
         click.echo(f"kept: {line}", err=True)
     for line in pulled.notes:
         click.echo(f"note: {line}", err=True)
-    text = dump_config(pulled.config)
     if out is None:
-        click.echo(text, nl=False)
+        click.echo(dump_config(pulled.config), nl=False)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        save_config(pulled.config, out)  # written whole or not at all
     mappings = len(pulled.config["environments"][env].get("mappings", []))
     summary = {"source": source_key, "environment": env, "mappings": mappings, "kept": len(pulled.kept)}
     if out is not None:
@@ -96,7 +90,7 @@ def push_command(config, env, source_key, dry_run, base_url):
     workbench's receiver: such a config is refused before anything is sent.
     """
     data = load_config(config).raw
-    with _client(base_url) as client:
+    with ManagementClient(base_url=base_url) as client:
         plan = plan_push(client, data, env, source_key)
         if dry_run:
             click.echo(json.dumps(plan.body, indent=2, ensure_ascii=False))
@@ -134,7 +128,7 @@ def rehearse_command(config, body, env, source_key, headers, base_url):
     `rehearse` outcome, and each difference field by field. Knock does not rehearse in production.
     """
     data = load_config(config).raw
-    with _client(base_url) as client:
+    with ManagementClient(base_url=base_url) as client:
         result = rehearse(client, data, env, body.read(), parse_header_options(headers), source_key)
     click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     if result.differences:
