@@ -82,7 +82,7 @@ def source_changes(current: Mapping | None, new: Mapping, unchanged: bool = Fals
         before, after = settings_before.get(name), settings_after.get(name)
         if name not in settings_before and after is not None:
             changes.append(Change("added", f"settings.{name}", _show(after)))
-        elif before != after and name in settings_before:
+        elif before != after and name in settings_after:  # a setting left out is kept by Knock's upsert
             changes.append(Change("changed", f"settings.{name}", f"{_show(before)} → {_show(after)}"))
     mappings_before, mappings_after = (
         _keyed(before_env.get("mappings", [])),
