@@ -609,3 +609,23 @@ def test_entities_knock_skipped_for_its_batch_limit_are_sent_again(bulk_knock):
     fate = sink.flush()[("evt_9", "0:users_identify")]
     assert fate.status == "queued" and "limit of one update an entity a second" in fate.error
     assert "u9" not in bulk_knock.state.users
+
+
+def test_an_operation_knock_does_not_complete_in_time_leaves_its_rows_queued():
+    from tests.fakes.knock import FakeKnock
+    from workbench.sinks.knock import KnockSink
+
+    fake = FakeKnock(speed=TEST_SPEED, bulk_seconds=10_000)  # it never completes here
+    try:
+        sink = BulkKnock(
+            KnockSink(API_KEY, base_url=fake.url, rate_limit_scale=TEST_SPEED), operation_deadline=0.3
+        )
+        for i in range(2):
+            sink.apply(_request("users_identify", {"id": f"u{i}"}, i))
+        settled = sink.flush()
+        assert set(settled) == {("evt_0", "0:users_identify"), ("evt_1", "0:users_identify")}
+        fate = settled[("evt_0", "0:users_identify")]
+        assert fate.status == "queued" and "had not completed a bulk identify" in fate.error
+        assert fake.state.users == {} and len(fake.requests_to("/v1/bulk_operations/")) >= 1
+    finally:
+        fake.stop()

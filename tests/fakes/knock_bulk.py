@@ -65,10 +65,12 @@ class BulkOperations:
         self.updated: dict[tuple, float] = {}  # entity -> when a bulk call last changed it
         self.skip_once: Counter[str] = Counter()  # ids skipped the next times bulk calls name them
         self._queue: queue.Queue = queue.Queue()
+        self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._run, name="fake-knock-bulk", daemon=True)
         self._worker.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._queue.put(None)
         self._worker.join(10)
 
@@ -129,7 +131,8 @@ class BulkOperations:
             operation, entries = item
             with self.lock:
                 operation.update(status="processing", started_at=_now(), updated_at=_now())
-            time.sleep(self.seconds / self.speed)
+            if self._stopping.wait(self.seconds / self.speed):
+                return
             with self.lock:
                 for ident, collection, apply in entries:
                     problem = self.failing.get(ident) or apply()

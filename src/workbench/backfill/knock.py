@@ -63,7 +63,9 @@ BULK_LIMIT = 1000  # entries per bulk call, Knock's limit
 QUERY_LIMIT = 100
 RECIPIENTS_PER_ENTRY = SUBSCRIPTION_RECIPIENTS  # recipients of one object in a bulk subscription entry
 OPERATION_DEADLINE = 600.0  # seconds to wait for a bulk operation to complete
-FIRST_POLL, LAST_POLL = 0.02, 2.0  # seconds between two looks at a running operation: doubling
+# Seconds between two looks at a running operation: a quarter of the time waited so far, within
+# these bounds (a look is cheap, 200 a second are allowed; a completion seen late delays the batch).
+FIRST_POLL, LAST_POLL = 0.02, 2.0
 RESENDS = 3  # times an entity Knock skipped for its batch limit is sent again
 
 
@@ -391,7 +393,8 @@ class BulkKnock:
         the actions it did not apply."""
         if not running:
             return
-        deadline = time.monotonic() + self.operation_deadline
+        started = time.monotonic()
+        deadline = started + self.operation_deadline
         pause = FIRST_POLL
         left = list(running)
         running.clear()
@@ -414,7 +417,7 @@ class BulkKnock:
                     )
                     self._settle_sent(sent, Settled("queued", message))
                 return
-            pause = min(pause * 2, LAST_POLL)
+            pause = min(max(FIRST_POLL, (time.monotonic() - started) / 4), LAST_POLL)
 
     def _look(self, sent: _Sent):
         """The operation as Knock has it, or None when Knock did not say this time."""

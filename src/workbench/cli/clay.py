@@ -137,7 +137,9 @@ def backfill(
     in flight may be sent again: identifies are upserts, and each trigger's idempotency key comes
     from its row, so Knock runs it once if the re-run is within Knock's 24 hours). Ends with one
     JSON line of counts by status and `seconds`. With the knock sink, users, objects, tenants and
-    subscriptions are sent in bulk, and the sink's `rate_per_second` option paces every call.
+    subscriptions are sent in bulk and each bulk operation is followed until Knock completed it
+    (rows Knock did not apply are `failed` or `queued`); each endpoint is paced by its rate-limit
+    tier, and the sink's `rate_per_second` option adds one pace for every call.
     """
     import os
 
