@@ -6,7 +6,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from tests.fakes.knock import API_KEY, TEST_SPEED, fake_knock  # noqa: F401 (fixture)
+from tests.fakes.knock import API_KEY, SINK_RATE_SCALE, TEST_SPEED, fake_knock  # noqa: F401 (fixture)
 from workbench.backfill import Backfill, CsvRows
 from workbench.backfill.knock import BulkKnock
 from workbench.cli import main
@@ -24,7 +24,7 @@ def knock_config(tmp_path, fake, mappings=None, **sink):
             "type": "knock",
             "api_key": {"$env": "KNOCK_API_KEY"},
             "base_url": fake.url,
-            "rate_limit_scale": TEST_SPEED,
+            "rate_limit_scale": SINK_RATE_SCALE,
             **sink,
         },
         **changes,
@@ -137,7 +137,7 @@ def test_bulk_splits_at_knocks_limit(bulk_knock):
     from workbench.engine import ActionRequest
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED), chunk=3)
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE), chunk=3)
     for i in range(7):
         sink.apply(
             ActionRequest("users_identify", {"id": f"u{i}", "name": f"U{i}"}, f"evt_{i}", "0:users_identify")
@@ -302,7 +302,7 @@ def test_bulk_sends_users_then_each_collection_split_at_the_limit(bulk_knock):
     from workbench.engine import ActionRequest
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED), chunk=3)
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE), chunk=3)
     for i in range(4):
         for collection in ("accounts", "teams"):
             payload = {"collection": collection, "id": f"o{i}", "name": f"O{i}", "properties": {"tier": i}}
@@ -421,7 +421,7 @@ def _sent(fake):
 def test_an_add_after_a_removal_of_the_same_thing_is_sent_after_it(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE))
     bulk_knock.state.users["u2"] = {"name": "Two"}
     steps = [
         ("users_identify", {"id": "u1", "name": "One"}),
@@ -449,7 +449,7 @@ def test_an_add_after_a_removal_of_the_same_thing_is_sent_after_it(bulk_knock):
 def test_subscriptions_go_in_bulk_after_what_they_subscribe_to(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE))
     many = [f"u{i}" for i in range(150)]
     steps = [
         # Each lead's row: identify the lead, set its company, subscribe the lead to the company.
@@ -500,7 +500,7 @@ def test_subscriptions_go_in_bulk_after_what_they_subscribe_to(bulk_knock):
 def test_a_removal_after_an_add_that_ranks_later_is_sent_after_it(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE))
     sink.apply(_request("objects_subscribe", {"collection": "c", "id": "o1", "recipients": ["u1"]}, 0))
     sink.apply(_request("objects_delete", {"collection": "c", "id": "o1"}, 1))  # ranks before: flush
     sink.apply(_request("users_delete", {"id": "u1"}, 2))  # u1 was subscribed: after the flush
@@ -517,7 +517,7 @@ def test_tenant_deletes_go_a_hundred_a_call_and_failures_are_settled(bulk_knock)
 
     bulk_knock.state.tenants.update({f"t{i}": {} for i in range(250)})
     bulk_knock.fail(422, times=1, path="/v1/tenants/bulk/delete", body={"message": "bad tenant"})
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE))
     for i in range(250):
         sink.apply(_request("tenants_delete", {"id": f"t{i}"}, i))
     settled = sink.flush()
@@ -591,7 +591,7 @@ def test_entities_knock_skipped_for_its_batch_limit_are_sent_again(bulk_knock):
     from workbench.sinks.knock import KnockSink
 
     bulk_knock.skip_bulk_once("u2")
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE))
     for i in range(4):
         sink.apply(_request("users_identify", {"id": f"u{i}", "name": f"U{i}"}, i))
     assert sink.flush() == {}
@@ -602,7 +602,7 @@ def test_entities_knock_skipped_for_its_batch_limit_are_sent_again(bulk_knock):
     assert bulk_knock.state.users["u2"] == {"name": "U2"}
     # Skipped again and again: queued for the retry worker, never reported applied.
     bulk_knock.skip_bulk_once("u9")
-    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=TEST_SPEED))
+    sink = BulkKnock(KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE))
     sink.apply(_request("users_identify", {"id": "u9"}, 9))
     for _ in range(4):
         bulk_knock.skip_bulk_once("u9")
@@ -618,7 +618,7 @@ def test_an_operation_knock_does_not_complete_in_time_leaves_its_rows_queued():
     fake = FakeKnock(speed=TEST_SPEED, bulk_seconds=10_000)  # it never completes here
     try:
         sink = BulkKnock(
-            KnockSink(API_KEY, base_url=fake.url, rate_limit_scale=TEST_SPEED), operation_deadline=0.3
+            KnockSink(API_KEY, base_url=fake.url, rate_limit_scale=SINK_RATE_SCALE), operation_deadline=0.3
         )
         for i in range(2):
             sink.apply(_request("users_identify", {"id": f"u{i}"}, i))

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from tests.fakes.knock import API_KEY, TEST_SPEED
+from tests.fakes.knock import API_KEY, SINK_RATE_SCALE
 from workbench.config import EnvRef, SinkConfig
 from workbench.engine import ActionRequest
 from workbench.errors import ConfigError, TerminalSinkError, TransientSinkError
@@ -19,7 +19,7 @@ from workbench.sinks.local import LocalSink
 
 @pytest.fixture
 def sink(fake_knock):
-    return KnockSink(API_KEY, base_url=fake_knock.url, timeout=2, rate_limit_scale=TEST_SPEED)
+    return KnockSink(API_KEY, base_url=fake_knock.url, timeout=2, rate_limit_scale=SINK_RATE_SCALE)
 
 
 def apply(sink, action, payload, event_id="evt_1", mapping=None):
