@@ -2,9 +2,12 @@
 
 The receiver verifies the Bearer secret, journals each ~1 KB Clay row, maps it with the default
 Clay config and answers; its write-behind logs the rows with their actions and the local sink's
-writes in one SQLite transaction per 50 ms (`workbench serve`'s defaults). The anchor is a Flask
-app answering "hello" under the same gunicorn settings (sync workers, 2 of them, access log
-on). Both are driven by wrk on 127.0.0.1 in this one run. Target: ratio >= 0.5.
+writes in one SQLite transaction per 50 ms (`workbench serve`'s defaults). A second receiver runs
+the same config with an idempotency key (`body.row_id`): each row also claims its key in the
+store before it is answered. The anchor is a Flask app answering "hello" under the same gunicorn
+settings (`workbench serve`'s gevent worker class, 2 workers, access log on). All are driven by
+wrk on 127.0.0.1 in this one run. Targets, for both receivers: ratio >= 0.5, p99 < 20 ms at
+0.5x hello-world's rate, and as many events in the log as 2xx answers.
 
 A third app, the floor, does only the SQLite writes one request makes when each is logged before
 it is answered (`--no-write-behind`: the event row, then its action, the user's merged record and
@@ -19,8 +22,8 @@ Also checks that the event log holds exactly the number of 2xx responses the ser
 
     .venv/bin/python bench/receiver.py [--seconds 10] [--rounds 3] [--connections 8]
 
-The three run in alternating rounds (receiver, hello-world, floor, …) so all see the same share of a
-busy machine; requests/s and p99 are each one's median round.
+The four run in alternating rounds (receiver, receiver with key, hello-world, floor, …) so all see
+the same share of a busy machine; requests/s and p99 are each one's median round.
 """
 
 from __future__ import annotations
@@ -175,6 +178,7 @@ def clay_row() -> dict:
     return {
         "event": "lead.enriched",
         "email": "jane.doe__N__@acme.com",
+        "row_id": "row-__N__",
         "full_name": "Jane Doe",
         "phone_number": "+1 415 555 0100",
         "avatar_url": "https://cdn.example.com/avatars/jane-doe.png",
@@ -257,6 +261,44 @@ def served_2xx(access_log: Path) -> int:
     return sum(1 for line in access_log.read_text().splitlines() if re.search(r'"POST [^"]*" 2\d\d ', line))
 
 
+def receivers(tmp: Path, env: dict) -> dict[str, tuple[subprocess.Popen, str, str, Path]]:
+    """`workbench serve` twice, each on its own store: the default Clay config, and the same with
+    an idempotency key (`body.row_id`, as Knock's Clay page recommends for re-run rows)."""
+    raw = json.loads((ROOT / "mappings" / "clay.json").read_text())
+    raw["environments"]["development"]["idempotency"] = {"key": "body.row_id", "window_hours": 24}
+    (tmp / "clay-key.json").write_text(json.dumps(raw))
+    out = {}
+    for name, config in (
+        ("receiver", ROOT / "mappings" / "clay.json"),
+        ("receiver+key", tmp / "clay-key.json"),
+    ):
+        label = name.replace("+", "-")
+        store_url = f"sqlite:///{tmp / f'{label}.sqlite'}"
+        access_log = tmp / f"{label}-access.log"
+        cmd = [str(BIN / "workbench"), "serve", str(config), "--store", store_url, "--port", "0"]
+        cmd += ["--workers", "2", "--access-log", str(access_log)]
+        proc, url = start(cmd, env, tmp / f"{label}.log")
+        out[name] = (proc, url, store_url, access_log)
+    return out
+
+
+def paced(url: str, lua: str, tmp: Path, target: float, seconds: int, connections: int) -> list[dict]:
+    """wrk offering `target` requests/s in all: wrk waits `delay` after each answer, so a
+    connection's cycle is the delay plus the answer's time; a first run measures that time, and
+    the second offers `target` net of it."""
+    script = tmp / "paced.lua"
+    cycle_ms = 1000 * connections / target
+    delay_ms = cycle_ms
+    runs = []
+    for _ in range(2):
+        script.write_text(lua.replace("__DELAY__", f"function delay() return {delay_ms:.2f} end"))
+        run = run_wrk(url, script, seconds, connections)
+        runs.append(run)
+        answer_ms = max(0.0, 1000 * connections / max(run["rps"], 1) - delay_ms)
+        delay_ms = max(0.0, cycle_ms - answer_ms)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -266,6 +308,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y --no-install-recommends wrk")
 
+    from workbench.receiver.serving import HEADER_SECONDS, WORKER_CONNECTIONS
     from workbench.store import Store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-receiver-"))
@@ -278,77 +321,89 @@ def main() -> None:
     script.write_text(lua.replace("__DELAY__", ""))
     (tmp / "hello.py").write_text(HELLO)
     (tmp / "floor.py").write_text(FLOOR)
-    store_url = f"sqlite:///{tmp / 'events.sqlite'}"
     print(
         f"body: {len(template.encode())} bytes; wrk -t2 -c{args.connections} -d{args.seconds}s on 127.0.0.1"
     )
 
-    receiver_log = tmp / "receiver-access.log"
-    cmd = [str(BIN / "workbench"), "serve", str(ROOT / "mappings" / "clay.json"), "--store", store_url]
-    cmd += ["--port", "0", "--workers", "2", "--access-log", str(receiver_log)]
-    receiver_proc, receiver_url = start(cmd, env, tmp / "receiver.log")
-    hello_log = tmp / "hello-access.log"
-    cmd = [str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync", "--bind", "127.0.0.1:0"]
-    cmd += ["--timeout", "60", "--access-logfile", str(hello_log), "hello:app"]
+    servers = receivers(tmp, env)
+    # The anchors run under `workbench serve`'s own gunicorn settings: its gevent worker class.
+    cmd = [str(BIN / "gunicorn"), "--workers", "2", "--bind", "127.0.0.1:0"]
+    cmd += ["--worker-class", "workbench.receiver.serving.ReceiverWorker"]
+    cmd += ["--worker-connections", str(WORKER_CONNECTIONS), "--keep-alive", str(int(HEADER_SECONDS))]
+    cmd += ["--timeout", "60", "--access-logfile", str(tmp / "hello-access.log"), "hello:app"]
     hello_proc, hello_url = start(cmd, env, tmp / "hello.log")
     floor_db = tmp / "floor.sqlite"
     Store(f"sqlite:///{floor_db}").close()  # the store's own tables and indexes
     cmd = [*cmd[:-2], str(tmp / "floor-access.log"), "floor:app"]
     floor_proc, floor_url = start(cmd, {**env, "FLOOR_DB": str(floor_db)}, tmp / "floor.log")
-    rounds: dict[str, list[dict]] = {"receiver": [], "hello": [], "floor": []}
+    names = ["receiver", "receiver+key", "hello", "floor"]
+    urls = {name: (proc, url) for name, (proc, url, _, _) in servers.items()}
+    urls |= {"hello": (hello_proc, hello_url), "floor": (floor_proc, floor_url)}
+    rounds: dict[str, list[dict]] = {name: [] for name in names}
+    pacing: dict[str, list[dict]] = {}
     try:
-        probe = requests.post(
-            receiver_url + PATH,
-            data=template.replace("__N__", "probe"),
-            headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
-            timeout=30,
-        )
-        assert probe.status_code == 200 and probe.json()["status"] == "processed", probe.text
-        # Alternating short rounds, so both see the same share of a machine that others use too.
+        for name in servers:
+            probe = requests.post(
+                urls[name][1] + PATH,
+                data=template.replace("__N__", "probe"),
+                headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
+                timeout=30,
+            )
+            assert probe.status_code == 200 and probe.json()["status"] == "processed", probe.text
+        # Alternating short rounds, so all see the same share of a machine that others use too.
         slice_seconds = max(1, round(args.seconds / args.rounds))
-        servers = {"receiver": (receiver_proc, receiver_url), "hello": (hello_proc, hello_url)}
-        servers["floor"] = (floor_proc, floor_url)
         for _ in range(args.rounds):
-            for name, (proc, url) in servers.items():
+            for name in names:
+                proc, url = urls[name]
                 before = worker_cpu(proc)
                 result = run_wrk(url, script, slice_seconds, args.connections)
                 answered = max(1, result["ok"] + result["other"])
                 rounds[name].append({**result, "cpu_ms": 1000 * (worker_cpu(proc) - before) / answered})
-        receiver, hello = combine(rounds["receiver"]), combine(rounds["hello"])
-        # Latency at the target rate: each connection paced to offer 0.5x hello-world's rate in
-        # total (or, when the receiver does not sustain that, 80% of what it did).
-        target = 0.5 * hello["rps"] if receiver["rps"] >= 0.5 * hello["rps"] else 0.8 * receiver["rps"]
-        paced_script = tmp / "paced.lua"
-        # wrk waits `delay` after each answer, so a connection's cycle is the delay plus the
-        # answer's time: a first run measures that time, and the second offers `target` net of it.
-        cycle_ms = 1000 * args.connections / target
-        delay_ms = cycle_ms
-        paced_runs = []
-        for _ in range(2):
-            paced_script.write_text(lua.replace("__DELAY__", f"function delay() return {delay_ms:.2f} end"))
-            paced = run_wrk(receiver_url, paced_script, slice_seconds, args.connections)
-            paced_runs.append(paced)
-            answer_ms = max(0.0, 1000 * args.connections / max(paced["rps"], 1) - delay_ms)
-            delay_ms = max(0.0, cycle_ms - answer_ms)
+        hello = combine(rounds["hello"])
+        # Latency at the target rate: each receiver paced to 0.5x hello-world's rate in total (or,
+        # when it does not sustain that, 80% of what it did).
+        for name in servers:
+            done = combine(rounds[name])
+            target = 0.5 * hello["rps"] if done["rps"] >= 0.5 * hello["rps"] else 0.8 * done["rps"]
+            pacing[name] = paced(urls[name][1], lua, tmp, target, slice_seconds, args.connections)
+            pacing[name][-1]["target"] = target
     finally:
-        stop(receiver_proc)
+        for proc, *_ in servers.values():
+            stop(proc)
         stop(hello_proc)
         stop(floor_proc)
 
-    store = Store(store_url)
-    logged = sum(store.status_summary("clay", "development")["counts"].values())
-    sent_2xx = served_2xx(receiver_log)  # includes the probe
-    ratios = sorted(r["rps"] / h["rps"] for r, h in zip(rounds["receiver"], rounds["hello"], strict=True))
-    ratio = ratios[len(ratios) // 2]
-    print(
-        "rounds, receiver/hello-world req/s:",
-        ", ".join(
-            f"{r['rps']:.0f}/{h['rps']:.0f}" for r, h in zip(rounds["receiver"], rounds["hello"], strict=True)
-        ),
-    )
-    print(f"hello-world: {hello['rps']:9.1f} req/s  p99 {hello['p99'] / 1000:6.2f} ms (saturated)")
-    print(f"receiver:    {receiver['rps']:9.1f} req/s  p99 {receiver['p99'] / 1000:6.2f} ms (saturated)")
-    print(f"ratio receiver/hello-world (median round): {ratio:.2f} (target >= 0.5)")
+    print(f"hello-world:  {hello['rps']:9.1f} req/s  p99 {hello['p99'] / 1000:6.2f} ms (saturated)")
+    consistent = True
+    for name, (_, _, store_url, access_log) in servers.items():
+        done = combine(rounds[name])
+        ratios = sorted(r["rps"] / h["rps"] for r, h in zip(rounds[name], rounds["hello"], strict=True))
+        ratio = ratios[len(ratios) // 2]
+        run = pacing[name][-1]
+        print(f"{name + ':':13} {done['rps']:9.1f} req/s  p99 {done['p99'] / 1000:6.2f} ms (saturated)")
+        print(
+            f"  rounds, {name}/hello-world req/s: "
+            + ", ".join(
+                f"{r['rps']:.0f}/{h['rps']:.0f}" for r, h in zip(rounds[name], rounds["hello"], strict=True)
+            )
+        )
+        print(f"  ratio {name}/hello-world (median round): {ratio:.2f} (target >= 0.5)")
+        print(
+            f"  paced to {run['target']:.0f} req/s: {run['rps']:.1f} req/s, p50 {run['p50'] / 1000:.2f} ms, "
+            f"p99 {run['p99'] / 1000:.2f} ms (target < 20 ms)"
+        )
+        store = Store(store_url)
+        logged = sum(store.status_summary("clay", "development")["counts"].values())
+        store.close()
+        sent_2xx = served_2xx(access_log)  # includes the probe
+        seen = {k: done[k] + sum(r[k] for r in pacing[name]) for k in ("ok", "other", "errors")}
+        print(
+            f"  2xx seen by wrk: {seen['ok'] + 1} (incl. probe), other answers: {seen['other']}, socket "
+            f"errors: {seen['errors']}; 2xx sent by the server: {sent_2xx}; events in the log: {logged}"
+        )
+        same = logged == sent_2xx and seen["other"] == 0 and seen["ok"] + 1 <= sent_2xx
+        print("  event log == 2xx responses:", "yes" if same else "NO")
+        consistent = consistent and same
     floors = sorted(f["rps"] / h["rps"] for f, h in zip(rounds["floor"], rounds["hello"], strict=True))
     print(
         f"floor (the same SQLite writes in raw sqlite3, nothing else): {combine(rounds['floor'])['rps']:.1f}"
@@ -357,24 +412,10 @@ def main() -> None:
     cpu = {name: sorted(r["cpu_ms"] for r in rs)[len(rs) // 2] for name, rs in rounds.items()}
     print(
         "workers' CPU per request (median round): "
-        + ", ".join(f"{name} {cpu[name]:.2f} ms" for name in ("hello", "receiver", "floor"))
-        + f"; 0.5x hello-world's rate leaves the receiver about {2 * cpu['hello']:.2f} ms while the"
+        + ", ".join(f"{name} {cpu[name]:.2f} ms" for name in names)
+        + f"; 0.5x hello-world's rate leaves a receiver about {2 * cpu['hello']:.2f} ms while the"
         " machine is CPU-bound"
     )
-    print(
-        f"receiver paced to 0.5x hello-world ({target:.0f} req/s): {paced['rps']:.1f} req/s, "
-        f"p50 {paced['p50'] / 1000:.2f} ms, p99 {paced['p99'] / 1000:.2f} ms (target < 20 ms)"
-    )
-    receiver = {
-        **receiver,
-        **{k: receiver[k] + sum(run[k] for run in paced_runs) for k in ("ok", "other", "errors")},
-    }
-    print(
-        f"2xx seen by wrk: {receiver['ok'] + 1} (incl. probe), other answers: {receiver['other']}, "
-        f"socket errors: {receiver['errors']}; 2xx sent by the server: {sent_2xx}; events in the log: {logged}"
-    )
-    consistent = logged == sent_2xx and receiver["other"] == 0 and receiver["ok"] + 1 <= sent_2xx
-    print("event log == 2xx responses:", "yes" if consistent else "NO")
     shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0 if consistent else 1)
 

@@ -419,6 +419,18 @@ class Engine:
             )
         return value, None
 
+    def duplicate(self, outcome: Outcome, key: str) -> Outcome:
+        """The outcome of an event whose key another execution holds: no action runs."""
+        window = self.env.idempotency.window.total_seconds()
+        return Outcome(
+            "idempotent",
+            outcome.event,
+            idempotency_key=key,
+            body=outcome.body,
+            error=f"duplicate of an event already processed with key {json.dumps(key)[:80]} "
+            f"within {window / 3600:g} h; no action ran",
+        )
+
     def process(
         self,
         event: SourceEvent,
@@ -438,14 +450,7 @@ class Engine:
         if key is not None and self.idempotency is not None:
             window = self.env.idempotency.window.total_seconds()
             if not self.idempotency.reserve(scope, key, self.clock(), window):
-                return Outcome(
-                    "idempotent",
-                    outcome.event,
-                    idempotency_key=key,
-                    body=outcome.body,
-                    error=f"duplicate of an event already processed with key {json.dumps(key)[:80]} "
-                    f"within {window / 3600:g} h; no action ran",
-                )
+                return self.duplicate(outcome, key)
         try:
             self.apply(plan, event.id)
         except BaseException:

@@ -12,9 +12,14 @@ receiver does this instead:
 3. answers, and leaves the event to a writer thread that logs events, actions and the local
    sink's writes for every request of the last `pause` seconds in one transaction.
 
+With idempotency on, the request also claims the event's key before it answers, in one short
+transaction (`StoreIdempotency.claim`): the key's row names the event, so duplicates are decided
+exactly once across processes, and a claim found again by the same event (its process died
+after claiming) is its own. A duplicate is journaled and logged `idempotent` like any other row.
+
 Everything else takes the ordinary path, after the writes still pending have been made, so the
-local sink sees requests in the order they were answered: an idempotency-enabled environment,
-another sink, an action whose answer reports what the store held (a delete, a subscription, a
+local sink sees requests in the order they were answered: a row with an idempotency key whose
+actions do not all succeed (only successes are remembered), another sink, an action whose answer reports what the store held (a delete, a subscription, a
 cancel), or a writer that cannot write (the ordinary path answers 503 then).
 
 Reading the log waits for pending writes, this process's and other processes' (`settle`), so the
@@ -58,6 +63,73 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 SETTLE_TIMEOUT = 10.0
 
 
+class _Claim:
+    """One request's wait for its idempotency key in a shared claim transaction."""
+
+    __slots__ = ("item", "ready", "lead", "claimed", "error")
+
+    def __init__(self, item: _Item):
+        self.item = item
+        self.ready = threading.Event()
+        self.lead = False
+        self.claimed = False
+        self.error: BaseException | None = None
+
+
+class _Claims:
+    """The claims of concurrent requests share one transaction (a group commit): the request that
+    finds none under way leads; it lets the requests that are ready to run reach their claim (under
+    gevent, `time.sleep(0)` runs them), claims every key waiting in one transaction and wakes their
+    requests; whoever came during that transaction leads the next one."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._waiting: list[_Claim] = []
+        self._leading = False
+
+    def claim(self, item: _Item) -> bool:
+        slot = _Claim(item)
+        with self._lock:
+            self._waiting.append(slot)
+            follow, self._leading = self._leading, True
+        if follow:
+            slot.ready.wait()
+            if not slot.lead:
+                return self._result(slot)
+        time.sleep(0)
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+        try:
+            claimed = self.store.idempotency().claim_many(
+                [
+                    (c.item.scope, c.item.key, c.item.event.received_at, c.item.window, c.item.event.id)
+                    for c in batch
+                ]
+            )
+        except BaseException as exc:
+            claimed = [False] * len(batch)
+            for c in batch:
+                c.error = exc
+        with self._lock:
+            for c, won in zip(batch, claimed, strict=True):
+                c.claimed = won
+                if c is not slot:
+                    c.ready.set()
+            if self._waiting:
+                self._waiting[0].lead = True
+                self._waiting[0].ready.set()
+            else:
+                self._leading = False
+        return self._result(slot)
+
+    @staticmethod
+    def _result(slot: _Claim) -> bool:
+        if slot.error is not None:
+            raise slot.error
+        return slot.claimed
+
+
 class _Recorder:
     """A sink answering as the local sink will, keeping the requests for the writer."""
 
@@ -84,6 +156,13 @@ class _Item:
     segment: Segment | None = None
     end: int = 0
     size: int = 0  # bytes of its body
+    # With idempotency: the key the event claims in its scope, and the engine that planned it
+    # (which says what a duplicate answers).
+    key: str | None = None
+    scope: tuple[str, str, str] | None = None
+    window: float = 0.0
+    engine: Engine | None = None
+    claimed: bool = False  # its request found it holds the key (committed)
 
 
 def journal_folder(store) -> Path | None:
@@ -127,6 +206,7 @@ class WriteBehind:
         self._stuck = False  # an event could not be logged at all: keep the journal for recovery
         self._stopping = False
         self._local = LocalSink(self.store, clock=service.clock)
+        self._claims = _Claims(self.store)
 
     # -- the request path ------------------------------------------------------------------
 
@@ -168,25 +248,55 @@ class WriteBehind:
             if len(self._queue) == 1:
                 self._cond.notify_all()  # the writer waits for a first event, then gathers
         outcome = item.outcome
+        if item.key is not None:
+            try:
+                claimed = self._claims.claim(item)
+            except (StoreUnavailable, OperationalError) as exc:
+                # The row is journaled: the writer claims its key (or finds it taken) once it can.
+                message = (
+                    f"{getattr(exc, 'orig', exc)}; the row is kept as {item.event.id} and will be "
+                    "processed once the database is back"
+                )
+                body = {"id": item.event.id, "status": "unavailable", "event": None, "error": message}
+                return Reply(503, {**body, "actions": []})
+            item.claimed = claimed
+            outcome = outcome if claimed else item.engine.duplicate(outcome, item.key)
         return Reply(HTTP_STATUS.get(outcome.status, 500), outcome.to_dict(item.event.id))
+
+    @staticmethod
+    def _claim(item: _Item, port) -> bool:
+        """Whether the event holds its idempotency key (claimed now, or by itself earlier)."""
+        return port.claim(item.scope, item.key, item.event.received_at, item.window, item.event.id)
 
     def _prepare(
         self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
     ) -> _Item | None:
         """The event planned and answered against the recorder, when its answer cannot depend on
         the store; None otherwise. Nothing is written."""
-        if env.idempotency is not None or not isinstance(self.service.sink_for(env), LocalSink):
+        if not isinstance(self.service.sink_for(env), LocalSink):
             return None
         engine = Engine(config, env, None, None, self.service.clock)
         plan = engine.plan(event)
         if any(mapping.action not in DEFERRABLE for mapping, _ in plan.todo):
             return None
+        key = None
+        if env.idempotency is not None and not plan.final and event.origin != "replay":
+            key, note = engine.idempotency_key(plan.outcome.body, event.headers)
+            plan.outcome.idempotency_key, plan.outcome.idempotency_note = key, note
         event.received_at = event.received_at or self.service.clock()
         event.id = event.id or new_event_id(event.received_at)
         recorder = _Recorder()
         engine.sink = recorder
         outcome = plan.outcome if plan.final else engine.apply(plan, event.id)
-        return _Item(event, source, environment, outcome, recorder.requests)
+        item = _Item(event, source, environment, outcome, recorder.requests)
+        if key is not None:
+            if outcome.status != "processed":
+                # Only successes are remembered: the ordinary path reserves and releases the key.
+                return None
+            item.key, item.scope = key, (config.source, env.name, outcome.event)
+            item.window = env.idempotency.window.total_seconds()
+            item.engine = engine
+        return item
 
     def _open(self) -> Journal:
         """This process's journal and writer, made on first use (and again after a fork)."""
@@ -244,14 +354,28 @@ class WriteBehind:
         """Log events with their actions and make the local sink's writes, in one transaction."""
         now = self.service.clock()
         with self.store.unit_of_work() as conn:
+            # An event with a key logs as processed only if it holds the key: its request claimed
+            # it before answering. One whose request has not (yet) claimed it, could not, or found
+            # it taken, or one recovered from a dead process's journal, is decided here: claiming
+            # again by the same event finds its own claim.
+            port = self.store.idempotency(conn)
+            decided = [
+                (
+                    i,
+                    i.outcome
+                    if i.key is None or i.claimed or self._claim(i, port)
+                    else i.engine.duplicate(i.outcome, i.key),
+                )
+                for i in items
+            ]
+            requests = [r for i, outcome in decided if outcome is i.outcome for r in i.requests]
             users = BatchedUsers(self._local.bind(conn), conn)
-            users.prefetch(r.payload["id"] for i in items for r in i.requests if r.action == "users_identify")
-            for item in items:
-                for request in item.requests:
-                    users.apply(request)
+            users.prefetch(r.payload["id"] for r in requests if r.action == "users_identify")
+            for request in requests:
+                users.apply(request)
             users.flush()
             self.store.record_processed(
-                conn, [(i.event, i.source, i.environment, i.outcome) for i in items], now
+                conn, [(i.event, i.source, i.environment, outcome) for i, outcome in decided], now
             )
 
     def _write_alone(self, item: _Item) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from tests.service.conftest import ENVIRON, SECRET, TRIGGER, lead, post, service_config
 from workbench.config import ConfigSet
 from workbench.service import SourceService
-from workbench.store import Store, events, local_users, local_workflow_runs
+from workbench.store import Store, events, idempotency_keys, local_users, local_workflow_runs
 from workbench.store import journal as journals
 from workbench.writebehind import WriteBehind, attach, journal_folder
 
@@ -148,11 +148,32 @@ def test_a_row_whose_answer_reads_the_store_waits_for_pending_rows_first(tmp_pat
         store.close()
 
 
-def test_a_deduplicating_environment_takes_the_ordinary_path(wb_service, store):
-    reply = post(wb_service, lead(row_id="r-1"), env="dedupe").body
-    assert store.get_event(reply["id"])["status"] == "processed"  # logged before the answer
-    assert post(wb_service, lead(row_id="r-1"), env="dedupe").body["status"] == "idempotent"
-    assert journals.journal_files(journal_folder(store)) == []  # nothing was journaled
+def test_a_deduplicating_environment_claims_the_key_before_answering(wb_service, store):
+    first = post(wb_service, lead(row_id="r-1"), env="dedupe").body
+    assert first["status"] == "processed" and store.get_event(first["id"]) is None  # pending
+    with store.engine.connect() as conn:
+        holder = conn.execute(select(idempotency_keys.c.event_id, idempotency_keys.c.state)).all()
+    assert holder == [(first["id"], "done")]  # claimed, by this event, before the answer
+    again = post(wb_service, lead(row_id="r-1"), env="dedupe").body
+    assert again["status"] == "idempotent" and again["actions"] == []
+    other = post(wb_service, lead(row_id="r-2"), env="dedupe").body
+    assert other["status"] == "processed"
+    wb_service.settle()
+    assert [store.get_event(r["id"])["status"] for r in (first, again, other)] == [
+        "processed",
+        "idempotent",
+        "processed",
+    ]
+    assert store.get_event(first["id"])["idempotency_key"] == "r-1"
+    assert count(store, local_workflow_runs) == 2  # the trigger ran once per key
+
+
+def test_a_deduplicating_row_that_fails_takes_the_ordinary_path(wb_service, store):
+    reply = post(wb_service, lead(row_id="r-3", email=""), env="dedupe").body
+    assert reply["status"] == "failed"
+    assert store.get_event(reply["id"])["status"] == "failed"  # logged before the answer
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(idempotency_keys)).scalar() == 0
 
 
 def test_close_logs_pending_rows_and_removes_the_journal(wb_service, store):
@@ -166,12 +187,12 @@ def test_close_logs_pending_rows_and_removes_the_journal(wb_service, store):
 # -- other processes -------------------------------------------------------------------------
 
 
-def _answer_then(config_path, store_url, emails, then, replies, release):
+def _answer_then(config_path, store_url, emails, then, replies, release, env="development"):
     """In another process: answer rows with write-behind pending, then die or wait and close."""
     store = Store(store_url)
     service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON)
     behind(service, pause=LONG)
-    replies.put([post(service, lead(email=e)).body for e in emails])
+    replies.put([post(service, lead(email=e, row_id=e), env=env).body for e in emails])
     replies.close()
     replies.join_thread()  # the answers are out of this process before it dies
     if then == "die":
@@ -180,10 +201,12 @@ def _answer_then(config_path, store_url, emails, then, replies, release):
     service.write_behind.close()
 
 
-def other_process(config_path, store_url, emails, then):
+def other_process(config_path, store_url, emails, then, env="development"):
     ctx = multiprocessing.get_context("spawn")
     replies, release = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_answer_then, args=(config_path, store_url, emails, then, replies, release))
+    proc = ctx.Process(
+        target=_answer_then, args=(config_path, store_url, emails, then, replies, release, env)
+    )
     proc.start()
     deadline = time.monotonic() + 120
     while replies.empty():
@@ -215,6 +238,25 @@ def test_a_dead_processs_rows_are_logged_once_by_the_next_one(config_path, store
     path.write_bytes(kept + kept[:-7])  # and an entry cut short at its end
     assert wb.recover_orphans() == 0
     assert count(store, events) == 6 and count(store, local_users) == 6
+
+
+def test_keys_claimed_by_a_dead_process_stay_its_rows_own(config_path, store_url, store, clock):
+    emails = ["k1@acme.com", "k2@acme.com"]
+    _, _, answered = other_process(config_path, store_url, emails, "die", env="dedupe")
+    assert [r["status"] for r in answered] == ["processed", "processed"]
+    assert count(store, events) == 0
+    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    wb = behind(service)
+    try:
+        assert wb.recover_orphans() == 2
+        # Each row finds its own claim: logged as processed, its actions applied once.
+        assert [store.get_event(r["id"])["status"] for r in answered] == ["processed", "processed"]
+        assert count(store, local_workflow_runs) == 2
+        assert post(service, lead(email="x@acme.com", row_id="k1@acme.com"), env="dedupe").body["status"] == (
+            "idempotent"
+        )
+    finally:
+        wb.close()
 
 
 def test_reading_waits_for_a_live_processs_pending_rows_and_recovers_a_dead_ones(

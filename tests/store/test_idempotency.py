@@ -77,6 +77,39 @@ def test_threads_racing_on_one_key_reserve_it_once(store):
         assert conn.execute(select(idempotency_keys.c.key)).scalars().all() == ["row-1"]
 
 
+def test_a_claim_names_its_event_and_is_found_again_by_it(store):
+    port = store.idempotency()
+    assert port.claim(SCOPE, "row-1", T0, 3600, "evt_a")
+    assert port.claim(SCOPE, "row-1", T0, 3600, "evt_a")  # the same event, after a crash
+    assert not port.claim(SCOPE, "row-1", T0 + timedelta(minutes=59), 3600, "evt_b")
+    assert not port.reserve(SCOPE, "row-1", T0, 3600)  # a claim is a remembered success
+    assert port.claim(SCOPE, "row-1", T0 + timedelta(hours=1), 3600, "evt_b")  # expired: taken over
+    assert not port.claim(SCOPE, "row-1", T0 + timedelta(hours=1), 3600, "evt_a")
+    assert port.reserve(SCOPE, "row-2", T0, DAY)
+    assert not port.claim(SCOPE, "row-2", T0, DAY, "evt_c")  # reserved by the ordinary path
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(idempotency_keys.c.key, idempotency_keys.c.event_id)).all()
+    assert sorted(rows) == [("row-1", "evt_b"), ("row-2", None)]
+
+
+def test_threads_racing_to_claim_one_key_claim_it_once(store):
+    winners = []
+    barrier = threading.Barrier(8)
+
+    def race(n):
+        port = store.idempotency()
+        barrier.wait()
+        if port.claim(SCOPE, "row-1", T0, DAY, f"evt_{n}"):
+            winners.append(n)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+
+
 def _reserve_keys(url, keys, start, results):
     store = Store(url)
     port = store.idempotency()

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, update
+from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import StoreUnavailable
 from .db import insert_ignoring_conflicts
+from .fast import Prepared
 from .schema import idempotency_keys as keys
+
+
+def _claim_statement(insert) -> Prepared:
+    """INSERT the key, or take over its expired record; RETURNING says whether either happened."""
+    statement = insert(keys).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in keys.c if c.name != "id"}
+    )
+    taken = ("state", "window_seconds", "created_at", "expires_at", "event_id")
+    return Prepared(
+        statement.on_conflict_do_update(
+            index_elements=["source", "environment", "event_type", "key"],
+            set_={name: statement.excluded[name] for name in taken},
+            where=keys.c.expires_at <= bindparam("now", type_=keys.c.expires_at.type),
+        ).returning(keys.c.event_id)
+    )
+
+
+_CLAIM = {"sqlite": _claim_statement(sqlite_insert), "postgresql": _claim_statement(postgresql_insert)}
+_HOLDER = Prepared(
+    select(keys.c.event_id).where(
+        and_(*(keys.c[name] == bindparam(name) for name in ("source", "environment", "event_type", "key")))
+    )
+)
 
 # A reservation is an execution in progress; a process that died holding one loses it after this.
 RESERVATION_LEASE = timedelta(minutes=15)
@@ -69,6 +95,42 @@ class StoreIdempotency:
                 },
                 ("source", "environment", "event_type", "key"),
             )
+
+        return self._run(work)
+
+    def claim(
+        self, scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float, event_id: str
+    ) -> bool:
+        """Remember `key` as executed by `event_id`, whose success is already settled (the
+        write-behind receiver, before it answers); True when the key is this event's (claimed now,
+        or by this same event before its process died), False when another execution holds it."""
+        return self.claim_many([(scope, key, now, window_seconds, event_id)])[0]
+
+    def claim_many(self, claims: list[tuple[tuple[str, str, str], str, datetime, float, str]]) -> list[bool]:
+        """`claim` for several events in one transaction (in order: of two claims of one key, the
+        first wins). Each is one upsert that takes the key when it is free or expired, run on the
+        driver's cursor; a second look only when it is taken."""
+
+        def work(conn: Connection) -> list[bool]:
+            upsert = _CLAIM[conn.dialect.name]
+            out = []
+            for (source, environment, event_type), key, now, window_seconds, event_id in claims:
+                values = {
+                    "source": source,
+                    "environment": environment,
+                    "event_type": event_type,
+                    "key": key,
+                    "state": "done",
+                    "window_seconds": float(window_seconds),
+                    "created_at": now,
+                    "expires_at": now + timedelta(seconds=window_seconds),
+                    "event_id": event_id,
+                    "now": now,
+                }
+                out.append(
+                    bool(upsert.fetchall(conn, values)) or _HOLDER.fetchall(conn, values) == [(event_id,)]
+                )
+            return out
 
         return self._run(work)
 

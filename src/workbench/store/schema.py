@@ -137,6 +137,8 @@ idempotency_keys = Table(
     Column("window_seconds", Float, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # The event that claimed the key before it was logged (the write-behind receiver), or NULL.
+    Column("event_id", String(40)),
     UniqueConstraint("source", "environment", "event_type", "key", name="uq_idempotency_scope_key"),
     Index("ix_idempotency_expires", "expires_at"),
 )
