@@ -35,3 +35,12 @@ def raw_request(url: str, data: bytes, timeout: float = 30) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzzing run says how many cases it tried."""
+    from .test_fuzzing import summary
+
+    line = summary()
+    if line:
+        terminalreporter.write_line(line)

@@ -198,6 +198,7 @@ def create_app(config: dict | None = None) -> Flask:
     WRITE_BEHIND_PAUSE (seconds a batch gathers requests)."""
     from .admin import admin
     from .ingest import ingest
+    from .openapi import openapi
 
     app = Flask("workbench.receiver", template_folder=str(TEMPLATES))
     app.config.from_mapping(
@@ -219,6 +220,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(_no_sniffing)
     app.register_blueprint(ingest)
     app.register_blueprint(admin)
+    app.register_blueprint(openapi)
     if app.config["RETRY_INTERVAL"]:
         from .background import RetryWorker
 
