@@ -78,15 +78,17 @@ class _Claim:
 
 class _Claims:
     """The claims of concurrent requests share one transaction (a group commit): the request that
-    finds none under way leads; it lets the requests that are ready to run reach their claim (under
-    gevent, `time.sleep(0)` runs them), claims every key waiting in one transaction and wakes their
-    requests; whoever came during that transaction leads the next one."""
+    finds none under way leads, claims every key waiting in one transaction and wakes their
+    requests; those that came while it waited for the database's lock or wrote join the next
+    transaction, led by the first of them. (Yielding first to gather more would let the writer
+    run a whole batch in between.)"""
 
     def __init__(self, store) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._waiting: list[_Claim] = []
         self._leading = False
+        self._conn = None
 
     def claim(self, item: _Item) -> bool:
         slot = _Claim(item)
@@ -97,11 +99,10 @@ class _Claims:
             slot.ready.wait()
             if not slot.lead:
                 return self._result(slot)
-        time.sleep(0)
         with self._lock:
             batch, self._waiting = self._waiting, []
         try:
-            claimed = self.store.idempotency().claim_many(
+            claimed = self._claim_many(
                 [
                     (c.item.scope, c.item.key, c.item.event.received_at, c.item.window, c.item.event.id)
                     for c in batch
@@ -122,6 +123,19 @@ class _Claims:
             else:
                 self._leading = False
         return self._result(slot)
+
+    def _claim_many(self, claims: list) -> list[bool]:
+        """One transaction on a connection kept for claims (only the leader uses it): a pool
+        checkout per claim costs more than the claim's own statements."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.store.engine.connect()
+        try:
+            with self._conn.begin():
+                return self.store.idempotency(self._conn).claim_many(claims)
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
 
     @staticmethod
     def _result(slot: _Claim) -> bool:

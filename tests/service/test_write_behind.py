@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -166,6 +167,25 @@ def test_a_deduplicating_environment_claims_the_key_before_answering(wb_service,
     ]
     assert store.get_event(first["id"])["idempotency_key"] == "r-1"
     assert count(store, local_workflow_runs) == 2  # the trigger ran once per key
+
+
+def test_threads_sending_one_key_at_once_run_it_once(wb_service, store):
+    barrier = threading.Barrier(8)
+    replies = []
+
+    def send(n):
+        barrier.wait()
+        replies.append(post(wb_service, lead(row_id="r-same", email=f"t{n}@acme.com"), env="dedupe").body)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["status"] for r in replies) == ["idempotent"] * 7 + ["processed"]
+    wb_service.settle()
+    assert sorted(store.get_event(r["id"])["status"] for r in replies) == ["idempotent"] * 7 + ["processed"]
+    assert count(store, local_workflow_runs) == 1 and count(store, local_users) == 1
 
 
 def test_a_deduplicating_row_that_fails_takes_the_ordinary_path(wb_service, store):
