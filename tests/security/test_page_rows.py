@@ -60,3 +60,29 @@ def test_the_page_size_is_capped(client):
         client.post(DEV, data=json.dumps(lead()), headers=auth())
     html = page(client, f"{DEV}?limit=2")
     assert html.count('<details class="event"') == 2 and 'class="older"' in html
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_hostile_rows_under_workbench_serve_leave_the_page_whole_in_chromium(browser, tmp_path):
+    from tests.receiver.conftest import Served
+
+    config = write_config(tmp_path / "clay.json", receiver_config())
+    served = Served(config, f"sqlite:///{tmp_path / 'events.sqlite'}", workers=1, log=tmp_path / "serve.log")
+    try:
+        deep = served.post(body="[" * 1000 + "]" * 1000, headers=auth()).json()
+        big = served.post(body=lead(blob="x" * (1024 * 1024)), headers=auth()).json()
+        context = browser.new_context(http_credentials={"username": "admin", "password": ADMIN_TOKEN})
+        context.set_default_timeout(60_000)
+        page = context.new_page()
+        response = page.goto(f"{served.url}{DEV}")
+        assert response.status == 200 and len(response.body()) < 50_000
+        for event_id in (deep["id"], big["id"]):
+            assert page.locator(f"details#{event_id}").count() == 1
+        page.locator(f"details#{big['id']} summary").click()
+        with page.expect_navigation():
+            page.locator(f"details#{big['id']} a.whole-entry").click()
+        assert len(page.locator("pre.raw-body").inner_text()) > 1024 * 1024
+        context.close()
+    finally:
+        served.stop()
