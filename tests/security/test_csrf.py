@@ -97,3 +97,15 @@ def test_our_page_and_bearer_clients_replay(client):
 def test_the_page_sends_same_origin_referrers(client):
     # With `no-referrer`, Chromium sends `Origin: null` on the page's own posts, which are refused.
     assert client.get(DEV, headers=BROWSER).headers["Referrer-Policy"] == "same-origin"
+
+
+def test_an_api_client_replays_failed_events_by_filter(client):
+    kept = failed_event(client)
+    client.post(DEV, data=json.dumps({"event": "lead.archived"}), headers=auth())
+    other = client.post(DEV, data=json.dumps({"event": "table.row"}), headers=auth()).get_json()
+    assert other["status"] == "failed"
+    r = client.post(f"{DEV}/replay-failed?event=table.row", headers=admin())
+    assert r.get_json() == {"replayed": 1, "processed": 0, "failed": 1, "left": 1}
+    assert replays(client, other["id"]) == 1 and replays(client, kept) == 0
+    r = client.post(f"{DEV}/replay-failed?since=yesterday", headers=admin())
+    assert r.status_code == 400 and "since must be a time" in r.get_json()["error"]

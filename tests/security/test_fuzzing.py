@@ -90,7 +90,7 @@ def test_every_operation_answers_as_documented(server):
         except Exception as exc:  # every operation is tried; the failures are listed together
             failures.append(f"{label}: {exc}")
     assert not failures, "\n\n".join(failures)
-    assert len(TRIED) == 6 and all(TRIED.values()), TRIED
+    assert len(TRIED) == 7 and all(TRIED.values()), TRIED
 
 
 def summary() -> str | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ..store import EVENT_STATUSES
+from ..store.browse import ORIGINS
 from .app import runtime
+from .page import REPLAY_BATCH
 
 openapi = Blueprint("openapi", __name__)
 
@@ -41,6 +43,13 @@ def _errors(*codes: int) -> dict:
 
 
 SCHEMAS = {
+    "BulkReplay": {
+        "type": "object",
+        "required": ["replayed", "processed", "failed", "left"],
+        "properties": {
+            name: {"type": "integer", "minimum": 0} for name in ("replayed", "processed", "failed", "left")
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["status", "error"],
@@ -242,6 +251,29 @@ def document(sources: dict[str, list[str]]) -> dict:
                     "responses": {
                         "200": _json(_ref("Event"), "the entry after the replay"),
                         **_errors(401, 403, 404, 503),
+                    },
+                }
+            },
+            f"{base}/replay-failed": {
+                "post": {
+                    "summary": "Replay the failed events that match the filters, oldest first, "
+                    f"up to {REPLAY_BATCH} a request",
+                    "parameters": [
+                        *where,
+                        {"name": "event", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "origin",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(ORIGINS)},
+                        },
+                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "q", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "security": admin,
+                    "responses": {
+                        "200": _json(_ref("BulkReplay"), "what the replays did, and how many still match"),
+                        **_errors(400, 401, 403, 404, 503),
                     },
                 }
             },

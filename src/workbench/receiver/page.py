@@ -265,12 +265,13 @@ def back_to_page(source: str, environment: str, **changes):
 
 @event_page.post(f"{BASE}/replay-failed")
 def replay_failed(source: str, environment: str):
-    """Replay the failed events matching the page's filters, oldest first, a batch at a time."""
+    """Replay the failed events matching the page's filters (an API client: the query's),
+    oldest first, a batch at a time."""
     rt = runtime()
     rt.reload_configs()
     rt.environment(source, environment)
-    back = _back()
-    filters = Filters(**{**filters_from(back).__dict__, "status": "failed"})
+    from_page = request.form.get("from") == "page"
+    filters = Filters(**{**filters_from(_back() if from_page else request.args).__dict__, "status": "failed"})
     started = time.monotonic()
     done = processed = still_failed = 0
     for event_id in ids_matching(rt.store, source, environment, filters, REPLAY_BATCH):
@@ -283,7 +284,7 @@ def replay_failed(source: str, environment: str):
         still_failed += status == "failed"
     left = count_matching(rt.store, source, environment, filters)
     counts = {"replayed": done, "processed": processed, "failed": still_failed, "left": left}
-    if request.form.get("from") != "page":
+    if not from_page:
         return jsonify(counts)
     return back_to_page(
         source,
