@@ -629,3 +629,21 @@ def test_an_operation_knock_does_not_complete_in_time_leaves_its_rows_queued():
         assert fake.state.users == {} and len(fake.requests_to("/v1/bulk_operations/")) >= 1
     finally:
         fake.stop()
+
+
+def test_an_id_that_cannot_name_anything_fails_its_action_and_the_batch_says_what_it_waits_for(bulk_knock):
+    from workbench.errors import TerminalSinkError
+    from workbench.sinks.knock import KnockSink
+
+    notes: list[str] = []
+    sink = BulkKnock(
+        KnockSink(API_KEY, base_url=bulk_knock.url, rate_limit_scale=SINK_RATE_SCALE), note=notes.append
+    )
+    with pytest.raises(TerminalSinkError, match="param `id` is `..`, which cannot name anything"):
+        sink.apply(_request("users_identify", {"id": ".."}, 0))
+    with pytest.raises(TerminalSinkError, match="param `collection` is `.`"):
+        sink.apply(_request("objects_set", {"collection": ".", "id": "acme"}, 1))
+    sink.apply(_request("users_identify", {"id": "u1"}, 2))
+    assert sink.flush() == {}
+    assert "waiting on Knock: 1 bulk operation(s)" in notes and notes[-1] == ""
+    assert _sent(bulk_knock) == [("users/bulk/identify", ["u1"])]
