@@ -45,7 +45,7 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.write_line(
         f"Knock contract: {CONTRACT.checked} requests checked against {API_SPEC.name}, "
-        f"{len(CONTRACT.refused)} refused by it"
+        f"{len(CONTRACT.refused)} refused by it; {CONTRACT.answers} of the fake's answers checked against it"
         + (
             f" ({CONTRACT.refused_elsewhere} more refused on purpose by tests of the fake)"
             if CONTRACT.refused_elsewhere

@@ -177,6 +177,7 @@ def create_fake_knock(api_key: str = API_KEY, speed: float = 1.0, bulk_seconds: 
                 return knock_error(404, "resource_missing", refusal)
             record.status = 422
             return knock_error(422, "invalid_params", refusal)
+        g.operation = op
         wait = limiter.take(op.operation_id, op.tier)
         if wait is not None:
             record.status = 429
@@ -216,6 +217,15 @@ def create_fake_knock(api_key: str = API_KEY, speed: float = 1.0, bulk_seconds: 
     def keep_status(response):
         if "record" in g:
             g.record.status = response.status_code
+        op = g.get("operation")
+        if op is not None and 200 <= response.status_code < 300:
+            # The fake's answers are held to the spec too: the SDK parses what Knock would send.
+            body = response.get_json(silent=True) if response.get_data() else None
+            wrong = spec.check_answer(op, response.status_code, body)
+            CONTRACT.answered()
+            if wrong is not None:
+                with lock:
+                    state.breaches.append(f"the fake's answer to {request.method} {request.path}: {wrong}")
         return response
 
     def entity(kind: str, ident: str, data: dict, **extra) -> dict:
@@ -286,11 +296,15 @@ def create_fake_knock(api_key: str = API_KEY, speed: float = 1.0, bulk_seconds: 
                     state.subscriptions.add(key)
                 else:
                     state.subscriptions.discard(key)
+                if isinstance(r, dict) and "collection" in r:
+                    recipient = entity("Object", r["id"], {}, collection=r["collection"])
+                else:
+                    recipient = entity("User", recipient_id(r), {})
                 out.append(
                     {
                         "__typename": "Subscription",
-                        "object": {"id": object_id, "collection": collection},
-                        "recipient": {"id": recipient_id(r)},
+                        "object": entity("Object", object_id, {}, collection=collection),
+                        "recipient": recipient,
                         "inserted_at": now_text(),
                         "updated_at": now_text(),
                     }

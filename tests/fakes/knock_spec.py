@@ -49,6 +49,7 @@ class Contract:
 
     checked: int = 0
     refused: list[str] = field(default_factory=list)  # "METHOD path: why", by the project's SDK
+    answers: int = 0  # the fake's own 2xx answers checked against the spec's response schemas
     refused_elsewhere: int = 0  # refusals the tests provoked on purpose, without the SDK
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,6 +61,10 @@ class Contract:
                     self.refused.append(refusal)
                 else:
                     self.refused_elsewhere += 1
+
+    def answered(self) -> None:
+        with self.lock:
+            self.answers += 1
 
 
 CONTRACT = Contract()
@@ -168,6 +173,20 @@ class KnockSpec:
                         where = "body" + "".join(f"[{p!r}]" for p in error.absolute_path)
                         return op, f"{where}: {error.message[:300]}"
         return op, None
+
+    def check_answer(self, op: Operation, status: int, body: Any) -> str | None:
+        """Why the fake's own answer is not what the spec says Knock answers (None when it is)."""
+        response = op.spec.get("responses", {}).get(str(status))
+        if response is None:
+            return f"the spec lists no {status} answer for {op.operation_id}" if 200 <= status < 300 else None
+        schema = (response.get("content") or {}).get("application/json", {}).get("schema")
+        if schema is None:
+            return None if body is None else f"the spec's {status} answer to {op.operation_id} has no body"
+        error = next(iter(sorted(self._validator(schema).iter_errors(body), key=_depth)), None)
+        if error is None:
+            return None
+        where = "answer" + "".join(f"[{p!r}]" for p in error.absolute_path)
+        return f"{where}: {error.message[:300]}"
 
     def _check_parameter(
         self, op: Operation, param: dict, path: str, query: dict[str, list[str]]
