@@ -472,3 +472,12 @@ def test_a_phone_number_as_e164_with_a_region(designer, rows):
     # Shown again as it was when the mapping is selected anew.
     designer._sync_mapping()
     assert (editor.coerce.value, editor.region.value) == ("e164", "US")
+
+
+def test_loading_another_config_forgets_the_last_save(designer, tmp_path):
+    designer.save(tmp_path / "a.json")
+    designer.path_text.value = str(ROOT / "mappings" / "clay.json")
+    designer.load_button.click()
+    assert "Loaded" in designer.save_status.value
+    designer.sample_size.value = 5
+    assert "Changed since saved" not in designer.save_status.value

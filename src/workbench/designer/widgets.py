@@ -474,6 +474,7 @@ class MappingDesigner(ConfigEditing):
             current = self.environment_choice.value
             environment = current if current in config.environments else next(iter(config.environments))
         self._adopt(d.copy_config(config.raw), environment)
+        self._saved = None  # what was saved before is another design
         self._show_suggestions()
         self.message.value = f"<p>Loaded <code>{html.escape(str(path))}</code>.</p>"
         self.save_status.value = (
