@@ -144,11 +144,15 @@ class SourceService:
             with self.store.unit_of_work(conn) as conn:
                 engine = Engine(config, env, sink.bind(conn), self.store.idempotency(conn), self.clock)
                 outcome = engine.process(event)
-                self.store.record_outcome(event.id, outcome, conn=conn, now=self.clock(), new=new)
+                self.store.record_outcome(
+                    event.id, outcome, conn=conn, now=self.clock(), new=new, scope=(config.source, env.name)
+                )
             return outcome
         engine = Engine(config, env, sink, self.store.idempotency(), self.clock)
         outcome = engine.process(event)
-        self.store.record_outcome(event.id, outcome, now=self.clock(), new=new)
+        self.store.record_outcome(
+            event.id, outcome, now=self.clock(), new=new, scope=(config.source, env.name)
+        )
         return outcome
 
     # -- replays and retries ---------------------------------------------------------------
@@ -208,15 +212,20 @@ class SourceService:
                 entry["source"], entry["environment"], entry["event"], entry["idempotency_key"]
             )
         sink = self.sink_for(env)
+        scope = (entry["source"], entry["environment"])
         if getattr(sink, "transactional", False):
             with self.store.unit_of_work() as conn:
                 outcome, applied = self._apply(config, env, sink.bind(conn), event, previous, row, keys)
-                self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
+                self.store.record_outcome(
+                    event_id, outcome, conn=conn, now=self.clock(), applied=applied, scope=scope
+                )
                 self.store.count_replay(event_id, conn)
         else:
             outcome, applied = self._apply(config, env, sink, event, previous, row, keys)
             with self.store.transaction() as conn:
-                self.store.record_outcome(event_id, outcome, conn=conn, now=self.clock(), applied=applied)
+                self.store.record_outcome(
+                    event_id, outcome, conn=conn, now=self.clock(), applied=applied, scope=scope
+                )
                 self.store.count_replay(event_id, conn)
         self._remember_key(config, env, entry["status"], outcome)
         return outcome

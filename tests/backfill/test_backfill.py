@@ -31,8 +31,9 @@ def test_blank_emails_fail_with_the_parameter_and_path_and_the_rest_is_processed
     failures = tmp_path / "failures.csv"
     summary = run(store, failures=failures)
     assert summary.counts == {
-        "processed": len(source) - len(blank),
-        "idempotent": 0,
+        "applied": len(source) - len(blank),
+        "unchanged": 0,
+        "skipped": 0,
         "no_mapping": 0,
         "invalid": 0,
         "failed": len(blank),
@@ -67,22 +68,20 @@ def test_a_second_run_changes_nothing_and_triggers_nothing_twice(store, tmp_path
     high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
     assert sorted(r[1] for r in runs) == sorted(email_of(r) for r in high) and runs
     second = run(store, config)
-    assert second.counts["processed"] == 0
-    assert second.counts["idempotent"] == first.counts["processed"]
+    assert second.counts["applied"] == 0
+    assert second.counts["unchanged"] == first.counts["applied"]
     assert second.counts["failed"] == first.counts["failed"]  # failures are tried again, still failing
     assert rows(store, "SELECT id, data, updated_at FROM local_users ORDER BY id") == users
     assert rows(store, "SELECT id, recipient FROM local_workflow_runs ORDER BY id") == runs
-    assert (
-        scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == first.counts["processed"]
-    )
+    assert scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == first.counts["applied"]
 
 
 def test_limit_then_rerun_completes_without_duplicates(store):
     first = run(store, limit=50)
     assert first.rows == 50
     rest = run(store)
-    assert rest.counts["idempotent"] == first.counts["processed"]
-    assert first.counts["processed"] + rest.counts["processed"] == scalar(
+    assert rest.counts["unchanged"] == first.counts["applied"]
+    assert first.counts["applied"] + rest.counts["applied"] == scalar(
         store, "SELECT count(*) FROM local_users"
     )
     assert scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == scalar(
@@ -95,18 +94,18 @@ def test_a_row_repeated_in_the_export_runs_once(store, tmp_path):
     path = tmp_path / "dupes.csv"
     write_rows(path, header, [["a@x.io", "A"], ["b@x.io", "B"], ["a@x.io", "A"], ["a@x.io", "A2"]])
     summary = run(store, export=path, batch_size=2)
-    assert (summary.counts["processed"], summary.counts["idempotent"]) == (3, 1)
+    assert (summary.counts["applied"], summary.counts["unchanged"]) == (3, 1)
     assert json.loads(rows(store, "SELECT data FROM local_users WHERE id = 'a@x.io'")[0][0])["name"] == "A2"
 
 
 def test_the_configs_own_idempotency_key_is_used(store, tmp_path):
     config = config_with(tmp_path, idempotency={"key": "body.email", "window_hours": 1})
     first = run(store, config)
-    keys = set(rows(store, "SELECT key FROM idempotency_keys"))
+    keys = set(rows(store, "SELECT idempotency_key FROM events WHERE status = 'processed'"))
     assert keys == {(email_of(r),) for r in export_rows(LEADS) if email_of(r)}
     notes = rows(store, "SELECT DISTINCT idempotency_note FROM events WHERE status = 'failed'")
     assert notes == [("idempotency not applied: key path `body.email` resolved to nothing",)]
-    assert run(store, config).counts["idempotent"] == first.counts["processed"]
+    assert run(store, config).counts["unchanged"] == first.counts["applied"]
 
 
 def test_event_override_and_no_mapping(store, tmp_path):
@@ -126,7 +125,7 @@ def test_a_cell_that_cannot_be_coerced_makes_its_row_invalid(store, tmp_path):
     write_rows(path, ["Work Email", "ICP Score"], [["a@x.io", "87"], ["b@x.io", "high"]])
     failures = tmp_path / "f.csv"
     summary = run(store, export=path, failures=failures)
-    assert (summary.counts["processed"], summary.counts["invalid"]) == (1, 1)
+    assert (summary.counts["applied"], summary.counts["invalid"]) == (1, 1)
     (row,) = read_csv(failures)
     assert row["Work Email"] == "b@x.io" and row["_status"] == "invalid"
     assert "column `ICP Score`" in row["_reason"] and "high" in row["_reason"]
@@ -171,7 +170,7 @@ def test_duplicate_headers_reach_the_default_body(store, tmp_path):
     path = tmp_path / "plain.json"
     path.write_text(json.dumps(data))
     summary = run(store, path, export=SAMPLES / "clay_duplicate_headers.csv")
-    assert summary.counts["processed"] == 2
+    assert summary.counts["applied"] == 2
     users = dict(rows(store, "SELECT id, data FROM local_users"))
     assert json.loads(users["jane.doe@acme.com"])["email"] == "jane@acme.com"
     assert json.loads(users["jane.doe@acme.com"])["zip_code"] == "00123"
@@ -210,7 +209,7 @@ def test_backfilled_times_are_stored_as_live_events_store_them(store):
             ("events", "received_at"),
             ("events", "updated_at"),
             ("actions", "updated_at"),
-            ("idempotency_keys", "created_at"),
+            ("applied_payloads", "applied_at"),
         )
     }
     assert set(stored["events"]) == {("2026-03-04 05:06:07.000000",)}
@@ -369,10 +368,10 @@ def test_backfill_on_postgresql(postgres_url, tmp_path):
     try:
         config = config_with(tmp_path, mappings=IDENTIFY_AND_TRIGGER)
         first = run(pg, config)
-        assert first.counts["processed"] > 0 and first.counts["failed"] > 0
+        assert first.counts["applied"] > 0 and first.counts["failed"] > 0
         second = run(pg, config)
-        assert second.counts["idempotent"] == first.counts["processed"] and second.counts["processed"] == 0
-        assert scalar(pg, "SELECT count(*) FROM local_users") == first.counts["processed"]
+        assert second.counts["unchanged"] == first.counts["applied"] and second.counts["applied"] == 0
+        assert scalar(pg, "SELECT count(*) FROM local_users") == first.counts["applied"]
         (event_id,) = rows(pg, "SELECT id FROM events WHERE status = 'processed' LIMIT 1")[0]
         assert pg.get_event(event_id)["actions"][0]["status"] == "success"
     finally:
@@ -386,4 +385,4 @@ def test_big_batches_check_their_keys_in_chunks(store, tmp_path):
     write_export(path, 1200, seed=9)
     first = run(store, export=path, batch_size=5000)
     second = run(store, export=path, batch_size=5000)
-    assert second.counts["idempotent"] == first.counts["processed"] > 1000
+    assert second.counts["unchanged"] == first.counts["applied"] > 1000

@@ -13,7 +13,7 @@ from workbench.cli import main
 
 from .conftest import IDENTIFY_AND_TRIGGER, LEADS, ROOT, SAMPLES, config_with, export_rows, rows, scalar
 
-COUNTS = ("processed", "idempotent", "no_mapping", "invalid", "failed", "queued")
+COUNTS = ("applied", "unchanged", "skipped", "no_mapping", "invalid", "failed", "queued")
 
 
 def invoke(*args):
@@ -37,12 +37,12 @@ def test_backfill_prints_one_json_line_of_counts(store, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert list(summary) == [*COUNTS, "seconds"]
-    assert summary["processed"] + summary["failed"] == 200 and summary["failed"] > 0
+    assert summary["applied"] + summary["failed"] == 200 and summary["failed"] > 0
     assert len(export_rows(failures)) == summary["failed"]
     headers = rows(store, "SELECT DISTINCT headers FROM events")
     assert [json.loads(h) for (h,) in headers] == [{"x-clay-table-id": "t_123"}]
     again, second = invoke(config_with(tmp_path), LEADS, "--env", "development", "--store", store.url)
-    assert second["idempotent"] == summary["processed"] and second["processed"] == 0
+    assert second["unchanged"] == summary["applied"] and second["applied"] == 0
 
 
 def test_backfill_from_a_loaded_table(store, tmp_path):
@@ -62,7 +62,7 @@ def test_backfill_from_a_loaded_table(store, tmp_path):
         30,
     )
     assert result.exit_code == 0, result.output
-    assert summary["processed"] + summary["failed"] == 30
+    assert summary["applied"] + summary["failed"] == 30
 
 
 @pytest.mark.parametrize(
@@ -93,9 +93,11 @@ def test_a_failures_path_that_cannot_be_written_stops_before_any_row(store, tmp_
     assert scalar(store, "SELECT count(*) FROM events") == 0
 
 
-def test_backfill_help_says_how_rows_are_keyed():
-    result = CliRunner().invoke(main, ["backfill", "--help"])
-    assert "content hash" in " ".join(result.output.split())
+def test_backfill_help_says_it_is_a_sync():
+    text = " ".join(CliRunner().invoke(main, ["backfill", "--help"]).output.split())
+    assert "what was last applied to its target" in text
+    for word in ("--full", "--retrigger", "--plan", "applied, unchanged, skipped"):
+        assert word in text
 
 
 def _start(config, export, store, *extra):
@@ -155,7 +157,7 @@ def test_an_interrupted_backfill_completes_on_rerun_without_duplicates(store, tm
     with_email = [r for r in source if r["Work Email"].strip()]
     # Every row is logged once as processed (in one run or the other); failed rows may be logged twice.
     assert scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == len(with_email)
-    assert summary["processed"] + summary["idempotent"] == len(with_email)
+    assert summary["applied"] + summary["unchanged"] == len(with_email)
     assert scalar(store, "SELECT count(*) FROM local_users") == len(
         {r["Work Email"].removeprefix("✅ ") for r in with_email}
     )
@@ -190,7 +192,7 @@ def test_backfill_shows_a_progress_bar(store, tmp_path):
     assert result.exit_code == 0, result.output
     assert "backfill" in result.stderr and "40/40" in result.stderr
     assert (
-        json.loads(result.stdout.strip().splitlines()[-1])["processed"]
+        json.loads(result.stdout.strip().splitlines()[-1])["applied"]
         + json.loads(result.stdout.strip().splitlines()[-1])["failed"]
         == 40
     )

@@ -49,7 +49,7 @@ def test_users_go_to_knock_in_bulk_and_a_rerun_sends_nothing(store, tmp_path, bu
     source = export_rows(LEADS)
     emails = {email_of(r) for r in source if email_of(r)}
     summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
-    assert summary.counts["processed"] == len([r for r in source if email_of(r)])
+    assert summary.counts["applied"] == len([r for r in source if email_of(r)])
     calls = bulk_knock.requests_to("/v1/users/bulk/identify", "POST")
     assert len(calls) == 3  # 200 rows in batches of 80
     assert bulk_knock.requests_to("/v1/users/", "PUT") == []
@@ -60,14 +60,14 @@ def test_users_go_to_knock_in_bulk_and_a_rerun_sends_nothing(store, tmp_path, bu
     results = [json.loads(r) for (r,) in rows(store, "SELECT result FROM actions WHERE status = 'success'")]
     assert all(r["bulk_operation_id"] for r in results)
     again = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock, batch_size=80)
-    assert again.counts["idempotent"] == summary.counts["processed"]
+    assert again.counts["unchanged"] == summary.counts["applied"]
     assert len(bulk_knock.requests_to("/v1/users/bulk/identify", "POST")) == 3
 
 
 def test_a_429_is_waited_out_and_the_call_repeated(store, tmp_path, bulk_knock):
     bulk_knock.fail(429, times=2, retry_after="0.05", path="/v1/users/bulk")
     summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock)
-    assert summary.counts["queued"] == 0 and summary.counts["processed"] > 0
+    assert summary.counts["queued"] == 0 and summary.counts["applied"] > 0
     statuses = [r.status for r in bulk_knock.requests_to("/v1/users/bulk/identify")]
     assert statuses == [429, 429, 200]
 
@@ -76,22 +76,26 @@ def test_what_bulk_cannot_send_is_queued_for_the_retry_worker(store, tmp_path, b
     bulk_knock.fail(503, times=1, path="/v1/users/bulk")
     summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock)
     with_email = [r for r in export_rows(LEADS) if email_of(r)]
-    assert (summary.counts["processed"], summary.counts["queued"]) == (0, len(with_email))
+    assert (summary.counts["applied"], summary.counts["queued"]) == (0, len(with_email))
     queued = rows(
         store, "SELECT status, error, next_attempt_at IS NOT NULL FROM actions WHERE status = 'queued'"
     )
     assert len(queued) == summary.counts["queued"] > 0
     assert all("503" in error and due for _, error, due in queued)
-    # Queued rows are remembered as taken: the retry worker owns them, a re-run does not resend.
+    # A queued action is not applied yet: a re-run sends it again (an identify is an upsert, and
+    # the retry worker's later attempt finds it applied).
     again = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock)
-    assert again.counts["idempotent"] == summary.counts["queued"] + summary.counts["processed"]
+    assert again.counts["applied"] == summary.counts["queued"]
+    assert backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock).counts["unchanged"] == len(
+        with_email
+    )
 
 
 def test_a_refused_bulk_call_fails_its_rows_with_knocks_answer(store, tmp_path, bulk_knock):
     bulk_knock.fail(422, times=1, path="/v1/users/bulk", body={"message": "users[3].email is invalid"})
     failures = tmp_path / "failed.csv"
     summary = backfill(store, knock_config(tmp_path, bulk_knock), bulk_knock, failures=failures)
-    assert summary.counts["processed"] == 0
+    assert summary.counts["applied"] == 0
     reasons = {r["_reason"] for r in read_csv(failures)}
     assert "users_identify: Knock answered 422 to a bulk identify: users[3].email is invalid" in reasons
 
@@ -130,7 +134,7 @@ def test_without_bulk_users_are_identified_one_by_one_at_the_configured_pace(sto
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(fake_knock.requests_to("/v1/users/", "PUT")) == summary["processed"] > 0
+    assert len(fake_knock.requests_to("/v1/users/", "PUT")) == summary["applied"] > 0
 
 
 def test_bulk_splits_at_knocks_limit(bulk_knock):
@@ -167,7 +171,7 @@ def test_a_batch_sent_but_never_logged_triggers_nothing_twice_on_the_rerun(store
     event.remove(store.engine, "before_cursor_execute", stop_before_the_second_batch_is_logged)
     assert first.interrupted
     second = backfill(store, config, bulk_knock, batch_size=50)
-    assert not second.interrupted and second.counts["idempotent"] > 0
+    assert not second.interrupted and second.counts["unchanged"] > 0
     high = [r for r in export_rows(LEADS) if email_of(r) and int(r["ICP Score"]) >= 80]
     triggers = bulk_knock.requests_to("/v1/workflows/")
     assert len(triggers) > len(high)  # the second batch's triggers were sent twice…
@@ -242,7 +246,7 @@ def test_objects_go_to_knock_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_pa
     summary = backfill(
         store, knock_config(tmp_path, bulk_knock, IDENTIFY_AND_COMPANY), bulk_knock, batch_size=80
     )
-    assert summary.counts["processed"] == len([r for r in source if email_of(r)])
+    assert summary.counts["applied"] == len([r for r in source if email_of(r)])
     sets = bulk_knock.requests_to("/v1/objects/companies/bulk/set", "POST")
     assert len(sets) == 3  # 200 rows in batches of 80, one call a batch
     assert bulk_knock.requests_to("/v1/objects/", "PUT") == []
@@ -263,12 +267,11 @@ def test_objects_go_to_knock_in_bulk_too_and_a_rerun_sends_nothing(store, tmp_pa
     again = backfill(
         store, knock_config(tmp_path, bulk_knock, IDENTIFY_AND_COMPANY), bulk_knock, batch_size=80
     )
-    assert again.counts["idempotent"] == summary.counts["processed"]
-    # Only the rows that failed (no email to identify the lead by) run again.
-    resent = sum(len(r.json["objects"]) for r in bulk_knock.requests_to("/v1/objects/companies/bulk/set")[3:])
-    assert again.counts["failed"] == len(source) - summary.counts["processed"]
-    # One entry a company: the rows of one company in a call are merged into one entry.
-    assert resent == _distinct_per_batch(source, 80)
+    assert again.counts["unchanged"] == summary.counts["applied"]
+    # The rows that failed (no email to identify the lead by) fail again; their companies were
+    # set, and are not sent again.
+    assert bulk_knock.requests_to("/v1/objects/companies/bulk/set")[3:] == []
+    assert again.counts["failed"] == len(source) - summary.counts["applied"]
 
 
 def test_objects_knock_will_not_take_are_queued_or_failed_and_users_still_go(store, tmp_path, bulk_knock):
@@ -352,7 +355,7 @@ def test_deletes_and_tenants_go_in_bulk_too_and_a_rerun_sends_nothing(store, tmp
     bulk_knock.state.objects.update({("companies", d): {} for d in domains} | {("companies", "keep.io"): {}})
     config = knock_config(tmp_path, bulk_knock, OFFBOARD)
     summary = backfill(store, config, bulk_knock, batch_size=80)
-    assert summary.counts["processed"] == len(source)
+    assert summary.counts["applied"] == len(source)
     calls = [(r.path, r.status) for r in bulk_knock.calls()]
     # One call of each a batch, in Knock's execution order; nothing one at a time.
     assert (
@@ -380,21 +383,11 @@ def test_deletes_and_tenants_go_in_bulk_too_and_a_rerun_sends_nothing(store, tmp
     assert results["objects_delete"]["deleted"] and results["objects_delete"]["collection"] == "companies"
     assert results["tenants_set"]["bulk_operation_id"]
     again = backfill(store, config, bulk_knock, batch_size=80)
-    assert again.counts["idempotent"] == len(source)
-    # Only the rows without an email (failed: no user id to delete) are tried again.
-    resent = bulk_knock.calls()[9:]
-    assert {r.path for r in resent} == {"/v1/objects/companies/bulk/delete", "/v1/tenants/bulk/set"}
-    assert summary.counts["failed"] > 0
-    resent_ids = sum(len(r.json.get("object_ids", [])) for r in resent)
-    assert resent_ids == _distinct_per_batch(export_rows(LEADS), 80)
-
-
-def _distinct_per_batch(source, size):
-    """Companies of the rows without an email, counted once a batch (one entry a thing a call)."""
-    return sum(
-        len({r["Company Domain"] for r in source[a : a + size] if not email_of(r)})
-        for a in range(0, len(source), size)
-    )
+    assert again.counts["unchanged"] == len(source)
+    # The rows without an email fail again (no user id to delete); their object deletes and
+    # tenants were applied, and are not sent again.
+    assert bulk_knock.calls()[9:] == []
+    assert again.counts["failed"] == summary.counts["failed"] > 0
 
 
 def _op(result):
@@ -544,7 +537,7 @@ def test_rows_knock_fails_in_a_bulk_operation_are_failed_and_a_rerun_retries_onl
     config = knock_config(tmp_path, bulk_knock)
     summary = backfill(store, config, bulk_knock, batch_size=80, failures=failures)
     bad_rows = [r for r in with_email if email_of(r) in bad]
-    assert summary.counts["processed"] == len(with_email) - len(bad_rows)
+    assert summary.counts["applied"] == len(with_email) - len(bad_rows)
     assert set(bulk_knock.state.users) == {email_of(r) for r in with_email} - bad  # none applied unseen
     reasons = [
         r["_reason"] for r in read_csv(failures) if r["_status"] == "failed" and "Knock" in r["_reason"]
@@ -559,8 +552,8 @@ def test_rows_knock_fails_in_a_bulk_operation_are_failed_and_a_rerun_retries_onl
     assert {re.search(r"to `([^`]+)`", e).group(1) for (e,) in logged} == bad
     bulk_knock.bulk.failing.clear()
     again = backfill(store, config, bulk_knock, batch_size=80)
-    assert again.counts["processed"] == len(bad_rows)
-    assert again.counts["idempotent"] == summary.counts["processed"]
+    assert again.counts["applied"] == len(bad_rows)
+    assert again.counts["unchanged"] == summary.counts["applied"]
     resent = [u["id"] for r in bulk_knock.requests_to("/v1/users/bulk/identify")[3:] for u in r.json["users"]]
     assert set(resent) == bad and set(bulk_knock.state.users) == {email_of(r) for r in with_email}
 

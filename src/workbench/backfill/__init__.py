@@ -1,16 +1,16 @@
-"""Backfill: Clay export rows through the very same mappings as live rows, in batches."""
+"""Backfill as a sync: Clay export rows through the very same mappings as live rows, applying what changed."""
 
-from .report import FAILURE_STATUSES, STATUSES, BackfillSummary
-from .runner import HASH_WINDOW, Backfill
+from .report import FAILURE_STATUSES, STATUSES, BackfillSummary, SyncPlan
+from .runner import Backfill
 from .sources import CsvRows, RowSource, TableRows
 
 __all__ = [
     "FAILURE_STATUSES",
-    "HASH_WINDOW",
     "STATUSES",
     "Backfill",
     "BackfillSummary",
     "CsvRows",
     "RowSource",
+    "SyncPlan",
     "TableRows",
 ]

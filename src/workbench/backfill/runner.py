@@ -1,8 +1,11 @@
-"""Backfill: Clay export rows through the very same mappings as live rows, in batches.
+"""Backfill as a sync: Clay export rows through the very same mappings as live rows, in batches.
 
 Rows are streamed (from a CSV export or a DuckDB table), turned into bodies by the config's
-`clay.body_template`, planned by the core `Engine` and applied to the environment's sink. Each
-batch is one transaction of the event log: events, actions and the idempotency keys of what
+`clay.body_template` and planned by the core `Engine`. Each planned action is then compared with
+what was last applied to its targets (`workbench.targets`, remembered per environment in the
+store, by live rows too): only an action whose payload hash differs, or whose target was never
+applied, goes to the sink; the rest are `unchanged`. Each batch is one transaction of the event
+log: the events of rows that did something (or failed), their actions, and the hashes of what
 succeeded, written with a few multi-row statements. When the sink keeps its data in the same
 database (the local sink), its writes join that transaction too, so a killed backfill loses
 whole batches only and a re-run completes it without duplicates.
@@ -15,17 +18,17 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..clay import body_builder, template_event
 from ..clay.bodies import DEFAULT_EVENT
 from ..config import SourceConfig
 from ..engine import (
+    ActionResult,
     Engine,
     Outcome,
     Plan,
@@ -33,21 +36,19 @@ from ..engine import (
     content_hash,
     new_event_ids,
     normalize_headers,
-    row_identity,
     utcnow,
 )
 from ..errors import CoercionError
 from ..sinks.batched import BatchedUsers
 from ..sinks.local import LocalSink
-from ..store import Store, StoreError, idempotency_keys
-from ..store.db import checkpoint_pages, describe, in_chunks, set_pragmas
-from ..store.fast import insert_many, json_text
-from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter
+from ..store import Store, StoreError
+from ..store.applied import remember, remembered
+from ..store.db import checkpoint_pages, describe, set_pragmas
+from ..store.fast import json_text
+from ..targets import action_targets, row_of
+from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
 from .sources import RowSource
 
-# How long content-hash keys are remembered when the config has no idempotency of its own:
-# as long as the event log keeps its entries.
-HASH_WINDOW = timedelta(days=30)
 DEFAULT_BATCH = 2000
 BACKFILL_CACHE_KIB = 64 * 1024
 BACKFILL_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -67,6 +68,10 @@ class _Row:
     outcome: Outcome | None = None
     key: str | None = None
     note: str | None = None
+    identity: str | None = None  # see `targets.row_of`
+    # Per planned action: (mapping, its result, its (target, memory key, payload hash) triples).
+    targets: list = field(default_factory=list)
+    unchanged: int = 0  # actions left out because their targets hold their payload already
 
 
 # -- the backfill -----------------------------------------------------------------------
@@ -80,7 +85,10 @@ def _bind_sink(sink: Any) -> Callable[[Any], Any] | None:
 
 
 class Backfill:
-    """Runs export rows through one environment of a config, batch by batch."""
+    """Runs export rows through one environment of a config as a sync, batch by batch.
+
+    `full`: send every action again, whatever was applied before, but for workflow triggers that
+    already ran for the same row, mapping and payload; `retrigger`: send those again too."""
 
     def __init__(
         self,
@@ -93,6 +101,8 @@ class Backfill:
         headers: Mapping[str, str] | None = None,
         batch_size: int = DEFAULT_BATCH,
         bulk: bool = True,
+        full: bool = False,
+        retrigger: bool = False,
         clock: Callable[[], datetime] = utcnow,
     ):
         self.config = config
@@ -107,13 +117,12 @@ class Backfill:
         self.headers = normalize_headers(headers) if headers else {}
         self.batch_size = batch_size
         self.bulk = bulk
+        self.full = full
+        self.retrigger = retrigger
         self.clock = clock
-        if self.env.idempotency is not None:
-            self.window = self.env.idempotency.window
-        else:
-            self.window = HASH_WINDOW
         self.scope = (config.source, self.env.name)
         self.note: Callable[[str], None] | None = None  # what the run waits for, on its progress bar
+        self._sent: dict[str, str] = {}  # target: the payload hash this run last sent to it
         self._batch_conn = None  # see `_batch_connection`
         self._batch_restore: dict[str, int] = {}  # the PRAGMAs it had before
 
@@ -142,12 +151,42 @@ class Backfill:
         Ctrl-C rolls the current batch back and returns the summary so far, marked `interrupted`;
         running again completes the rest.
         """
+        summary = BackfillSummary()
+        writer = FailureWriter(failures, source.header) if failures else None
+        try:
+            self._each_batch(
+                source,
+                limit,
+                progress,
+                summary,
+                lambda batch, build: self._flush(batch, build, summary, writer),
+            )
+        finally:
+            if writer:
+                writer.close()
+        return summary
+
+    def plan(
+        self, source: RowSource, *, limit: int | None = None, progress: bool | None = None, examples: int = 3
+    ) -> SyncPlan:
+        """What `run` would do, applying and writing nothing: counts per action and category, and
+        the first `examples` rows of each (the diff before the sync)."""
+        plan = SyncPlan(examples=examples)
+
+        def batch_plan(batch, build):
+            self._run_batch(batch, build, dry=True)
+            for row in batch:
+                plan.add(row)
+
+        self._each_batch(source, limit, progress, plan.summary, batch_plan)
+        return plan
+
+    def _each_batch(self, source: RowSource, limit, progress, summary: BackfillSummary, handle) -> None:
         from tqdm.auto import tqdm
 
-        summary = BackfillSummary()
         started = time.perf_counter()
+        self._sent = {}
         total = source.total if limit is None else min(limit, source.total or limit)
-        writer = FailureWriter(failures, source.header) if failures else None
         bar = tqdm(
             total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
         )
@@ -156,26 +195,25 @@ class Backfill:
         try:
             with _fewer_collections():
                 batch: list[_Row] = []
-                for number, cells in source.rows():
-                    if limit is not None and summary.rows + len(batch) >= limit:
+                for taken, (number, cells) in enumerate(source.rows()):
+                    if limit is not None and taken >= limit:
                         break
                     batch.append(_Row(number, cells))
                     if len(batch) >= self.batch_size:
-                        self._flush(batch, build, summary, writer)
+                        handle(batch, build)
                         bar.update(len(batch))
+                        bar.set_postfix(summary.postfix(), refresh=False)
                         batch = []
                 if batch:
-                    self._flush(batch, build, summary, writer)
+                    handle(batch, build)
                     bar.update(len(batch))
+                    bar.set_postfix(summary.postfix(), refresh=False)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
             self._release_batch_connection()
             bar.close()
-            if writer:
-                writer.close()
             summary.seconds = time.perf_counter() - started
-        return summary
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -192,34 +230,37 @@ class Backfill:
             if writer and row.status in FAILURE_STATUSES:
                 writer.write(row)
 
-    def _run_batch(self, batch: list[_Row], build) -> None:
+    def _run_batch(self, batch: list[_Row], build, dry: bool = False) -> None:
         now = self.clock()
         for row, event_id in zip(batch, new_event_ids(len(batch), now), strict=True):
             self._prepare(row, build, event_id)
-        keyed = [r for r in batch if r.key is not None]
-        if self.bind is not None:
+        if dry:
+            with self.store.engine.connect() as conn, conn.begin():
+                memory = self._memory(conn, batch)
+            self._compare(batch, memory, dry=True)
+        elif self.bind is not None:
             conn = self._batch_connection()
             with conn.begin():
-                done = self._done_keys(conn, keyed, now)
+                memory = self._memory(conn, batch)
                 bound = self.bind(conn)
                 if isinstance(bound, LocalSink):
                     bound = BatchedUsers(bound, conn)
                     bound.prefetch(_identified_ids(batch))
                 self.engine.sink = bound
-                self._apply(batch, done)
+                self._apply(batch, memory)
                 if isinstance(bound, BatchedUsers):
                     bound.flush()
                 self._write(conn, batch, now)
         else:
             with self.store.engine.begin() as conn:
-                done = self._done_keys(conn, keyed, now)
+                memory = self._memory(conn, batch)
             sink = self.sink
             if self.bulk and getattr(sink, "name", None) == "knock":
                 from .knock import BulkKnock  # the SDK loads only when Knock is the sink
 
                 sink = BulkKnock(sink, note=self.note)
             self.engine.sink = sink
-            self._apply(batch, done)
+            self._apply(batch, memory)
             if sink is not self.sink:
                 _settle(batch, sink.flush())
             with self.store.engine.begin() as conn:
@@ -227,10 +268,10 @@ class Backfill:
 
     def _batch_connection(self):
         """The one connection a run's batches take turns on (with a transactional sink). On SQLite
-        it gets a page cache of BACKFILL_CACHE_KIB, which then holds the idempotency and user
-        indexes a backfill touches all over from one batch to the next, and checkpoints of the
-        write-ahead log every BACKFILL_CHECKPOINT_BYTES instead of every few batches (each one
-        waits for the disk). Neither changes what a commit guarantees."""
+        it gets a page cache of BACKFILL_CACHE_KIB, which then holds the indexes a backfill
+        touches all over from one batch to the next, and checkpoints of the write-ahead log every
+        BACKFILL_CHECKPOINT_BYTES instead of every few batches (each one waits for the disk).
+        Neither changes what a commit guarantees."""
         if self._batch_conn is None:
             conn = self.store.engine.connect()
             if conn.dialect.name == "sqlite":
@@ -270,104 +311,119 @@ class Backfill:
         row.plan = plan
         if plan.final:
             return
+        outcome = plan.outcome
         if self.env.idempotency is not None:
-            row.key, row.note = self.engine.idempotency_key(plan.outcome.body, plan.context["headers"])
-        else:
-            row.key = content_hash(plan.outcome.body)
+            row.key, row.note = self.engine.idempotency_key(outcome.body, plan.context["headers"])
+        if row.key is None:
+            row.key = content_hash(outcome.body)
+        row.identity = row_of(*self.scope, outcome.event, row.key, outcome.body)
+        for mapping, result in plan.todo:
+            targets = action_targets(mapping.action, result.payload, row.identity, mapping.key)
+            row.targets.append((mapping, result, targets))
 
-    def _done_keys(self, conn, rows: list[_Row], now: datetime) -> set[tuple[str, str]]:
-        """(event type, key) pairs already executed, or being executed by another process."""
-        if not rows:
-            return set()
-        source, environment = self.scope
-        by_type: dict[str, set[str]] = {}
-        for row in rows:
-            by_type.setdefault(row.plan.outcome.event, set()).add(row.key)
-        found = []
-        for event_type, key_set in by_type.items():
-            keys = sorted(key_set)
-            for chunk in in_chunks(keys):
-                found += conn.execute(
-                    _DONE_KEYS,
-                    {"source": source, "environment": environment, "event_type": event_type, "keys": chunk},
-                ).all()
-        # Expired records are forgotten so the key can be taken again.
-        expired = [r.id for r in found if r.expires_at <= now]
-        for chunk in in_chunks(expired):
-            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(chunk)))
-        found = [r for r in found if r.expires_at > now]
-        return {(r.event_type, r.key) for r in found}
+    def _memory(self, conn, batch: list[_Row]) -> dict[str, str]:
+        """{memory key: payload hash last applied} for the batch's targets."""
+        return remembered(
+            conn, self.scope, (k for row in batch for _, _, ts in row.targets for _, k, _ in ts)
+        )
 
-    def _apply(self, batch: list[_Row], done: set[tuple[str, str]]) -> None:
+    def _compare(self, batch: list[_Row], memory: dict[str, str], dry: bool = False) -> None:
+        """Leave out of each row's plan the actions whose targets hold their payload already; with
+        `dry`, settle each row's status as the run would (what is left is `applied`)."""
+        for row in batch:
+            plan = row.plan
+            if plan is None or plan.final:
+                if plan is not None:
+                    row.outcome, row.status, row.reason = (
+                        plan.outcome,
+                        plan.outcome.status,
+                        plan.outcome.error,
+                    )
+                continue
+            plan.outcome.idempotency_key, plan.outcome.idempotency_note = row.key, row.note
+            todo = []
+            sent = self._sent
+            for mapping, result, targets in row.targets:
+                # A trigger runs once per row, mapping and payload, --full or not, unless retriggered.
+                trigger = mapping.action == "workflows_trigger"
+                resend = self.retrigger if trigger else self.full
+                # Once this run sent something else to a target, what later rows send to it goes
+                # again too: the target ends as the export's rows, in their order, leave it.
+                resend = resend or any(sent.get(t, h) != h for t, _, h in targets)
+                if not resend and all(memory.get(k) == h for _, k, h in targets):
+                    result.status, result.result = "skipped", {"reason": UNCHANGED}
+                    row.unchanged += 1
+                    continue
+                todo.append((mapping, result))
+                sent.update((t, h) for t, _, h in targets)
+                if dry:  # a row repeated within the export is unchanged the second time
+                    memory.update((k, h) for _, k, h in targets)
+            plan.todo = todo
+            if dry:
+                row.status = _row_status(plan.outcome.actions, applied=bool(todo), unchanged=row.unchanged)
+                row.reason = _failed_reason(plan.outcome)
+
+    def _apply(self, batch: list[_Row], memory: dict[str, str]) -> None:
         for row in batch:
             plan = row.plan
             if plan is None:
                 continue
-            outcome = plan.outcome
             if plan.final:
-                row.outcome, row.status, row.reason = outcome, outcome.status, outcome.error
+                row.outcome, row.status, row.reason = plan.outcome, plan.outcome.status, plan.outcome.error
                 continue
-            outcome.idempotency_key, outcome.idempotency_note = row.key, row.note
-            if row.key is not None:
-                marker = (outcome.event, row.key)
-                if marker in done:
-                    row.status, row.plan = "idempotent", None
-                    continue
-            identity = None if row.key is None else row_identity(*self.scope, outcome.event, row.key)
-            self.engine.apply(plan, row.event_id, identity)
-            row.outcome, row.status = outcome, outcome.status
-            if row.key is not None and outcome.status in ("processed", "queued"):
-                # A row repeated within the export runs once too.
-                done.add((outcome.event, row.key))
-            if outcome.status == "failed":
-                row.reason = "; ".join(
-                    f"{a.action}: {a.error}" for a in outcome.actions if a.status == "failed"
-                )
+            self._compare([row], memory)
+            outcome = plan.outcome
+            sent = {id(result) for _, result in plan.todo}
+            # A trigger sent again on purpose takes a key of its own (its event's), which Knock has
+            # not seen: under its row's key Knock would answer with the first run.
+            self.engine.apply(plan, row.event_id, None if self.retrigger else row.identity)
+            row.outcome = outcome
+            for _, result, targets in row.targets:
+                if result.status == "success" and id(result) in sent:
+                    # A row repeated within the export is unchanged the second time.
+                    memory.update((k, h) for _, k, h in targets)
+            row.status = _row_status(outcome.actions, applied=bool(sent), unchanged=row.unchanged)
+            row.reason = _failed_reason(outcome)
 
     def _write(self, conn, batch: list[_Row], now: datetime) -> None:
         source, environment = self.scope
-        done, key_rows = [], []
-        expires = now + self.window
+        done, applied = [], []
         for row in batch:
             outcome = row.outcome
             if outcome is None:
                 continue
+            for _, result, targets in row.targets:
+                if result.status == "success":
+                    applied += [(k, h, row.event_id) for _, k, h in targets]
+            if row.status in ("unchanged", "skipped"):
+                continue  # nothing happened to it: the export holds it, the memory what it did
             # The body as the HTTP API column would have sent it.
             event = SourceEvent(
                 json_text(outcome.body), self.headers, origin="backfill", id=row.event_id, received_at=now
             )
             done.append((event, source, environment, outcome))
-            if row.key is not None and outcome.status in ("processed", "queued"):
-                key_rows.append(
-                    {
-                        "source": source,
-                        "environment": environment,
-                        "event_type": outcome.event,
-                        "key": row.key,
-                        "state": "done",
-                        "window_seconds": self.window.total_seconds(),
-                        "created_at": now,
-                        "expires_at": expires,
-                    }
-                )
-        self.store.record_processed(conn, done, now)
-        insert_many(conn, idempotency_keys, key_rows)
+        self.store.record_processed(conn, done, now, remember_applied=False)
+        remember(conn, self.scope, applied, now)
 
 
-# The whole unique index (scope, event type, key) is used: one lookup per key, however many keys
-# the log already holds. Built once: a statement made per chunk would hold its chunk in reference
-# cycles until the collector frees them, which a run lets it do rarely (`_fewer_collections`).
-_DONE_KEYS = select(
-    idempotency_keys.c.id,
-    idempotency_keys.c.event_type,
-    idempotency_keys.c.key,
-    idempotency_keys.c.expires_at,
-).where(
-    idempotency_keys.c.source == bindparam("source"),
-    idempotency_keys.c.environment == bindparam("environment"),
-    idempotency_keys.c.event_type == bindparam("event_type"),
-    idempotency_keys.c.key.in_(bindparam("keys", expanding=True)),
-)
+UNCHANGED = "unchanged: its targets hold this payload already (applied before, by a backfill or a live row)"
+
+
+def _row_status(actions: list[ActionResult], *, applied: bool, unchanged: int) -> str:
+    """What happened to a row, one word: failed, queued, applied, unchanged or skipped."""
+    statuses = {a.status for a in actions}
+    if "failed" in statuses:
+        return "failed"
+    if "queued" in statuses:
+        return "queued"
+    if applied:
+        return "applied"
+    return "unchanged" if unchanged else "skipped"
+
+
+def _failed_reason(outcome: Outcome) -> str | None:
+    failed = [f"{a.action}: {a.error}" for a in outcome.actions if a.status == "failed"]
+    return "; ".join(failed) if failed else None
 
 
 @contextmanager
@@ -416,11 +472,8 @@ def _settle(batch: list[_Row], settled: dict) -> None:
             outcome.status = (
                 "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
             )
-            row.status = outcome.status
-            if outcome.status == "failed":
-                row.reason = "; ".join(
-                    f"{a.action}: {a.error}" for a in outcome.actions if a.status == "failed"
-                )
+            row.status = _row_status(outcome.actions, applied=True, unchanged=row.unchanged)
+            row.reason = _failed_reason(outcome)
 
 
 def _identified_ids(batch: list[_Row]) -> list[str]:

@@ -23,13 +23,36 @@ class RowSource:
         pass
 
 
+def estimate_rows(path: str | os.PathLike, chunk: int = 1 << 22) -> int:
+    """The rows of a CSV export, counted without parsing it (for a progress bar's total): line
+    ends after a closing quote when the file is quoted as Clay quotes every cell (a multi-line
+    cell then counts once), else every line end; the header is not a row. Read in chunks, so a
+    big export costs no memory."""
+    with open(path, "rb") as f:
+        head = f.readline()
+        if not head:
+            return 0
+        quoted = head.removeprefix(b"\xef\xbb\xbf")[:1] == b'"' and head.rstrip(b"\r\n")[-1:] == b'"'
+        ends = (b'"\n', b'"\r\n') if quoted else (b"\n",)
+        f.seek(0)
+        count, tail, data = 0, b"", f.read(chunk)
+        while data:
+            # A line end cut by the chunk's edge is counted in tail + data; those in the tail were counted already.
+            joined = tail + data
+            count += sum(joined.count(e) - tail.count(e) for e in ends)
+            tail, last = joined[-2:], data[-1:]
+            data = f.read(chunk)
+    return max(0, count + (last != b"\n") - 1)
+
+
 class CsvRows(RowSource):
-    """A Clay CSV export, read row by row."""
+    """A Clay CSV export, read row by row; `total` is estimated (see `estimate_rows`)."""
 
     def __init__(self, path: str | os.PathLike):
         self.reader = ExportReader(path, allow_empty=True)
         self.columns = self.reader.columns
         self.header = self.reader.header
+        self.total = estimate_rows(path) if self.columns else 0
 
     def rows(self):
         return self.reader.rows()

@@ -122,28 +122,62 @@ def clay_setup(config, env, url, export):
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar [default: when on a terminal]."
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Send every action again, whatever was applied before (workflow triggers that ran for the "
+    "same row, mapping and payload only with --retrigger).",
+)
+@click.option(
+    "--retrigger",
+    is_flag=True,
+    help="Send workflow triggers again even when the same row, mapping and payload triggered before.",
+)
+@click.option("--plan", "plan_only", is_flag=True, help="Print what a run would do; apply and write nothing.")
 def backfill(
-    config, export, env, table, db, event, store_url, failures, limit, headers, batch_size, bulk, progress
+    config,
+    export,
+    env,
+    table,
+    db,
+    event,
+    store_url,
+    failures,
+    limit,
+    headers,
+    batch_size,
+    bulk,
+    progress,
+    full,
+    retrigger,
+    plan_only,
 ):
-    """Run the rows of a Clay EXPORT (or --table) through CONFIG's mappings for --env.
+    """Sync the rows of a Clay EXPORT (or --table) through CONFIG's mappings for --env.
 
-    Each row becomes the body the HTTP API column would POST (the config's clay.body_template),
-    goes through the same engine as live rows with origin `backfill` (no signature check) and
-    is applied to the environment's sink. Every row is logged as an event, in transactions of
-    --batch-size rows. Re-running is safe: rows that already succeeded are counted `idempotent`
-    and not applied again. When the config has no idempotency key, the backfill keys each row
-    by a SHA-256 content hash of its body (remembered 30 days). Stopping it (Ctrl-C, or even a
-    kill) and running it again completes it without duplicates (with the knock sink, the batch
-    in flight may be sent again: identifies are upserts, and each trigger's idempotency key comes
-    from its row, so Knock runs it once if the re-run is within Knock's 24 hours). Ends with one
-    JSON line of counts by status and `seconds`. With the knock sink, users, objects, tenants and
-    subscriptions are sent in bulk and each bulk operation is followed until Knock completed it
-    (rows Knock did not apply are `failed` or `queued`); each endpoint is paced by its rate-limit
-    tier, and the sink's `rate_per_second` option adds one pace for every call.
+    Each row becomes the body the HTTP API column would POST (the config's clay.body_template)
+    and goes through the same engine as live rows with origin `backfill` (no signature check).
+    A backfill is a sync: each action is compared with what was last applied to its target (a
+    user, an object, a tenant, a subscription, an audience member; a workflow trigger per row,
+    mapping and payload), whether by an earlier backfill or a live row, and only what changed
+    is sent to the environment's sink; the rest is `unchanged`. Rows skipped by a condition are
+    applied by a later run whose mapping applies them. --full sends everything again but
+    triggers that ran already, --retrigger those triggers, and --plan prints what a run would do without applying
+    anything. Rows that did something or failed are logged as events, in transactions of
+    --batch-size rows. Stopping it (Ctrl-C, or even a kill) and running it again completes it
+    (with the knock sink, the batch in flight may be sent again: identifies are upserts, and each
+    trigger's idempotency key comes from its row, so Knock runs it once if the re-run is within
+    Knock's 24 hours). Ends with one JSON line counting rows by what happened: applied,
+    unchanged, skipped, no_mapping, invalid, failed, queued, and `seconds`; exits 1 when every
+    row failed. With the knock sink, users, objects, tenants and subscriptions are sent in bulk
+    and each bulk operation is followed until Knock completed it (rows Knock did not apply are
+    `failed` or `queued`); each endpoint is paced by its rate-limit tier, and the sink's
+    `rate_per_second` option adds one pace for every call.
     """
     import os
 
     from ..backfill import Backfill, CsvRows, TableRows
+    from ..backfill.checks import unread_paths
+    from ..clay import template_event
     from ..config import load_config
     from ..sinks import make_sink
     from ..store import DEFAULT_STORE_URL, Store
@@ -178,6 +212,8 @@ def backfill(
             headers=parse_header_options(headers),
             batch_size=batch_size,
             bulk=bulk,
+            full=full,
+            retrigger=retrigger,
         )
         missing = job.missing_columns(source.columns)
         if missing:
@@ -186,14 +222,31 @@ def backfill(
                 + ", ".join(repr(c) for c in missing),
                 err=True,
             )
-        summary = job.run(source, failures=failures, limit=limit, progress=progress)
+        # Every row has the event of --event or of the template's literal, when either sets one.
+        every = event or template_event(cfg.body_template)
+        for problem in unread_paths(job.env, source.columns, cfg.body_template, every):
+            click.echo(f"Warning: {problem}", err=True)
+        if plan_only:
+            plan = job.plan(source, limit=limit, progress=progress)
+            summary = plan.summary
+            click.echo(plan.text())
+        else:
+            summary = job.run(source, failures=failures, limit=limit, progress=progress)
     finally:
         source.close()
         if con is not None:
             con.close()
         if store is not None:
             store.close()
-    click.echo(json.dumps(summary.to_dict()))
+    click.echo(json.dumps(plan.to_dict() if plan_only else summary.to_dict()))
     if summary.interrupted:
         click.echo("Interrupted: run the same command again to complete the backfill.", err=True)
         raise SystemExit(130)
+    if summary.all_failed:
+        click.echo(
+            f"Every row failed ({summary.rows}): nothing was applied. See the reasons above"
+            + (f" and in {failures}" if failures else " (or with --failures FILE)")
+            + "; fix the mapping or the export and run again.",
+            err=True,
+        )
+        raise SystemExit(1)

@@ -8,6 +8,7 @@ from .idempotency import StoreIdempotency
 from .log import DEFAULT_STORE_URL, EVENT_STATUSES, REPLAYABLE, Store, iso
 from .schema import (
     actions,
+    applied_payloads,
     events,
     idempotency_keys,
     local_audience_members,
@@ -27,6 +28,7 @@ __all__ = [
     "StoreError",
     "StoreIdempotency",
     "actions",
+    "applied_payloads",
     "events",
     "idempotency_keys",
     "insert_ignoring_conflicts",

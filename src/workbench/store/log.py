@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
+from .applied import applied_by, remember
 from .db import READ, StoreError, describe, in_chunks, make_engine
 from .fast import Prepared, insert_many
 from .idempotency import StoreIdempotency
@@ -282,6 +283,7 @@ class Store(Upkeep):
         now: datetime | None = None,
         applied: Iterable[str] | None = None,
         new: bool = False,
+        scope: tuple[str, str] | None = None,
     ) -> None:
         """Store an outcome and its actions (updating earlier ones by mapping).
 
@@ -289,7 +291,8 @@ class Store(Upkeep):
         was not skipped and is not an earlier success); each counts one attempt. A queued action
         gets its next attempt time, or becomes failed when it has had its last attempt; the
         outcome is updated in place to match. `new`: the event was only just recorded, so it has
-        no earlier actions to look up.
+        no earlier actions to look up. `scope`: the event's (source, environment), under which
+        what it applied is remembered for backfills (see `workbench.targets`).
         """
         now = now or utcnow()
         applied = set(applied) if applied is not None else None
@@ -348,15 +351,28 @@ class Store(Upkeep):
                     "new_note": outcome.idempotency_note,
                 },
             )
+            if scope is not None:
+                remember(c, scope, applied_by(scope, outcome, event_id, applied), now)
 
     def record_processed(
-        self, conn: Connection, done: Iterable[tuple[SourceEvent, str, str, Outcome]], now: datetime
+        self,
+        conn: Connection,
+        done: Iterable[tuple[SourceEvent, str, str, Outcome]],
+        now: datetime,
+        *,
+        remember_applied: bool = True,
     ) -> None:
         """Log events whose processing is already settled, with their actions, in `conn`'s
         transaction: what `record_received` then `record_outcome(new=True)` would leave, in two
-        multi-row statements (the batches of the backfill and of the write-behind receiver)."""
+        multi-row statements (the batches of the backfill and of the write-behind receiver).
+        `remember_applied`: remember what they applied (see `record_outcome`'s `scope`)."""
         event_rows, action_rows = [], []
+        applied: dict[tuple[str, str], list] = {}
         for event, source, environment, outcome in done:
+            if remember_applied:
+                applied.setdefault((source, environment), []).extend(
+                    applied_by((source, environment), outcome, event.id)
+                )
             text, raw = _raw_body(event)
             event_rows.append(
                 {
@@ -391,6 +407,8 @@ class Store(Upkeep):
                 )
         insert_many(conn, events, event_rows)
         insert_many(conn, actions, action_rows)
+        for scope, rows in applied.items():
+            remember(conn, scope, rows, now)
 
     def logged_ids(self, conn: Connection, ids: Iterable[str]) -> set[str]:
         """Which of these event ids the log holds."""

@@ -143,6 +143,20 @@ idempotency_keys = Table(
     Index("ix_idempotency_expires", "expires_at"),
 )
 
+# Per environment and target (see `workbench.targets`), the hash of the payload last applied
+# successfully, whether by a live row or a backfill: what makes a backfill a sync.
+applied_payloads = Table(
+    "applied_payloads",
+    metadata,
+    Column("source", String(200), nullable=False),
+    Column("environment", String(200), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("event_id", String(40)),  # the event that applied it, whose log holds the payload
+    Column("applied_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("source", "environment", "target"),
+)
+
 # -- the local sink: a Knock-like recipient store ------------------------------------------
 
 local_users = Table(
