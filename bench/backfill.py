@@ -6,14 +6,17 @@ temporary directory and times, in this one run, on the same file:
   (b) the peer: csv.DictReader + precompiled jsonpath-ng + one SQLite transaction of upserts;
   (c) `workbench backfill` into the local store with the default identify mapping and full
       event/action logging (in this process, so interpreter start-up is not counted).
-  (d) for reference, (c)'s own rows (events, actions, keys, users) inserted again with raw
+  (g) the same backfill again on the unchanged export: a sync that finds every payload applied;
+  (h) again after one mapped property changed (the user's name): every row is applied anew.
+  (d) for reference, (c)'s own rows (events, actions, applied payloads, users) inserted again with raw
       sqlite3 executemany in (c)'s transactions: the floor of full logging in SQLite;
   (e) the same, in one transaction without SQLite's journal or syncs (no crash safety at all):
       a floor below any safe way of logging those rows in SQLite.
   (f) for reference, the work every row needs before anything is applied or written, alone:
       the export read by `workbench.backfill.CsvRows`, each row's body built from the template,
       planned by the core `Engine` and its idempotency key hashed (no sink, no store).
-Prints the ratios c/a (target <= 2.0), b/c (target >= 1.5) and c/d, the time (a) and (b) leave
+Prints the ratios c/a (target <= 2.0), b/c (target >= 1.5), g/a (target <= 1.0), h/c (target
+<= 1.2) and c/d, the time (a) and (b) leave
 (c) under the targets and whether (f) with (e), or with (d), fits in it, then the peak memory
 (max RSS) of `workbench backfill` run as a subprocess on a --memory-rows export (target < 500 MB),
 as the process's own high-water mark (Linux /proc).
@@ -137,9 +140,10 @@ def peer_script(export: Path, db: Path) -> int:
     return upserted
 
 
-def workbench_backfill(export: Path, db: Path) -> dict:
-    """(c) `workbench backfill` with the shipped config's development environment (local sink)."""
-    args = ["backfill", str(CONFIG), str(export), "--env", "development", "--store", f"sqlite:///{db}"]
+def workbench_backfill(export: Path, db: Path, config: Path = CONFIG) -> dict:
+    """(c) `workbench backfill` with the shipped config's development environment (local sink);
+    (g) and (h) run it again on the same store."""
+    args = ["backfill", str(config), str(export), "--env", "development", "--store", f"sqlite:///{db}"]
     result = CliRunner().invoke(cli, [*args, "--no-progress"], catch_exceptions=False)
     if result.exit_code != 0:
         raise SystemExit(result.output)
@@ -210,9 +214,9 @@ def writes_alone(logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool 
     Store(f"sqlite:///{db}").close()  # the same schema and indexes
     source = sqlite3.connect(logged)
     tables = {}
-    for table in ("events", "actions", "idempotency_keys", "local_users"):
+    for table in ("events", "actions", "applied_payloads", "local_users"):
         cursor = source.execute(f"SELECT * FROM {table}")
-        names = [d[0] for d in cursor.description if d[0] != "id" or table in ("events", "local_users")]
+        names = [d[0] for d in cursor.description if d[0] != "id" or table != "actions"]
         picks = ", ".join(names)
         rows = source.execute(f"SELECT {picks} FROM {table}").fetchall()
         tables[table] = (f"INSERT INTO {table} ({picks}) VALUES ({', '.join('?' * len(names))})", rows)
@@ -253,6 +257,16 @@ def rows_planned(export: Path) -> int:
     finally:
         source.close()
     return keyed
+
+
+def renamed_config(tmp: Path) -> Path:
+    """The shipped config with one mapped property changed: the user's name also says the company."""
+    data = json.loads(CONFIG.read_text())
+    params = data["environments"]["development"]["mappings"][0]["params"]
+    params["name"] = {"template": "{{body.full_name}} ({{body.company_name}})"}
+    path = tmp / "renamed.json"
+    path.write_text(json.dumps(data))
+    return path
 
 
 def timed(fn, *args):
@@ -323,14 +337,20 @@ def main() -> None:
         d = writes_alone(tmp / "c.sqlite", tmp / "d.sqlite")
         e = writes_alone(tmp / "c.sqlite", tmp / "e.sqlite", batch=args.rows, safe=False)
         f, planned = timed(rows_planned, export)
+        g, unchanged = timed(workbench_backfill, export, tmp / "c.sqlite")
+        h, renamed = timed(workbench_backfill, export, tmp / "c.sqlite", renamed_config(tmp))
         print(f"(a) DuckDB to NDJSON:          {a:6.2f} s  ({identified} payloads)")
         print(f"(b) DictReader+jsonpath+SQLite: {b:6.2f} s  ({upserted} upserts)")
         print(f"(c) workbench backfill:         {c:6.2f} s  {json.dumps(summary)}")
         print(f"(d) (c)'s writes alone, raw:    {d:6.2f} s  (the SQLite floor of full logging)")
         print(f"(e) (d) unjournaled, one txn:   {e:6.2f} s  (below any crash-safe logging)")
         print(f"(f) read, build, plan, hash:    {f:6.2f} s  ({planned} rows to apply; no sink, no store)")
+        print(f"(g) (c) again, unchanged:      {g:6.2f} s  {json.dumps(unchanged)}")
+        print(f"(h) (c) again, name changed:   {h:6.2f} s  {json.dumps(renamed)}")
         print(f"c/a = {c / a:.2f}  (target <= 2.0)")
         print(f"b/c = {b / c:.2f}  (target >= 1.5)")
+        print(f"g/a = {g / a:.2f}  (target <= 1.0: a re-run that applies nothing, against the limit)")
+        print(f"h/c = {h / c:.2f}  (target <= 1.2: a re-run that applies every row, against the first run)")
         print(f"c/d = {c / d:.2f}  (how far above its own writes the backfill is)")
         print(
             f"the targets leave (c) {min(2.0 * a, b / 1.5):.2f} s in all: "

@@ -62,3 +62,17 @@ def pytest_sessionfinish(session, exitstatus):
 
     if CONTRACT.refused and exitstatus == 0:
         session.exitstatus = 1
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request, tmp_path):
+    """A real store, once on a SQLite file and once on a fresh PostgreSQL database."""
+    from workbench.store import Store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'workbench.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = Store(url)
+    yield store
+    store.close()

@@ -12,9 +12,9 @@ from workbench.backfill import Backfill, CsvRows
 from workbench.backfill.sources import estimate_rows
 from workbench.clay import ExportReader, row_to_body
 from workbench.cli import main
-from workbench.config import load_config
+from workbench.config import ConfigSet, load_config
 from workbench.engine import Engine, SourceEvent, utcnow
-from workbench.service import ConfigSet, SourceService
+from workbench.service import SourceService
 from workbench.sinks import make_sink
 from workbench.sinks.local import LocalSink
 from workbench.store import Store
@@ -45,17 +45,6 @@ TRIGGER = {
 # Low-ICP leads are skipped; the widened mapping identifies every lead, with the phone number too.
 NARROW = [{**identify(), "when": [{"path": "body.icp_score", "as": "number", "gte": 50}]}, TRIGGER]
 WIDE = [identify(phone_number="body.phone_number"), TRIGGER]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def any_store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sync.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = Store(url)
-    yield store
-    store.close()
 
 
 def named_config(tmp_path, name, mappings):
@@ -122,43 +111,29 @@ def test_widening_the_mapping_applies_the_skipped_rows_and_the_changed_payloads(
 
 # -- every action type -----------------------------------------------------------------------
 
+
+def act(action, **params):
+    return {"event": "lead.enriched", "action": action, "params": params}
+
+
 COMPANY = {"collection": {"value": "companies"}, "id": "body.company_domain"}
 MEMBERS = {"key": {"value": "leads"}, "users": "body.email"}
+WELCOME = {"key": {"value": "welcome"}, "cancellation_key": {"template": "welcome-{{body.email}}"}}
 SET_ALL = [
     identify(),
-    {"event": "lead.enriched", "action": "objects_set", "params": {**COMPANY, "name": "body.company_name"}},
-    {"event": "lead.enriched", "action": "tenants_set", "params": {"id": "body.company_domain"}},
-    {
-        "event": "lead.enriched",
-        "action": "objects_subscribe",
-        "params": {**COMPANY, "recipients": "body.email"},
-    },
-    {"event": "lead.enriched", "action": "audiences_add_member", "params": MEMBERS},
-    {
-        "event": "lead.enriched",
-        "action": "workflows_trigger",
-        "params": {
-            "key": {"value": "welcome"},
-            "recipients": "body.email",
-            "cancellation_key": {"template": "welcome-{{body.email}}"},
-        },
-    },
+    act("objects_set", **COMPANY, name="body.company_name"),
+    act("tenants_set", id="body.company_domain"),
+    act("objects_subscribe", **COMPANY, recipients="body.email"),
+    act("audiences_add_member", **MEMBERS),
+    act("workflows_trigger", **WELCOME, recipients="body.email"),
 ]
 DELETE_ALL = [
-    {"event": "lead.enriched", "action": "users_delete", "params": {"id": "body.email"}},
-    {"event": "lead.enriched", "action": "objects_delete", "params": COMPANY},
-    {"event": "lead.enriched", "action": "tenants_delete", "params": {"id": "body.company_domain"}},
-    {
-        "event": "lead.enriched",
-        "action": "objects_unsubscribe",
-        "params": {**COMPANY, "recipients": "body.email"},
-    },
-    {"event": "lead.enriched", "action": "audiences_remove_member", "params": MEMBERS},
-    {
-        "event": "lead.enriched",
-        "action": "workflows_cancel",
-        "params": {"key": {"value": "welcome"}, "cancellation_key": {"template": "welcome-{{body.email}}"}},
-    },
+    act("users_delete", id="body.email"),
+    act("objects_delete", **COMPANY),
+    act("tenants_delete", id="body.company_domain"),
+    act("objects_unsubscribe", **COMPANY, recipients="body.email"),
+    act("audiences_remove_member", **MEMBERS),
+    act("workflows_cancel", **WELCOME),
 ]
 HEADER = ["Email", "Full Name", "Company Domain", "Company Name"]
 LEADS_OF_TWO_COMPANIES = [
