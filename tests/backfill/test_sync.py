@@ -7,7 +7,6 @@ from click.testing import CliRunner
 
 from scripts.make_samples import write_rows
 from tests.fakes.knock import API_KEY, fake_knock  # noqa: F401 (fixture)
-from tests.fakes.knock_bulk import add_bulk_endpoints
 from workbench.backfill import Backfill, CsvRows
 from workbench.backfill.sources import estimate_rows
 from workbench.clay import ExportReader, row_to_body
@@ -208,7 +207,6 @@ def test_every_action_type_is_applied_once_and_a_delete_already_applied_is_uncha
 
 @pytest.fixture
 def bulk_knock(fake_knock):  # noqa: F811
-    add_bulk_endpoints(fake_knock)
     return fake_knock
 
 
@@ -224,18 +222,20 @@ def test_into_knock_a_rerun_sends_nothing_and_the_deletes_once(any_store, tmp_pa
     sink = {"type": "knock", "api_key": {"$env": "KNOCK_API_KEY"}, "base_url": bulk_knock.url}
     set_all = config_of(tmp_path, "set", SET_ALL, sink=sink)
     delete_all = config_of(tmp_path, "delete", DELETE_ALL, sink=sink)
+    bulk_knock.state.workflows.add("welcome")
+    bulk_knock.state.audiences.add("leads")
     assert knock_run(any_store, set_all, export, bulk_knock, bulk=bulk).counts["applied"] == 3
-    sent = len(bulk_knock.state.requests)
+    sent = len(bulk_knock.calls())
     assert set(bulk_knock.state.users) == {"ann@acme.com", "bob@acme.com", "cy@initech.co"}
     assert len(bulk_knock.runs("welcome")) == 3
     again = knock_run(any_store, set_all, export, bulk_knock, bulk=bulk)
-    assert (again.counts["unchanged"], len(bulk_knock.state.requests)) == (3, sent)
+    assert (again.counts["unchanged"], len(bulk_knock.calls())) == (3, sent)
 
     assert knock_run(any_store, delete_all, export, bulk_knock, bulk=bulk).counts["applied"] == 3
     assert bulk_knock.state.users == {} and bulk_knock.state.tenants == {}
-    sent = len(bulk_knock.state.requests)
+    sent = len(bulk_knock.calls())
     deleted_again = knock_run(any_store, delete_all, export, bulk_knock, bulk=bulk)
-    assert (deleted_again.counts["unchanged"], len(bulk_knock.state.requests)) == (3, sent)
+    assert (deleted_again.counts["unchanged"], len(bulk_knock.calls())) == (3, sent)
 
 
 def test_retrigger_and_full_send_again_on_purpose(store, tmp_path):

@@ -245,7 +245,7 @@ class Backfill:
                 bound = self.bind(conn)
                 if isinstance(bound, LocalSink):
                     bound = BatchedUsers(bound, conn)
-                    bound.prefetch(_identified_ids(batch))
+                    bound.prefetch(_identified_ids(batch, {} if self.full else memory))
                 self.engine.sink = bound
                 self._apply(batch, memory)
                 if isinstance(bound, BatchedUsers):
@@ -476,11 +476,12 @@ def _settle(batch: list[_Row], settled: dict) -> None:
             row.reason = _failed_reason(outcome)
 
 
-def _identified_ids(batch: list[_Row]) -> list[str]:
+def _identified_ids(batch: list[_Row], memory: dict[str, str]) -> list[str]:
+    """The users the batch may identify: not those whose identify is unchanged (the users of a
+    re-run are read only when something is sent to them)."""
     ids = []
     for row in batch:
-        if row.plan is not None:
-            for mapping, result in row.plan.todo:
-                if mapping.action == "users_identify":
-                    ids.append(result.payload["id"])
+        for mapping, result, targets in row.targets:
+            if mapping.action == "users_identify" and any(memory.get(k) != h for _, k, h in targets):
+                ids.append(result.payload["id"])
     return ids
