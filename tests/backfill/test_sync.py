@@ -383,3 +383,19 @@ def test_a_run_where_every_row_fails_exits_1(store, tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1])["failed"] == 200
     assert "did you mean `body.email`?" in result.stderr
     assert "Every row failed (200)" in result.stderr
+
+
+def test_a_target_set_by_several_rows_ends_as_their_last_row_leaves_it(store, tmp_path):
+    """When an earlier row's payload for a shared target changes, the later rows that set it go
+    again, so the target ends as a fresh backfill of the export leaves it (the last row wins)."""
+    config = config_of(tmp_path, "set", SET_ALL[:2])
+    export = small_export(tmp_path)
+    run(store, config, export=export)
+    renamed = [["ann@acme.com", "Ann", "acme.com", "Acme Co"], *LEADS_OF_TWO_COMPANIES[1:]]
+    write_rows(export, HEADER, renamed)
+    again = run(store, config, export=export)
+    # Ann's row changed (and Bob's row sets the same company after it); Cy's is unchanged.
+    assert (again.counts["applied"], again.counts["unchanged"]) == (2, 1)
+    names = {i: data(d)["name"] for i, d in rows(store, "SELECT id, data FROM local_objects")}
+    assert names == {"acme.com": "Acme Inc", "initech.co": "Initech"}
+    assert run(store, config, export=export).counts["unchanged"] == 3

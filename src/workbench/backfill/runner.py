@@ -122,7 +122,9 @@ class Backfill:
         self.clock = clock
         self.scope = (config.source, self.env.name)
         self.note: Callable[[str], None] | None = None  # what the run waits for, on its progress bar
-        self._sent: dict[str, str] = {}  # target: the payload hash this run last sent to it
+        # Target: the payload hash this run last sent to it, both cut to 64-bit numbers (a run may
+        # send to millions of targets; a clash of two would only send something once more).
+        self._sent: dict[int, int] = {}
         self._batch_conn = None  # see `_batch_connection`
         self._batch_restore: dict[str, int] = {}  # the PRAGMAs it had before
 
@@ -349,13 +351,14 @@ class Backfill:
                 resend = self.retrigger if trigger else self.full
                 # Once this run sent something else to a target, what later rows send to it goes
                 # again too: the target ends as the export's rows, in their order, leave it.
-                resend = resend or any(sent.get(t, h) != h for t, _, h in targets)
+                cut = [(int(t[:16], 16), int(h[:16], 16)) for t, _, h in targets]
+                resend = resend or any(sent.get(t, h) != h for t, h in cut)
                 if not resend and all(memory.get(k) == h for _, k, h in targets):
                     result.status, result.result = "skipped", {"reason": UNCHANGED}
                     row.unchanged += 1
                     continue
                 todo.append((mapping, result))
-                sent.update((t, h) for t, _, h in targets)
+                sent.update(cut)
                 if dry:  # a row repeated within the export is unchanged the second time
                     memory.update((k, h) for _, k, h in targets)
             plan.todo = todo
