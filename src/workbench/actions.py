@@ -32,6 +32,8 @@ def _action(name: str, label: str, *params: str) -> ActionType:
 
 # Knock honours an Idempotency-Key on workflow triggers only; their keys are logged and kept.
 KEYED_ACTIONS = frozenset({"workflows_trigger"})
+# A user's attributes that Knock names; every other param of users_identify is a custom property.
+USER_FIELDS = ("name", "email", "phone_number", "avatar", "locale", "timezone")
 
 # Knock's documented order; workflows_cancel (offered by Knock's UI, absent from its list) runs last.
 EXECUTION_ORDER = (

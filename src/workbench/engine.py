@@ -97,6 +97,16 @@ def row_identity(source: str, environment: str, event_type: str, key: str) -> st
 
 
 class Sink(Protocol):
+    """Where actions go. Besides `apply`, a sink declares what else it can do; callers ask it
+    for these capabilities, never for its name or class."""
+
+    name: str
+    # Writes into the event-log store: `bind(conn)` gives the same sink on that connection, so
+    # that what it writes commits (or not) with the outcome the service records there.
+    transactional: bool
+    # Has bulk calls for a batch of actions (a backfill wraps it to gather a batch and flush it).
+    bulk: bool
+
     def apply(self, request: ActionRequest) -> Any:
         """Apply one action; return its result or raise Transient/TerminalSinkError."""
 
@@ -193,6 +203,13 @@ class ActionResult:
         else:
             out["result"] = self.result
         return out
+
+
+def rolled_up_status(actions) -> str:
+    """An applied event's status from its actions': failed if one failed, else queued if one
+    waits for a retry, else processed."""
+    statuses = {a.status for a in actions}
+    return "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
 
 
 @dataclass(slots=True)
@@ -383,10 +400,7 @@ class Engine:
                 result.request_key = earlier.get(result.mapping, (None, 0))[0]
         plan.todo = []
         outcome = plan.outcome
-        statuses = {a.status for a in outcome.actions}
-        outcome.status = (
-            "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
-        )
+        outcome.status = rolled_up_status(outcome.actions)
         return outcome
 
     def idempotency_key(self, body: Any, headers: Mapping[str, str]) -> tuple[str | None, str | None]:

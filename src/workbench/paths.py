@@ -272,8 +272,3 @@ def _jsonpath_text(root: str, steps) -> str:
 def jsonpath_reference(path: Path):
     """The jsonpath-ng expression for `path`, used as the reference implementation."""
     return jsonpath_parse(path.jsonpath)
-
-
-def column_path(column: str) -> str:
-    """The body path for a body key, in the shortest form that parses back to it."""
-    return "body" + _render(column)

@@ -95,7 +95,7 @@ class SourceService:
             reply = self.write_behind.receive(config, env, source, environment, event)
             if reply is not None:
                 return reply
-            if getattr(self.sink_for(env), "transactional", False):
+            if self.sink_for(env).transactional:
                 self.write_behind.settle()  # the local sink sees rows in the order they were answered
         return self.log_and_process(config, env, source, environment, event)
 
@@ -139,7 +139,7 @@ class SourceService:
         """Run an event and record its outcome; `new`: it was only just recorded (no actions yet).
         With a transactional sink the work commits on `conn` when one is given."""
         sink = self.sink_for(env)
-        if getattr(sink, "transactional", False):
+        if sink.transactional:
             # The sink's writes, the idempotency key and the action log commit together.
             with self.store.unit_of_work(conn) as conn:
                 engine = Engine(config, env, sink.bind(conn), self.store.idempotency(conn), self.clock)
@@ -169,7 +169,7 @@ class SourceService:
         if entry["status"] == "idempotent":
             return None  # a duplicate ran nothing on purpose; replaying it would run the actions twice
         config, env = self.configs.environment(entry["source"], entry["environment"])
-        if entry["status"] == "received" and getattr(self.sink_for(env), "transactional", False):
+        if entry["status"] == "received" and self.sink_for(env).transactional:
             # Its processing never finished (a crash, or the database went away) and, with a
             # transactional sink, nothing of it was kept: run it as it would have run then,
             # deduplication included, so that a copy resent meanwhile does not run twice.
@@ -213,7 +213,7 @@ class SourceService:
             )
         sink = self.sink_for(env)
         scope = (entry["source"], entry["environment"])
-        if getattr(sink, "transactional", False):
+        if sink.transactional:
             with self.store.unit_of_work() as conn:
                 outcome, applied = self._apply(config, env, sink.bind(conn), event, previous, row, keys)
                 self.store.record_outcome(

@@ -148,6 +148,8 @@ class _Recorder:
     """A sink answering as the local sink will, keeping the requests for the writer."""
 
     name = "local"
+    transactional = True
+    bulk = False
 
     def __init__(self) -> None:
         self.requests: list[ActionRequest] = []
@@ -287,7 +289,7 @@ class WriteBehind:
     ) -> _Item | None:
         """The event planned and answered against the recorder, when its answer cannot depend on
         the store; None otherwise. Nothing is written."""
-        if not isinstance(self.service.sink_for(env), LocalSink):
+        if not self.service.sink_for(env).transactional:
             return None
         engine = Engine(config, env, None, None, self.service.clock)
         plan = engine.plan(event)

@@ -207,6 +207,10 @@ class _Sent:
 class BulkKnock:
     """A sink over a `KnockSink`; call `flush()` after the batch, then settle what it returns."""
 
+    name = "knock"
+    transactional = False
+    bulk = True
+
     def __init__(
         self,
         sink: KnockSink,

@@ -36,11 +36,11 @@ from ..engine import (
     content_hash,
     new_event_ids,
     normalize_headers,
+    rolled_up_status,
     utcnow,
 )
 from ..errors import CoercionError
 from ..sinks.batched import BatchedUsers
-from ..sinks.local import LocalSink
 from ..store import Store, StoreError
 from ..store.applied import remember, remembered
 from ..store.db import checkpoint_pages, describe, set_pragmas
@@ -79,7 +79,7 @@ class _Row:
 
 def _bind_sink(sink: Any) -> Callable[[Any], Any] | None:
     """A function giving the sink bound to a connection, when the sink writes to the store."""
-    if getattr(sink, "transactional", False) and callable(getattr(sink, "bind", None)):
+    if sink.transactional:
         return sink.bind
     return None
 
@@ -245,19 +245,17 @@ class Backfill:
             with conn.begin():
                 memory = self._memory(conn, batch)
                 bound = self.bind(conn)
-                if isinstance(bound, LocalSink):
-                    bound = BatchedUsers(bound, conn)
-                    bound.prefetch(_identified_ids(batch, {} if self.full else memory))
+                bound = BatchedUsers(bound, conn)
+                bound.prefetch(_identified_ids(batch, {} if self.full else memory))
                 self.engine.sink = bound
                 self._apply(batch, memory)
-                if isinstance(bound, BatchedUsers):
-                    bound.flush()
+                bound.flush()
                 self._write(conn, batch, now)
         else:
             with self.store.engine.begin() as conn:
                 memory = self._memory(conn, batch)
             sink = self.sink
-            if self.bulk and getattr(sink, "name", None) == "knock":
+            if self.bulk and sink.bulk:
                 from .knock import BulkKnock  # the SDK loads only when Knock is the sink
 
                 sink = BulkKnock(sink, note=self.note)
@@ -471,10 +469,7 @@ def _settle(batch: list[_Row], settled: dict) -> None:
                 )
                 changed = True
         if changed:
-            statuses = {a.status for a in outcome.actions}
-            outcome.status = (
-                "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
-            )
+            outcome.status = rolled_up_status(outcome.actions)
             row.status = _row_status(outcome.actions, applied=True, unchanged=row.unchanged)
             row.reason = _failed_reason(outcome)
 

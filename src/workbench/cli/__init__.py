@@ -30,6 +30,15 @@ def main():
     """
 
 
+# Options several commands share, declared once.
+store_option = click.option(
+    "--store",
+    "store_url",
+    envvar="WORKBENCH_STORE_URL",
+    help="Event-log database URL [default: sqlite:///data/workbench.sqlite, or $WORKBENCH_STORE_URL].",
+)
+
+
 def _register():
     from . import core  # noqa: F401
 

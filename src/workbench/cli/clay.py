@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import main
+from . import main, store_option
 
 DEFAULT_DB = "data/workbench.duckdb"
 
@@ -85,12 +85,7 @@ def clay_setup(config, env, url, export):
 @click.option("--table", help="Backfill a table loaded by `workbench load` instead of a CSV file.")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="DuckDB database holding --table.")
 @click.option("--event", help="Event type for every row [default: the template's event, else lead.enriched].")
-@click.option(
-    "--store",
-    "store_url",
-    envvar="WORKBENCH_STORE_URL",
-    help="Event-log database URL [default: sqlite:///data/workbench.sqlite, or $WORKBENCH_STORE_URL].",
-)
+@store_option
 @click.option(
     "--failures",
     type=click.Path(dir_okay=False),

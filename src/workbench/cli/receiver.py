@@ -8,17 +8,12 @@ from pathlib import Path
 
 import click
 
-from . import main
+from . import main, store_option
 
 
 @main.command()
 @click.argument("configs", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--store",
-    "store_url",
-    envvar="WORKBENCH_STORE_URL",
-    help="Event-log database URL [default: sqlite:///data/workbench.sqlite, or $WORKBENCH_STORE_URL].",
-)
+@store_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free)."
@@ -175,15 +170,6 @@ def _cannot_listen(host: str, port: int) -> str | None:
 # -- the event log: replay and prune ------------------------------------------------------
 
 
-def _store_option(func):
-    return click.option(
-        "--store",
-        "store_url",
-        envvar="WORKBENCH_STORE_URL",
-        help="Event-log database URL [default: sqlite:///data/workbench.sqlite, or $WORKBENCH_STORE_URL].",
-    )(func)
-
-
 def _config_paths(given: tuple[str, ...]) -> list[str]:
     import glob
 
@@ -195,7 +181,7 @@ def _config_paths(given: tuple[str, ...]) -> list[str]:
 
 @main.command()
 @click.argument("event_ids", nargs=-1)
-@_store_option
+@store_option
 @click.option(
     "--config",
     "configs",
@@ -264,7 +250,7 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
 
 
 @main.command()
-@_store_option
+@store_option
 @click.option(
     "--days", default=30.0, show_default=True, type=click.FloatRange(min=0), help="Keep events this recent."
 )
@@ -283,7 +269,7 @@ def prune(store_url, days):
 
 
 @main.command()
-@_store_option
+@store_option
 def migrate(store_url):
     """Create the event-log tables, or upgrade them to this version's schema (Alembic).
 

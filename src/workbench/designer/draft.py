@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..actions import ACTION_TYPES, EXECUTION_ORDER
+from ..clay.bodies import DEFAULT_EVENT
 
 KINDS = ("none", "column", "path", "value", "template", "first")
-DEFAULT_EVENT = "lead.enriched"
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 

@@ -15,6 +15,8 @@ class DryRunSink:
     """Resolves and validates only: an action that validates reports success, nothing is sent."""
 
     name = "dry-run"
+    transactional = False
+    bulk = False
 
     def apply(self, request: ActionRequest) -> Any:
         return {"dry_run": True}

@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from ..actions import USER_FIELDS
 from ..engine import ActionRequest
 from ..store import local_users
 from ..store.db import in_chunks
 from ..store.fast import insert_many
-from .local import USER_FIELDS, LocalSink, _attributes, deep_merge, merge_result
+from .local import LocalSink, _attributes, deep_merge, merge_result
 
 # Built once: a statement made per chunk would hold its chunk in reference cycles until the
 # collector frees them, which a backfill lets run rarely (see `backfill.runner._fewer_collections`).
@@ -36,6 +37,10 @@ _UPDATE = (
 
 class BatchedUsers:
     """A sink over a `LocalSink` bound to the batch's connection; call `flush()` before commit."""
+
+    name = "local"
+    transactional = True
+    bulk = False
 
     def __init__(self, local: LocalSink, conn: Connection):
         self.local = local

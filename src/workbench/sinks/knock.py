@@ -25,14 +25,13 @@ from typing import Any
 import knockapi
 from knockapi import Knock
 
-from ..actions import KEYED_ACTIONS
+from ..actions import KEYED_ACTIONS, USER_FIELDS
 from ..engine import ActionRequest
 from ..errors import TerminalSinkError, TransientSinkError
 from .knock_tiers import Pace
 
 DEFAULT_TIMEOUT = 10.0
 TRANSIENT_STATUSES = {408, 409, 429}
-USER_FIELDS = ("name", "email", "phone_number", "avatar", "locale", "timezone")
 OBJECT_FIELDS = ("name", "locale", "timezone")
 # Names Knock reads as its own fields of a user, an object or a tenant, never as custom properties.
 RESERVED_PROPERTIES = frozenset(
@@ -174,6 +173,8 @@ class KnockSink:
     """Applies actions to Knock through the `knockapi` SDK."""
 
     name = "knock"
+    transactional = False
+    bulk = True  # Knock's bulk endpoints (`workbench.backfill.knock.BulkKnock`)
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from ..actions import USER_FIELDS
 from ..engine import ActionRequest, utcnow
 from ..errors import TerminalSinkError, TransientSinkError
 from ..store import (
@@ -32,7 +33,6 @@ from ..store import (
 )
 from ..store.fast import Prepared
 
-USER_FIELDS = ("name", "email", "phone_number", "avatar", "locale", "timezone")
 OBJECT_FIELDS = ("name", "locale", "timezone")
 TENANT_FIELDS = ("name",)
 
@@ -113,6 +113,7 @@ class LocalSink:
     name = "local"
     # The service runs this sink inside the transaction that records the outcome.
     transactional = True
+    bulk = False
 
     def __init__(self, store: Store, conn: Connection | None = None, clock: Callable[[], datetime] = utcnow):
         self.store = store

@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, utcnow
+from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, rolled_up_status, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
 from .applied import applied_by, remember
 from .db import READ, StoreError, describe, in_chunks, make_engine
@@ -335,10 +335,7 @@ class Store(Upkeep):
             if stale:
                 c.execute(delete(actions).where(actions.c.id.in_(stale)))
             if outcome.actions and outcome.status in ("processed", "queued", "failed"):
-                statuses = {a.status for a in outcome.actions}
-                outcome.status = (
-                    "failed" if "failed" in statuses else "queued" if "queued" in statuses else "processed"
-                )
+                outcome.status = rolled_up_status(outcome.actions)
             _UPDATE_EVENT.execute(
                 c,
                 {
