@@ -17,6 +17,8 @@ from typing import Any
 from .config import ConfigSet, Environment, SourceConfig
 from .engine import ActionResult, Engine, Outcome, SourceEvent, row_identity, utcnow
 from .errors import NotFound, StoreUnavailable, WorkbenchError
+from .sinks import make_sink
+from .store.db import describe
 from .verify import verify
 
 log = logging.getLogger(__name__)
@@ -58,13 +60,13 @@ class SourceService:
         self._sinks: dict[int, tuple[Any, Environment]] = {}
         self._sinks_version = -1
         self._sinks_lock = threading.Lock()
-        # Set by the receiver on a SQLite store (see `workbench.writebehind`).
-        self.write_behind = None
 
-    def settle(self) -> None:
-        """Wait until every event answered so far is in the log (see `workbench.writebehind`)."""
-        if self.write_behind is not None:
-            self.write_behind.settle()
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every event answered so far is in the log: here, each is before its answer."""
+        return True
+
+    def close(self) -> None:
+        """Nothing is left to write: each event is logged before it is answered."""
 
     # -- sinks -----------------------------------------------------------------------------
 
@@ -73,8 +75,6 @@ class SourceService:
         entry = self._sinks.get(id(env))
         if entry is not None and entry[1] is env and self._sinks_version == self.configs.version:
             return entry[0]  # the common case, without the lock
-        from .sinks import make_sink
-
         with self._sinks_lock:
             if self._sinks_version != self.configs.version:
                 self._sinks, self._sinks_version = {}, self.configs.version
@@ -88,16 +88,16 @@ class SourceService:
 
     def receive(self, source: str, environment: str, headers: Any, body: bytes | str) -> Reply:
         """Verify, log, map and apply one request; the reply says exactly what happened."""
+        config, env, event = self.accept(source, environment, headers, body)
+        return self.log_and_process(config, env, source, environment, event)
+
+    def accept(
+        self, source: str, environment: str, headers: Any, body: bytes | str
+    ) -> tuple[SourceConfig, Environment, SourceEvent]:
+        """The config and environment a request is for, once it is verified, and its event."""
         config, env = self.configs.environment(source, environment)
         verify(headers, env.secrets(self.environ))
-        event = SourceEvent(body, headers, origin="live", received_at=self.clock())
-        if self.write_behind is not None:
-            reply = self.write_behind.receive(config, env, source, environment, event)
-            if reply is not None:
-                return reply
-            if self.sink_for(env).transactional:
-                self.write_behind.settle()  # the local sink sees rows in the order they were answered
-        return self.log_and_process(config, env, source, environment, event)
+        return config, env, SourceEvent(body, headers, origin="live", received_at=self.clock())
 
     def log_and_process(
         self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
@@ -270,8 +270,6 @@ class SourceService:
         """Retry queued actions whose backoff has elapsed, and events whose process died; returns
         how many events were retried."""
         now = now or self.clock()
-        if self.write_behind is not None:
-            self.write_behind.recover_orphans()
         done = 0
         for event_id in self.store.claim_due(now, limit):
             done += self._retry_one(event_id, keep=("success", "failed"))
@@ -295,8 +293,6 @@ def _crash_message(exc: Exception, event_id: str) -> str:
     """The reply when processing a logged event raised: the database's own words when the store
     failed (a full disk, a read-only file), not only an exception's name."""
     if isinstance(getattr(exc, "orig", None), Exception):  # a database driver's error, wrapped
-        from .store.db import describe
-
         return (
             f"the event log could not record how the row was processed: {describe(exc)}; the event is "
             f"logged as {event_id} and can be replayed once the store can be written"

@@ -17,9 +17,12 @@ transaction (`StoreIdempotency.claim`): the key's row names the event, so duplic
 exactly once across processes, and a claim found again by the same event (its process died
 after claiming) is its own. A duplicate is journaled and logged `idempotent` like any other row.
 
-Everything else takes the ordinary path, after the writes still pending have been made, so the
-local sink sees requests in the order they were answered: a row with an idempotency key whose
-actions do not all succeed (only successes are remembered), another sink, an action whose answer reports what the store held (a delete, a subscription, a
+`WriteBehind` wraps a `SourceService` and answers as one does (`receive`, `replay`,
+`retry_due`, `settle`, `close`); the receiver chooses it once, where its app is built
+(`receiving.build_service`). Everything else takes the ordinary path, after the writes still
+pending have been made, so the local sink sees requests in the order they were answered: a row
+with an idempotency key whose actions do not all succeed (only successes are remembered),
+another sink, an action whose answer reports what the store held (a delete, a subscription, a
 cancel), or a writer that cannot write (the ordinary path answers 503 then).
 
 Reading the log waits for pending writes, this process's and other processes' (`settle`), so the
@@ -37,20 +40,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
+from .config import Environment, SourceConfig
 from .engine import ActionRequest, Engine, Outcome, SourceEvent, new_event_id
 from .errors import NotFound, StoreUnavailable
+from .service import HTTP_STATUS, Reply, SourceService
 from .sinks.batched import BatchedUsers
 from .sinks.local import MERGE_ACTIONS, LocalSink, merge_result, run_id
 from .store import journal
 from .store.journal import Entry, Journal, Segment
-
-if TYPE_CHECKING:
-    from .config import Environment, SourceConfig
-    from .service import Reply, SourceService
 
 log = logging.getLogger(__name__)
 
@@ -192,17 +193,17 @@ def journal_folder(store) -> Path | None:
     return journal.journal_dir(Path(database).resolve())
 
 
-def attach(service: SourceService, pause: float = DEFAULT_PAUSE) -> WriteBehind | None:
-    """Give `service` write-behind when its store is a SQLite file; returns it (or None)."""
+def with_write_behind(service: SourceService, pause: float = DEFAULT_PAUSE) -> SourceService | WriteBehind:
+    """`service` wrapped in write-behind when its store is a SQLite file; else `service` itself."""
     folder = journal_folder(service.store)
     if folder is None:
-        return None
-    service.write_behind = WriteBehind(service, folder, pause=pause)
-    return service.write_behind
+        return service
+    return WriteBehind(service, folder, pause=pause)
 
 
 class WriteBehind:
-    """The journal, queue and writer thread of one receiver process."""
+    """A `SourceService` that journals, answers and logs in batches: the journal, queue and
+    writer thread of one receiver process. What it does not do itself, the service does."""
 
     def __init__(self, service: SourceService, folder: Path, pause: float = DEFAULT_PAUSE):
         self.service = service
@@ -224,14 +225,32 @@ class WriteBehind:
         self._local = LocalSink(self.store, clock=service.clock)
         self._claims = _Claims(self.store)
 
+    def __getattr__(self, name: str) -> Any:
+        if name == "service":  # not set yet
+            raise AttributeError(name)
+        return getattr(self.service, name)  # the store, the configs, replays, ...
+
     # -- the request path ------------------------------------------------------------------
 
-    def receive(
+    def receive(self, source: str, environment: str, headers: Any, body: bytes | str) -> Reply:
+        """Verify, then journal and answer; or log, map and apply first on the ordinary path."""
+        config, env, event = self.service.accept(source, environment, headers, body)
+        reply = self._answer(config, env, source, environment, event)
+        if reply is not None:
+            return reply
+        if self.service.sink_for(env).transactional:
+            self.settle()  # the local sink sees rows in the order they were answered
+        return self.service.log_and_process(config, env, source, environment, event)
+
+    def retry_due(self, *args, **kwargs) -> int:
+        """A retry pass, after logging what dead processes left in their journals."""
+        self.recover_orphans()
+        return self.service.retry_due(*args, **kwargs)
+
+    def _answer(
         self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
     ) -> Reply | None:
         """Journal and answer a verified event; None when it must take the ordinary path."""
-        from .service import HTTP_STATUS, Reply
-
         if self._failing is not None or self._stopping:
             return None
         if len(self._queue) >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES:

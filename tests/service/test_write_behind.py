@@ -18,7 +18,7 @@ from workbench.config import ConfigSet
 from workbench.service import SourceService
 from workbench.store import Store, events, idempotency_keys, local_users, local_workflow_runs
 from workbench.store import journal as journals
-from workbench.writebehind import WriteBehind, attach, journal_folder
+from workbench.writebehind import WriteBehind, journal_folder, with_write_behind
 
 LONG = 60.0  # a pause no test waits out: rows stay pending until something settles them
 
@@ -29,15 +29,16 @@ def count(store, table, *where):
 
 
 def behind(service: SourceService, pause: float = LONG) -> WriteBehind:
-    return attach(service, pause)
+    wrapped = with_write_behind(service, pause)
+    assert isinstance(wrapped, WriteBehind)
+    return wrapped
 
 
 @pytest.fixture
 def wb_service(config_path, store, clock):
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    behind(service)
+    service = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
     yield service
-    service.write_behind.close()
+    service.close()
 
 
 def comparable(entry: dict) -> dict:
@@ -82,8 +83,8 @@ BODIES = {
 def test_answer_and_log_are_the_ordinary_paths(config_path, tmp_path, clock, body):
     ordinary_store, behind_store = (Store(f"sqlite:///{tmp_path / name}.sqlite") for name in ("a", "b"))
     ordinary = SourceService(ConfigSet([config_path]), ordinary_store, environ=ENVIRON, clock=clock)
-    deferred = SourceService(ConfigSet([config_path]), behind_store, environ=ENVIRON, clock=clock)
-    wb = behind(deferred)
+    deferred = behind(SourceService(ConfigSet([config_path]), behind_store, environ=ENVIRON, clock=clock))
+    wb = deferred
     try:
         expected, got = post(ordinary, body), post(deferred, body)
         assert behind_store.get_event(got.body["id"]) is None  # answered, not yet logged: deferred
@@ -133,8 +134,7 @@ def test_a_row_whose_answer_reads_the_store_waits_for_pending_rows_first(tmp_pat
     config_path = tmp_path / "clay.json"
     config_path.write_text(json.dumps(raw))
     store = Store(f"sqlite:///{tmp_path / 'events.sqlite'}")
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    wb = behind(service)
+    service = wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
     try:
         identified = post(service, lead(email="gone@acme.com")).body
         assert store.get_event(identified["id"]) is None
@@ -199,7 +199,7 @@ def test_a_deduplicating_row_that_fails_takes_the_ordinary_path(wb_service, stor
 def test_close_logs_pending_rows_and_removes_the_journal(wb_service, store):
     replies = [post(wb_service, lead(email=f"c{n}@acme.com")).body for n in range(5)]
     assert count(store, events) == 0
-    wb_service.write_behind.close()
+    wb_service.close()
     assert {store.get_event(r["id"])["status"] for r in replies} == {"processed"}
     assert list(journal_folder(store).iterdir()) == []
 
@@ -210,15 +210,14 @@ def test_close_logs_pending_rows_and_removes_the_journal(wb_service, store):
 def _answer_then(config_path, store_url, emails, then, replies, release, env="development"):
     """In another process: answer rows with write-behind pending, then die or wait and close."""
     store = Store(store_url)
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON)
-    behind(service, pause=LONG)
+    service = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON), pause=LONG)
     replies.put([post(service, lead(email=e, row_id=e), env=env).body for e in emails])
     replies.close()
     replies.join_thread()  # the answers are out of this process before it dies
     if then == "die":
         os.kill(os.getpid(), signal.SIGKILL)
     release.wait(60)
-    service.write_behind.close()
+    service.close()
 
 
 def other_process(config_path, store_url, emails, then, env="development"):
@@ -247,8 +246,7 @@ def test_a_dead_processs_rows_are_logged_once_by_the_next_one(config_path, store
     (path,) = journals.journal_files(folder)
     kept = path.read_bytes()
 
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    wb = behind(service)
+    wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
     assert wb.recover_orphans() == 6
     for reply in answered:
         entry = store.get_event(reply["id"])  # under the id it was answered with
@@ -265,8 +263,7 @@ def test_keys_claimed_by_a_dead_process_stay_its_rows_own(config_path, store_url
     _, _, answered = other_process(config_path, store_url, emails, "die", env="dedupe")
     assert [r["status"] for r in answered] == ["processed", "processed"]
     assert count(store, events) == 0
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    wb = behind(service)
+    service = wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
     try:
         assert wb.recover_orphans() == 2
         # Each row finds its own claim: logged as processed, its actions applied once.
@@ -284,8 +281,7 @@ def test_reading_waits_for_a_live_processs_pending_rows_and_recovers_a_dead_ones
 ):
     live, release, live_answers = other_process(config_path, store_url, ["live@acme.com"], "wait")
     _, _, dead_answers = other_process(config_path, store_url, ["dead@acme.com"], "die")
-    reader = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    wb = behind(reader, pause=0.01)
+    wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock), pause=0.01)
     try:
         assert count(store, events) == 0
         # The live process waits out a long pause: settling hands up after the timeout, the
@@ -311,8 +307,7 @@ def test_a_trigger_answered_by_a_dead_process_gets_the_run_id_it_was_answered(
     config_path = tmp_path / "trigger.json"
     config_path.write_text(json.dumps(raw))
     _, _, answered = other_process(config_path, store_url, ["t@acme.com"], "die")
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    wb = behind(service)
+    wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
     assert wb.recover_orphans() == 1
     with store.engine.connect() as conn:
         (run,) = conn.execute(select(local_workflow_runs.c.trigger_id)).scalars().all()
@@ -324,7 +319,7 @@ def test_rows_answered_while_the_writer_cannot_write_are_logged_once_it_can(wb_s
     held = store.engine.raw_connection()
     held.driver_connection.execute("BEGIN EXCLUSIVE")  # another writer holds the database
     try:
-        wb = wb_service.write_behind
+        wb = wb_service
         reply = post(wb_service, lead(email="late@acme.com")).body
         assert reply["status"] == "processed"
         started = time.monotonic()
@@ -339,8 +334,7 @@ def test_rows_answered_while_the_writer_cannot_write_are_logged_once_it_can(wb_s
 
 def test_a_row_that_cannot_be_journaled_is_logged_before_it_is_answered(config_path, tmp_path, clock):
     store = Store(f"sqlite:///{tmp_path / 'events.sqlite'}")
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    wb = behind(service)
+    service = wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
     wb.folder.write_text("not a folder")  # the journal cannot be made here
     try:
         reply = post(service, lead()).body
@@ -365,8 +359,7 @@ def test_past_the_pending_limit_rows_are_logged_before_they_are_answered(wb_serv
 
 def test_a_retry_pass_logs_what_a_dead_process_left(config_path, store_url, store, clock):
     _, _, answered = other_process(config_path, store_url, ["r1@acme.com", "r2@acme.com"], "die")
-    service = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
-    wb = behind(service)
+    service = wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
     try:
         assert count(store, events) == 0
         service.retry_due()  # what each `serve` worker runs every --retry-interval

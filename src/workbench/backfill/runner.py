@@ -184,7 +184,7 @@ class Backfill:
         return plan
 
     def _each_batch(self, source: RowSource, limit, progress, summary: BackfillSummary, handle) -> None:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # picks the notebook or terminal bar; loads on the first run
 
         started = time.perf_counter()
         self._sent = {}

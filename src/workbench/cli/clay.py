@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
+from ..config import load_config
+from ..errors import WorkbenchError
+from ..sinks import make_sink
+from ..store import DEFAULT_STORE_URL, Store
 from . import main, store_option
+from .core import parse_header_options
 
 DEFAULT_DB = "data/workbench.duckdb"
 
 
 def _connect(db: str, read_only: bool = False):
-    import duckdb
-
-    from ..errors import WorkbenchError
+    import duckdb  # the clay extra: loaded by the commands that read exports
 
     if db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +42,7 @@ def load(export, db, table):
     gets " (2)"); `_row_number`, `_source_file` and `_loaded_at` are added. Loading the same file
     again replaces its rows. Ends with one JSON line: {"table", "rows", "columns"}.
     """
-    from ..clay import load_export, profile
+    from ..clay import load_export, profile  # the clay extra (DuckDB)
 
     con = _connect(db)
     try:
@@ -70,8 +74,7 @@ def clay_setup(config, env, url, export):
     The body comes from the config's clay.body_template, with each column written as a
     "/Column Name" reference to re-insert in Clay by typing "/".
     """
-    from ..clay import read_columns, setup_text
-    from ..config import load_config
+    from ..clay import read_columns, setup_text  # the clay extra (DuckDB)
 
     cfg = load_config(config)
     columns = read_columns(export) if export else None
@@ -168,15 +171,10 @@ def backfill(
     `failed` or `queued`); each endpoint is paced by its rate-limit tier, and the sink's
     `rate_per_second` option adds one pace for every call.
     """
-    import os
 
-    from ..backfill import Backfill, CsvRows, TableRows
+    from ..backfill import Backfill, CsvRows, TableRows  # the clay extra (DuckDB)
     from ..backfill.checks import unread_paths
     from ..clay import template_event
-    from ..config import load_config
-    from ..sinks import make_sink
-    from ..store import DEFAULT_STORE_URL, Store
-    from .core import parse_header_options
 
     if (export is None) == (table is None):
         raise click.UsageError("give either an EXPORT.csv file or --table NAME (not both)")

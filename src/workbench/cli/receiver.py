@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import socket
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
+from ..config import ConfigSet, load_config
+from ..errors import WorkbenchError
+from ..receiving import build_service
+from ..store import DEFAULT_STORE_URL, Store
+from ..store.db import create_private
+from ..store.migrate import current, upgrade
 from . import main, store_option
 
 
@@ -71,12 +80,8 @@ def serve(
     secrets come from the environment variables the configs name; the admin API and the
     event-log page at /sources/<source>/<environment> need WORKBENCH_ADMIN_TOKEN.
     """
-    from sqlalchemy.engine import make_url
 
-    from ..config import load_config
-    from ..receiver.serving import serve as run
-    from ..store import DEFAULT_STORE_URL, Store
-    from ..store.db import create_private
+    from ..receiver.serving import serve as run  # gunicorn: loaded only to serve
 
     paths = list(configs) or ["mappings/clay.json"]
     for path in paths:
@@ -124,31 +129,7 @@ def serve(
 
 def _log_left_journals(paths: list[str], store) -> None:
     """Rows a receiver answered but had not logged when it was killed: logged now, once."""
-    from ..config import ConfigSet
-    from ..service import SourceService
-
-    service = SourceService(ConfigSet(paths), store)
-    done = _read_pending(service, wait=False)
-    if done:
-        click.echo(
-            f"Logged {done} answered rows that a stopped receiver left in {service.write_behind.folder}",
-            err=True,
-        )
-
-
-def _read_pending(service, wait: bool = True) -> int:
-    """On a SQLite store, rows that receivers answered and have not logged yet are logged first
-    (a dead receiver's) or, with `wait`, waited for (a running one's); returns how many were
-    logged here."""
-    from ..writebehind import attach
-
-    write_behind = attach(service)
-    if write_behind is None:
-        return 0
-    done = write_behind.recover_orphans()
-    if wait:
-        service.settle()
-    return done
+    build_service(ConfigSet(paths), store, announce=lambda text: click.echo(text, err=True)).close()
 
 
 def _cannot_listen(host: str, port: int) -> str | None:
@@ -171,7 +152,6 @@ def _cannot_listen(host: str, port: int) -> str | None:
 
 
 def _config_paths(given: tuple[str, ...]) -> list[str]:
-    import glob
 
     paths = list(given) or sorted(glob.glob("mappings/*.json"))
     if not paths:
@@ -204,12 +184,6 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
     an action failed because of it. Prints one line per event, then a JSON summary line; exits
     with 1 when an event given is not in the log or could not be replayed.
     """
-    import json
-
-    from ..config import ConfigSet
-    from ..errors import WorkbenchError
-    from ..service import SourceService
-    from ..store import DEFAULT_STORE_URL, Store
 
     if bool(event_ids) == bool(status):
         raise click.UsageError("give EVENT_IDs or --status (not both)")
@@ -217,8 +191,10 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
         raise click.UsageError("--source, --env and --limit go with --status")
     store = Store(store_url or DEFAULT_STORE_URL)
     try:
-        service = SourceService(ConfigSet(_config_paths(configs)), store)
-        _read_pending(service)
+        # Rows that receivers answered but have not logged yet are logged (a stopped
+        # receiver's) or waited for (a running one's) first.
+        service = build_service(ConfigSet(_config_paths(configs)), store)
+        service.settle()
         ids = list(event_ids) or store.find_events(status, source, environment, limit)
         counts: dict[str, int] = {}
         for event_id in ids:
@@ -256,9 +232,6 @@ def replay(event_ids, store_url, configs, status, source, environment, limit):
 )
 def prune(store_url, days):
     """Delete events (and their actions) older than --days, and expired idempotency keys."""
-    import json
-
-    from ..store import DEFAULT_STORE_URL, Store
 
     store = Store(store_url or DEFAULT_STORE_URL)
     try:
@@ -276,10 +249,6 @@ def migrate(store_url):
     Every command that opens the store does this on its own; run it to upgrade ahead of a
     deploy. Safe while receivers are running. Prints one JSON line.
     """
-    import json
-
-    from ..store import DEFAULT_STORE_URL, Store
-    from ..store.migrate import current, upgrade
 
     store = Store(store_url or DEFAULT_STORE_URL, create=False)
     try:

@@ -483,6 +483,6 @@ class MappingDesigner(ConfigEditing):
         self.refresh()
 
     def _ipython_display_(self):  # pragma: no cover - only in a notebook
-        from IPython.display import display
+        from IPython.display import display  # IPython is there whenever a notebook shows this
 
         display(self.widget)

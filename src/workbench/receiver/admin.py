@@ -9,9 +9,9 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import NotFound, WorkbenchError
 from ..store import EVENT_STATUSES
-from .app import runtime
 from .forms import check_browser_request
 from .page import back_to_page, event_page
+from .runtime import runtime
 
 admin = Blueprint("admin", __name__)
 admin.register_blueprint(event_page)

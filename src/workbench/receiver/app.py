@@ -4,61 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ConfigError, NotFound, StoreUnavailable, WorkbenchError
+from ..config import ConfigSet
+from ..errors import StoreUnavailable, WorkbenchError
+from ..receiving import build_service
+from ..store import DEFAULT_STORE_URL, Store
+from .admin import admin
+from .ingest import ingest
+from .openapi import openapi
+from .retrying import RetryWorker
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATHS = ("mappings/clay.json",)
 DEFAULT_MAX_CONTENT_LENGTH = 5 * 1024 * 1024
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-
-
-@dataclass
-class Runtime:
-    """What a receiver process holds: its configs, its store and the service over them."""
-
-    configs: Any
-    store: Any
-    service: Any
-    environ: Any = None
-    reload_interval: float = 1.0
-    _checked: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def reload_configs(self) -> None:
-        """Pick up edited config files, looking at most once per `reload_interval`."""
-        now = time.monotonic()
-        if now - self._checked < self.reload_interval:
-            return
-        with self._lock:
-            if now - self._checked < self.reload_interval:
-                return
-            self._checked = now
-            self.configs.reload_if_changed()
-
-    def environment(self, source: str, environment: str):
-        """(config, environment) or NotFound, for the admin side."""
-        config = self.configs.get(source)
-        try:
-            return config, config.environment(environment)
-        except ConfigError:
-            known = ", ".join(config.environments) or "none"
-            raise NotFound(
-                f"source `{source}` has no environment `{environment}` (it has: {known})"
-            ) from None
-
-
-def runtime() -> Runtime:
-    return current_app.extensions["workbench"]
 
 
 def _config_paths(value) -> list[str]:
@@ -71,10 +36,6 @@ def _config_paths(value) -> list[str]:
 
 
 def build_runtime(config: dict) -> Runtime:
-    from ..config import ConfigSet
-    from ..service import SourceService
-    from ..store import DEFAULT_STORE_URL, Store
-
     configs = ConfigSet(_config_paths(config.get("CONFIG_PATHS")))
     url = config.get("STORE_URL") or os.environ.get("WORKBENCH_STORE_URL") or DEFAULT_STORE_URL
     try:
@@ -84,9 +45,13 @@ def build_runtime(config: dict) -> Runtime:
         # until the database is back, instead of the whole server failing to boot.
         log.warning("starting without the event-log database: %s", exc)
         store = Store(url, create=False)
-    service = SourceService(configs, store, environ=config.get("ENVIRON"))
-    if config.get("WRITE_BEHIND"):
-        _write_behind(service, config.get("WRITE_BEHIND_PAUSE"))
+    service = build_service(
+        configs,
+        store,
+        environ=config.get("ENVIRON"),
+        write_behind=bool(config.get("WRITE_BEHIND")),
+        pause=config.get("WRITE_BEHIND_PAUSE"),
+    )
     return Runtime(
         configs,
         store,
@@ -94,20 +59,6 @@ def build_runtime(config: dict) -> Runtime:
         environ=config.get("ENVIRON"),
         reload_interval=float(config.get("RELOAD_INTERVAL", 1.0)),
     )
-
-
-def _write_behind(service, pause: float | None) -> None:
-    """Journal, answer, then log in batches (see `workbench.writebehind`), on a SQLite file store;
-    first log what dead receiver processes left in their journals."""
-    from ..writebehind import DEFAULT_PAUSE, attach
-
-    write_behind = attach(service, float(pause or DEFAULT_PAUSE))
-    if write_behind is None:
-        return
-    try:
-        write_behind.recover_orphans()
-    except Exception:  # the retry loop tries again; serving must not wait for it
-        log.exception("could not yet log the journals left in %s", write_behind.folder)
 
 
 def error_body(status: str, message: str, code: int):
@@ -196,10 +147,6 @@ def create_app(config: dict | None = None) -> Flask:
     ENVIRON (secrets; default os.environ), RELOAD_INTERVAL, RETRY_INTERVAL (None: no retry thread),
     WRITE_BEHIND (journal and answer, then log in batches; `workbench serve` turns it on) and
     WRITE_BEHIND_PAUSE (seconds a batch gathers requests)."""
-    from .admin import admin
-    from .ingest import ingest
-    from .openapi import openapi
-
     app = Flask("workbench.receiver", template_folder=str(TEMPLATES))
     app.config.from_mapping(
         CONFIG_PATHS=None,
@@ -222,8 +169,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin)
     app.register_blueprint(openapi)
     if app.config["RETRY_INTERVAL"]:
-        from .background import RetryWorker
-
         app.extensions["workbench.retry"] = RetryWorker(
             app.extensions["workbench"], float(app.config["RETRY_INTERVAL"])
         ).start()

@@ -1,4 +1,4 @@
-"""Work off the request path: the retry loop, and the receiver on a thread for notebooks."""
+"""The receiver on a thread of this process, for notebooks."""
 
 from __future__ import annotations
 
@@ -9,41 +9,9 @@ from os import PathLike
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from ..errors import StoreUnavailable
+from .app import create_app
 
 log = logging.getLogger(__name__)
-
-
-class RetryWorker:
-    """Calls `service.retry_due()` every `interval` seconds on a daemon thread.
-
-    Several processes may run one each: the store reserves due retries atomically.
-    """
-
-    def __init__(self, runtime, interval: float = 5.0):
-        self.runtime = runtime
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="workbench-retry", daemon=True)
-
-    def start(self) -> RetryWorker:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.runtime.reload_configs()
-                self.runtime.service.retry_due()
-            except StoreUnavailable as exc:  # an outage: one line per pass, not a traceback
-                log.warning("retry pass skipped: %s", exc)
-            except Exception:  # keep retrying later; one bad pass must not end the loop
-                log.exception("retry pass failed")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -97,8 +65,6 @@ def run_in_background(
     **config,
 ) -> BackgroundReceiver:
     """Start the receiver app on a background thread (port 0 picks a free port)."""
-    from .app import create_app
-
     app = create_app(
         {"CONFIG_PATHS": config_paths, "STORE_URL": store_url, "RETRY_INTERVAL": retry_interval, **config}
     )

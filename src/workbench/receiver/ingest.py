@@ -7,7 +7,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import IncompleteBody
 from ..store.fast import json_text
-from .app import runtime
+from .runtime import runtime
 
 ingest = Blueprint("ingest", __name__)
 

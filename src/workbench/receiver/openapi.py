@@ -11,8 +11,8 @@ from flask import Blueprint, jsonify
 
 from ..store import EVENT_STATUSES
 from ..store.browse import ORIGINS
-from .app import runtime
 from .page import REPLAY_BATCH
+from .runtime import runtime
 
 openapi = Blueprint("openapi", __name__)
 

@@ -22,8 +22,8 @@ from ..colours import OUTCOME_COLOURS, OUTCOME_TINTS
 from ..errors import NotFound, WorkbenchError
 from ..store import EVENT_STATUSES, REPLAYABLE
 from ..store.browse import ORIGINS, Cursor, Filters, browse, count_matching, ids_matching, whole_entry
-from .app import runtime
 from .forms import FORM_TOKEN_FIELD, form_token
+from .runtime import runtime
 
 event_page = Blueprint("event_page", __name__)
 

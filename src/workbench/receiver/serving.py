@@ -94,6 +94,9 @@ class ReceiverWorker(GeventWorker):
         return super().handle_request(listener_name, req, sock, addr)
 
 
+from .app import create_app
+
+
 class ReceiverServer(BaseApplication):
     """Gunicorn with the app factory called in each worker, so no database handle crosses a fork."""
 
@@ -108,8 +111,6 @@ class ReceiverServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self):
-        from .app import create_app
-
         return create_app(self.app_config)
 
 
@@ -117,8 +118,8 @@ def _write_pending(server, worker) -> None:
     """Gunicorn's worker_exit hook: a worker stopping gracefully logs what it answered."""
     app = getattr(worker, "wsgi", None)
     runtime = getattr(app, "extensions", {}).get("workbench")
-    if runtime is not None and runtime.service.write_behind is not None:
-        runtime.service.write_behind.close()
+    if runtime is not None:
+        runtime.service.close()
 
 
 def serve(

@@ -30,11 +30,11 @@ def make_sink(sink_config: SinkConfig, store=None, environ: Mapping[str, str] | 
     if sink_config.type == "local":
         if store is None:
             raise ConfigError([("sink", 'the "local" sink needs a store; give one, or use "dry-run"')])
-        from .local import LocalSink
+        from .local import LocalSink  # SQLAlchemy and the store load only for the local sink
 
         return LocalSink(store)
     if sink_config.type == "knock":
-        from .knock import DEFAULT_TIMEOUT, KnockSink
+        from .knock import DEFAULT_TIMEOUT, KnockSink  # the Knock SDK loads only for the knock sink
 
         options = sink_config.options or {}
         ref = sink_config.api_key

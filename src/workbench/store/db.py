@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
@@ -223,9 +225,9 @@ def _insert(conn: Connection, table: Table):
     """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
     name = conn.dialect.name
     if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        insert = sqlite_insert
     elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        insert = postgresql_insert
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise StoreError(f"unsupported database {name!r}; use SQLite or PostgreSQL")
     return insert(table)

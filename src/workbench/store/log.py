@@ -18,6 +18,7 @@ from .applied import applied_by, remember
 from .db import READ, StoreError, describe, in_chunks, make_engine
 from .fast import Prepared, insert_many
 from .idempotency import StoreIdempotency
+from .migrate import upgrade
 from .schema import actions, events
 from .upkeep import Upkeep
 
@@ -179,8 +180,6 @@ class Store(Upkeep):
 
     def create_tables(self) -> None:
         """Create the tables, or upgrade them to the newest schema revision (Alembic, under a lock)."""
-        from .migrate import upgrade
-
         try:
             upgrade(self.engine)
         except SQLAlchemyError as exc:
