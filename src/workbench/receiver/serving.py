@@ -94,9 +94,6 @@ class ReceiverWorker(GeventWorker):
         return super().handle_request(listener_name, req, sock, addr)
 
 
-from .app import create_app
-
-
 class ReceiverServer(BaseApplication):
     """Gunicorn with the app factory called in each worker, so no database handle crosses a fork."""
 
@@ -111,6 +108,9 @@ class ReceiverServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self):
+        # In the worker, after gevent has patched the standard library the app's modules use.
+        from .app import create_app
+
         return create_app(self.app_config)
 
 
