@@ -54,18 +54,7 @@ EXECUTION_ORDER = (
 ACTION_TYPES: dict[str, ActionType] = {
     a.name: a
     for a in (
-        _action(
-            "users_identify",
-            "Identify user",
-            "id*",
-            "name",
-            "email",
-            "phone_number",
-            "avatar",
-            "locale",
-            "timezone",
-            "properties",
-        ),
+        _action("users_identify", "Identify user", "id*", *USER_FIELDS, "properties"),
         _action("users_delete", "Delete user", "id*"),
         _action(
             "objects_set", "Set object", "collection*", "id*", "name", "locale", "timezone", "properties"
@@ -111,19 +100,7 @@ OBJECT_PARAMS = {"properties": MAX_PROPERTIES_BYTES, "data": MAX_DATA_BYTES}
 # A trigger's tenant may be an id or a tenant object (`{"id": …, "name": …}`), set on the way.
 OBJECT_TENANT_ACTIONS = frozenset({"workflows_trigger"})
 BOOLEAN_PARAMS = {"create_audience"}
-STRING_PARAMS = {
-    "id",
-    "collection",
-    "key",
-    "cancellation_key",
-    "name",
-    "email",
-    "phone_number",
-    "avatar",
-    "locale",
-    "timezone",
-    "tenant",
-}
+STRING_PARAMS = {"id", "collection", "key", "cancellation_key", *USER_FIELDS, "tenant"}
 
 
 def json_size(value: Any) -> int:

@@ -18,7 +18,7 @@ def body_keys(columns: list[str], template: Mapping[str, Any] | None) -> set[str
         have = set(columns)
         keys = set()
         for key, spec in template.items():
-            column, _ = template_column(spec)
+            column = template_column(spec)
             if column is None or column in have:
                 keys.add(key)
     keys.add("event")

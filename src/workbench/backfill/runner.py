@@ -40,11 +40,11 @@ from ..engine import (
     utcnow,
 )
 from ..errors import CoercionError
+from ..jsontext import json_text
 from ..sinks.batched import BatchedUsers
 from ..store import Store, StoreError
 from ..store.applied import remember, remembered
 from ..store.db import checkpoint_pages, describe, set_pragmas
-from ..store.fast import json_text
 from ..targets import action_targets, row_of
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
 from .sources import RowSource

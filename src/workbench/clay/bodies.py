@@ -49,13 +49,13 @@ def clean_cell(cell: Any) -> Any:
     return cell
 
 
-def template_column(spec: Any) -> tuple[str | None, str | None]:
-    """(column, as) of a body template entry; (None, None) for a literal `{"value": V}`."""
-    if isinstance(spec, str):
-        return spec, None
-    if isinstance(spec, Mapping) and "column" in spec:
-        return spec["column"], spec.get("as")
-    return None, None
+def template_column(entry: Any) -> str | None:
+    """The Clay column a body-template entry reads, if it reads one (None: a `{"value": V}`)."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, Mapping) and isinstance(entry.get("column"), str):
+        return entry["column"]
+    return None
 
 
 def _default_keys(columns: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -106,16 +106,19 @@ def row_to_body(
             if value is MISSING:
                 continue
             if as_ is not None:
-                try:
-                    value = coerce(value, as_, spec.get("region") if as_ == "e164" else None)
-                except CoercionError as exc:
-                    raise CoercionError(
-                        f"column `{column}` (body key `{key}`): {exc}", column=column
-                    ) from None
+                value = _coerced(value, as_, spec.get("region") if as_ == "e164" else None, column, key)
             body[key] = value
     if default_event is not None and "event" not in body:
         body["event"] = default_event
     return body
+
+
+def _coerced(value: Any, as_: str, region: str | None, column: str, key: str) -> Any:
+    """A cell read as its `as` type; the error names the column and the body key."""
+    try:
+        return coerce(value, as_, region)
+    except CoercionError as exc:
+        raise CoercionError(f"column `{column}` (body key `{key}`): {exc}", column=column) from None
 
 
 def template_event(body_template: Mapping[str, Any] | None) -> str | None:
@@ -143,10 +146,12 @@ def body_builder(
         for i, c in enumerate(columns):
             index.setdefault(c, i)
         for key, spec in body_template.items():
-            column, as_ = template_column(spec)
+            column = template_column(spec)
+            as_ = spec.get("as") if isinstance(spec, Mapping) else None
             region = spec.get("region") if as_ == "e164" else None
             if column is None:
-                steps.append((key, None, spec["value"], None, None))
+                if isinstance(spec, Mapping) and "value" in spec:
+                    steps.append((key, None, spec["value"], None, None))
             elif column in index:
                 steps.append((key, index[column], column, as_, region))
     fills_event = any(step[0] == "event" for step in steps)
@@ -163,12 +168,7 @@ def body_builder(
                 value = clean_cell(value)
                 if value is MISSING:
                     continue
-            if as_ is not None:
-                try:
-                    value = coerce(value, as_, region)
-                except CoercionError as exc:
-                    raise CoercionError(f"column `{extra}` (body key `{key}`): {exc}", column=extra) from None
-            body[key] = value
+            body[key] = value if as_ is None else _coerced(value, as_, region, extra, key)
         if default_event is not None and (not fills_event or "event" not in body):
             body["event"] = default_event
         return body

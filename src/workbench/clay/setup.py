@@ -38,7 +38,7 @@ def body_text(body_template: Mapping[str, Any] | None, columns: list[str] | None
         body_template = {"event": {"value": DEFAULT_EVENT}, **{snake_case(c): c for c in columns or ()}}
     lines = []
     for key, spec in body_template.items():
-        column, _ = template_column(spec)
+        column = template_column(spec)
         # A reference is not json.dumps'd: Clay substitutes it as typed, so it stays unescaped.
         value = json.dumps(spec["value"], ensure_ascii=False) if column is None else f'"/{column}"'
         lines.append(f"  {json.dumps(key, ensure_ascii=False)}: {value}")

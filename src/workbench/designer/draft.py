@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..actions import ACTION_TYPES, EXECUTION_ORDER
-from ..clay.bodies import DEFAULT_EVENT
+from ..clay.bodies import DEFAULT_EVENT, template_column
 
 KINDS = ("none", "column", "path", "value", "template", "first")
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
@@ -44,15 +44,6 @@ def body_path(key: str) -> str:
     if _SIMPLE_KEY.match(key):
         return f"body.{key}"
     return "body[" + json.dumps(key, ensure_ascii=False) + "]"
-
-
-def template_column(entry: Any) -> str | None:
-    """The Clay column a body-template entry reads, if it reads one."""
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, Mapping) and isinstance(entry.get("column"), str):
-        return entry["column"]
-    return None
 
 
 def key_for_column(template: dict, column: str, snake) -> str:

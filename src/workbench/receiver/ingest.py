@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import IncompleteBody
-from ..store.fast import json_text
+from ..jsontext import json_text
 from .runtime import runtime
 
 ingest = Blueprint("ingest", __name__)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -18,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreUnavailable, WorkbenchError
+from ..jsontext import stored_json
 
 BUSY_TIMEOUT_MS = 30_000
 # Pages of 8 KiB: fewer B-tree pages to split and fewer WAL frames per logged row (~1 KB) than with
@@ -48,11 +48,6 @@ class StoreError(WorkbenchError):
     status = "store_error"
 
 
-def json_dumps(value: Any) -> str:
-    """JSON text as the store keeps it (SQLAlchemy's JSON serializer here)."""
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
 def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
@@ -72,7 +67,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         engine = create_engine(
             parsed,
-            json_serializer=json_dumps,
+            json_serializer=stored_json,
             pool_pre_ping=True,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
@@ -83,7 +78,7 @@ def make_engine(url: str) -> Engine:
     if memory:
         engine = create_engine(
             parsed,
-            json_serializer=json_dumps,
+            json_serializer=stored_json,
             connect_args={"check_same_thread": False},
             poolclass=StaticPool,
         )
@@ -94,7 +89,7 @@ def make_engine(url: str) -> Engine:
             create_private(Path(database).expanduser().resolve())
         engine = create_engine(
             parsed,
-            json_serializer=json_dumps,
+            json_serializer=stored_json,
             connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
     _tune_sqlite(engine, wal=not memory)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import msgspec
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
@@ -20,26 +19,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from ..errors import StoreUnavailable
-from .db import json_dumps
-
-_ENCODER = msgspec.json.Encoder()
-
-
-def json_processor(fallback: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """JSON text by msgspec (several times faster than json.dumps); what msgspec cannot encode
-    goes to `fallback`."""
-
-    def process(value):
-        try:
-            return _ENCODER.encode(value).decode("utf-8")
-        except (TypeError, msgspec.EncodeError, OverflowError):
-            return fallback(value)
-
-    return process
-
-
-# JSON text as the store keeps it (and as the receiver answers).
-json_text = json_processor(json_dumps)
+from ..jsontext import json_processor
 
 
 def _memo_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
