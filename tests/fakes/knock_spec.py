@@ -1,4 +1,4 @@
-"""Knock's published API description (`../shared/knock/api-openapi.yml`), as the fake Knock reads it.
+"""Knock's published API description (`specs/api-openapi.yml`, a copy of Knock's file), as the fake Knock reads it.
 
 `KnockSpec.check(method, path, query, body)` finds the operation a request is for and validates
 its path, query and JSON body with `jsonschema` against the operation's schemas, `$ref`s resolved
@@ -24,9 +24,9 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-ROOT = Path(__file__).resolve().parents[2]
-# The worktree's sibling `shared/knock` (CI checks the project out next to it); overridable.
-SPEC_DIR = Path(os.environ.get("KNOCK_SPEC_DIR", ROOT.parent / "shared" / "knock"))
+# The copy kept with the fakes (Knock's file without its SDK code samples, checked against the
+# original by tests/sinks/test_spec_copy.py); KNOCK_SPEC_DIR points elsewhere, e.g. at a newer file.
+SPEC_DIR = Path(os.environ.get("KNOCK_SPEC_DIR", Path(__file__).resolve().parent / "specs"))
 API_SPEC = SPEC_DIR / "api-openapi.yml"
 OVERVIEW = SPEC_DIR / "api-reference-overview.mdx"
 _URI = "urn:knock:api-openapi"
