@@ -1,6 +1,6 @@
 """A fake Knock API on loopback, as strict as Knock's published description of its API.
 
-Every request is checked against `../shared/knock/api-openapi.yml` (`knock_spec`): one the spec
+Every request is checked against `specs/api-openapi.yml` (Knock's API description) (`knock_spec`): one the spec
 does not allow is refused as Knock refuses it (422, `invalid_params`, in Knock's error shape) and
 counted; a refusal of a request the project's SDK sent fails the test that made it (see the
 `fake_knock` fixture) and shows in the suite's closing contract line. Beyond the schemas it keeps

@@ -39,7 +39,7 @@ def spec_missing_reason() -> str | None:
         return None
     return (
         f"Knock's API description is not at {API_SPEC}: the strict fake Knock validates every "
-        "request against it (check out the shared folder next to the project, or set KNOCK_SPEC_DIR)"
+        "request against it (restore tests/fakes/specs, or set KNOCK_SPEC_DIR to a folder holding it)"
     )
 
 
