@@ -386,3 +386,12 @@ def test_big_batches_check_their_keys_in_chunks(store, tmp_path):
     first = run(store, export=path, batch_size=5000)
     second = run(store, export=path, batch_size=5000)
     assert second.counts["unchanged"] == first.counts["applied"] > 1000
+
+
+def test_a_backfill_made_without_a_sink_only_plans(tmp_path):
+    """bench/backfill.py times the rows' own work with no sink and no store."""
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[2] / "mappings" / "clay.json")
+    job = Backfill(config, "development", store=None, sink=None)
+    assert job.missing_columns(["Work Email"]) == [c for c in job.missing_columns([]) if c != "Work Email"]

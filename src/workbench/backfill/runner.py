@@ -78,8 +78,9 @@ class _Row:
 
 
 def _bind_sink(sink: Any) -> Callable[[Any], Any] | None:
-    """A function giving the sink bound to a connection, when the sink writes to the store."""
-    if sink.transactional:
+    """A function giving the sink bound to a connection, when the sink writes to the store (no
+    sink: a backfill that only plans)."""
+    if sink is not None and sink.transactional:
         return sink.bind
     return None
 
