@@ -121,6 +121,12 @@ class IdempotencyPort(Protocol):
     def release(self, scope: tuple[str, str, str], key: str) -> None:
         """Forget a reservation whose execution did not succeed."""
 
+    def earlier(
+        self, scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float
+    ) -> dict[str, ActionResult]:
+        """Per mapping, the action results of the latest attempt with `key` within the window
+        that failed (its key was released); empty when there is none."""
+
 
 # -- events and outcomes -----------------------------------------------------------------
 
@@ -262,6 +268,19 @@ class Plan:
     @property
     def final(self) -> bool:
         return self.context is None
+
+    def keep(self, previous: Mapping[str, ActionResult]) -> list[str]:
+        """Take the results in `previous` as they are, in place of the planned ones, and apply
+        only the rest; returns the keys of the mappings still to apply."""
+        actions = self.outcome.actions
+        kept = set()
+        for index, result in enumerate(actions):
+            earlier = previous.get(result.mapping)
+            if earlier is not None:
+                actions[index] = earlier
+                kept.add(id(result))
+        self.todo = [(m, r) for m, r in self.todo if id(r) not in kept]
+        return [m.key for m, _ in self.todo]
 
 
 class Engine:
@@ -463,16 +482,31 @@ class Engine:
         scope = (self.config.source, self.env.name, outcome.event)
         if key is not None and self.idempotency is not None:
             window = self.env.idempotency.window.total_seconds()
-            if not self.idempotency.reserve(scope, key, self.clock(), window):
+            now = self.clock()
+            if not self.idempotency.reserve(scope, key, now, window):
                 return self.duplicate(outcome, key)
         try:
-            self.apply(plan, event.id)
+            keys = None
+            if key is not None and self.idempotency is not None:
+                # A row sent again after an attempt that failed: what succeeded then is carried
+                # into this outcome, not run again, and a trigger Knock may have run then is sent
+                # under the same Idempotency-Key.
+                earlier = self.idempotency.earlier(scope, key, now, window)
+                plan.keep({m: r for m, r in earlier.items() if r.status == "success"})
+                keys = {
+                    m: (r.request_key, 0)
+                    for m, r in earlier.items()
+                    if r.request_key and r.status != "success"
+                }
+            self.apply(plan, event.id, earlier=keys)
         except BaseException:
             if key is not None and self.idempotency is not None:
                 self.idempotency.release(scope, key)
             raise
         if key is not None and self.idempotency is not None:
-            # Only successful executions are remembered; a queued one is owned by the retry worker.
+            # Only successful executions are remembered. A queued one keeps its key too: the retry
+            # worker finishes its actions, and a row sent again meanwhile must not run them a
+            # second time (one that ends failed releases it: `SourceService._remember_key`).
             if outcome.status in ("processed", "queued"):
                 self.idempotency.complete(scope, key, self.clock())
             else:

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import ConfigSet, Environment, SourceConfig
-from .engine import ActionResult, Engine, Outcome, SourceEvent, row_identity, utcnow
+from .engine import Engine, Outcome, SourceEvent, row_identity, utcnow
 from .errors import NotFound, StoreUnavailable, WorkbenchError
 from .sinks import make_sink
 from .store.db import describe
+from .store.idempotency import logged_result
 from .verify import verify
 
 log = logging.getLogger(__name__)
@@ -182,20 +183,7 @@ class SourceService:
             )
             return self._process(config, env, event)
         earlier = {a["mapping"]: a for a in entry["actions"]}
-        previous = {
-            mapping: ActionResult(
-                a["action"],
-                a["status"],
-                mapping,
-                params=a["params"],
-                payload=a["payload"],
-                result=a["result"],
-                error=a["error"],
-                request_key=a["request_key"],
-            )
-            for mapping, a in earlier.items()
-            if a["status"] in keep
-        }
+        previous = {mapping: logged_result(a) for mapping, a in earlier.items() if a["status"] in keep}
         # What decides a trigger's Idempotency-Key this time (see `Engine.apply`).
         keys = {mapping: (a["request_key"], a["attempts"]) for mapping, a in earlier.items()}
         event = SourceEvent(
@@ -242,14 +230,7 @@ class SourceService:
             plan.outcome.idempotency_key, plan.outcome.idempotency_note = engine.idempotency_key(
                 plan.outcome.body, plan.context["headers"]
             )
-        kept = set()
-        for index, result in enumerate(plan.outcome.actions):
-            earlier = previous.get(result.mapping)
-            if earlier is not None:
-                plan.outcome.actions[index] = earlier
-                kept.add(id(result))
-        plan.todo = [(m, r) for m, r in plan.todo if id(r) not in kept]
-        applied = [m.key for m, _ in plan.todo]
+        applied = plan.keep(previous)
         return engine.apply(plan, event.id, row, keys), applied
 
     def _remember_key(self, config, env, before: str, outcome: Outcome) -> None:

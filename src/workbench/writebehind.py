@@ -22,8 +22,10 @@ after claiming) is its own. A duplicate is journaled and logged `idempotent` lik
 (`receiving.build_service`). Everything else takes the ordinary path, after the writes still
 pending have been made, so the local sink sees requests in the order they were answered: a row
 with an idempotency key whose actions do not all succeed (only successes are remembered),
-another sink, an action whose answer reports what the store held (a delete, a subscription, a
-cancel), or a writer that cannot write (the ordinary path answers 503 then).
+a row sent again with the key of an attempt that failed (the ordinary path runs only the actions
+that did not succeed then), another sink, an action whose answer reports what the store held (a
+delete, a subscription, a cancel), or a writer that cannot write (the ordinary path answers 503
+then).
 
 Reading the log waits for pending writes, this process's and other processes' (`settle`), so the
 admin API and the event-log page show every event that was answered. A process that dies leaves
@@ -330,6 +332,10 @@ class WriteBehind:
                 return None
             item.key, item.scope = key, (config.source, env.name, outcome.event)
             item.window = env.idempotency.window.total_seconds()
+            if self.store.idempotency().earlier(item.scope, key, event.received_at, item.window):
+                # Sent again after an attempt that failed: the ordinary path runs only what did
+                # not succeed then.
+                return None
             item.engine = engine
         return item
 

@@ -52,6 +52,9 @@ class MemoryIdempotency:
     def release(self, scope, key):
         self.keys.pop((scope, key), None)
 
+    def earlier(self, scope, key, now, window_seconds):
+        return {}
+
 
 def event(body, headers=None, origin="live"):
     raw = body if isinstance(body, (bytes, str)) else json.dumps(body).encode()

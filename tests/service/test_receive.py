@@ -214,3 +214,44 @@ def test_crash_while_processing_keeps_the_event_for_a_replay(service, store, mon
     assert count(store, local_users) == 1
     assert count(store, local_workflow_runs) == 1
     assert post(service, lead(row_id="r1"), env="dedupe").body["status"] == "idempotent"
+
+
+def test_a_row_sent_again_after_a_failure_runs_only_what_did_not_succeed(service, store):
+    # The identify needs the email; the trigger does not, and succeeds the first time.
+    first = post(service, lead(row_id="r1", email=""), env="dedupe")
+    assert first.http_status == 422
+    assert [a["status"] for a in first.body["actions"]] == ["failed", "success"]
+    assert (count(store, local_users), count(store, local_workflow_runs)) == (0, 1)
+    again = post(service, lead(row_id="r1"), env="dedupe")
+    assert (again.http_status, again.body["status"]) == (200, "processed")
+    assert [a["status"] for a in again.body["actions"]] == ["success", "success"]
+    # The trigger's success is carried over, not run a second time.
+    assert again.body["actions"][1]["result"] == first.body["actions"][1]["result"]
+    assert (count(store, local_users), count(store, local_workflow_runs)) == (1, 1)
+    assert store.get_event(again.body["id"])["actions"][1]["status"] == "success"
+    assert post(service, lead(row_id="r1"), env="dedupe").body["status"] == "idempotent"
+    # Another key runs everything.
+    assert post(service, lead(row_id="r2"), env="dedupe").body["status"] == "processed"
+    assert count(store, local_workflow_runs) == 2
+
+
+def test_a_failure_carries_earlier_successes_into_the_next_attempt(service, store):
+    post(service, lead(row_id="r1", email=""), env="dedupe")
+    second = post(service, lead(row_id="r1", email=""), env="dedupe")  # still missing: fails again
+    assert [a["status"] for a in second.body["actions"]] == ["failed", "success"]
+    assert count(store, local_workflow_runs) == 1
+    third = post(service, lead(row_id="r1"), env="dedupe")
+    assert third.body["status"] == "processed"
+    assert (count(store, local_users), count(store, local_workflow_runs)) == (1, 1)
+
+
+def test_a_row_sent_again_to_knock_does_not_repeat_an_accepted_call(service, fake_knock):
+    fake_knock.fail(422, path="/v1/workflows", body={"message": "workflow new-lead is not committed"})
+    first = post(service, lead(row_id="r1"), env="knock")
+    assert first.http_status == 422
+    assert [a["status"] for a in first.body["actions"]] == ["success", "failed"]
+    again = post(service, lead(row_id="r1"), env="knock")
+    assert again.body["status"] == "processed"
+    assert len(fake_knock.requests_to("/v1/users/", "PUT")) == 1  # identified once
+    assert len(fake_knock.requests_to("/v1/workflows/new-lead/trigger", "POST")) == 2
+    assert len(fake_knock.runs("new-lead")) == 1

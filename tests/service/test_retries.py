@@ -101,15 +101,20 @@ def test_terminal_refusal_fails_until_replayed_and_the_replay_reruns_only_the_fa
     assert trigger["error"] == "Knock answered 422 to workflows_trigger: workflow new-lead is not committed"
     clock.advance(24 * HOUR - 60)
     assert service.retry_due() == 0  # terminal failures wait for a replay
-    # Only successes are remembered: the same row again is processed, not a duplicate.
+    # Only successes are remembered: the same row again is processed, not a duplicate, and runs
+    # only what failed (the identify's success is carried over).
     fake_knock.fail(422, path="/v1/workflows")
-    assert post(service, lead(row_id="r1"), env="knock").body["status"] == "failed"
+    again = post(service, lead(row_id="r1"), env="knock").body
+    assert again["status"] == "failed"
+    assert [a["status"] for a in again["actions"]] == ["success", "failed"]
     assert actions_by_mapping(store.get_event(reply.body["id"]))[TRIGGER]["request_key"] is None
     replayed = service.replay(reply.body["id"])  # after the workflow was fixed in Knock
     assert replayed["status"] == "processed"
     assert replayed["replays"] == 1
     assert [a["status"] for a in replayed["actions"]] == ["success", "success"]
-    assert len(fake_knock.requests_to("/v1/users")) == 2  # one per event, not re-run by the replay
+    assert (
+        len(fake_knock.requests_to("/v1/users")) == 1
+    )  # neither the row sent again nor the replay re-ran it
     assert len(fake_knock.runs()) == 1
     assert post(service, lead(row_id="r1"), env="knock").body["status"] == "idempotent"
     # Knock answers a key with its first answer for 24 h: the replay went under a new key.

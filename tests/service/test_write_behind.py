@@ -367,3 +367,17 @@ def test_a_retry_pass_logs_what_a_dead_process_left(config_path, store_url, stor
         assert journals.journal_files(journal_folder(store)) == []
     finally:
         wb.close()
+
+
+def test_a_row_sent_again_after_a_failure_does_not_run_its_successes_again(wb_service, store):
+    first = post(wb_service, lead(row_id="r-1", email=""), env="dedupe")
+    assert first.http_status == 422  # the ordinary path: its key is released
+    assert [a["status"] for a in first.body["actions"]] == ["failed", "success"]
+    again = post(wb_service, lead(row_id="r-1"), env="dedupe").body
+    assert again["status"] == "processed"
+    assert again["actions"][1]["result"] == first.body["actions"][1]["result"]  # carried over
+    assert post(wb_service, lead(row_id="r-1"), env="dedupe").body["status"] == "idempotent"
+    wb_service.settle()
+    assert store.get_event(again["id"])["status"] == "processed"
+    assert count(store, local_users) == 1
+    assert count(store, local_workflow_runs) == 1  # the trigger ran once

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from ..engine import ActionResult
 from ..errors import StoreUnavailable
 from .db import insert_ignoring_conflicts
 from .fast import Prepared
+from .schema import actions, events
 from .schema import idempotency_keys as keys
 
 
@@ -36,6 +39,36 @@ _HOLDER = Prepared(
         and_(*(keys.c[name] == bindparam(name) for name in ("source", "environment", "event_type", "key")))
     )
 )
+
+_LATEST_FAILED = Prepared(
+    select(events.c.id)
+    .where(
+        and_(
+            events.c.source == bindparam("source"),
+            events.c.environment == bindparam("environment"),
+            events.c.status == bindparam("status"),
+            events.c.received_at >= bindparam("since", type_=events.c.received_at.type),
+            events.c.event == bindparam("event_type"),
+            events.c.idempotency_key == bindparam("key"),
+        )
+    )
+    .order_by(events.c.received_at.desc(), events.c.id.desc())
+)
+
+
+def logged_result(action: Any) -> ActionResult:
+    """A logged action (a log entry's dict, or an `actions` row's mapping) as the engine's result."""
+    return ActionResult(
+        action["action"],
+        action["status"],
+        action["mapping"],
+        params=action["params"],
+        payload=action["payload"],
+        result=action["result"],
+        error=action["error"],
+        request_key=action["request_key"],
+    )
+
 
 # A reservation is an execution in progress; a process that died holding one loses it after this.
 RESERVATION_LEASE = timedelta(minutes=15)
@@ -95,6 +128,32 @@ class StoreIdempotency:
                 },
                 ("source", "environment", "event_type", "key"),
             )
+
+        return self._run(work)
+
+    def earlier(
+        self, scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float
+    ) -> dict[str, ActionResult]:
+        """Per mapping, the actions of the latest event logged with `key` in its scope within the
+        window that failed (a failure releases the key, so a row sent again runs); {} if none."""
+        source, environment, event_type = scope
+        values = {
+            "source": source,
+            "environment": environment,
+            "event_type": event_type,
+            "key": key,
+            "since": now - timedelta(seconds=window_seconds),
+            "status": "failed",
+        }
+
+        def work(conn: Connection) -> dict[str, ActionResult]:
+            found = _LATEST_FAILED.fetchall(conn, values)
+            if not found:
+                return {}
+            rows = conn.execute(
+                select(actions).where(actions.c.event_id == found[0][0]).order_by(actions.c.position)
+            )
+            return {row.mapping: logged_result(row._mapping) for row in rows}
 
         return self._run(work)
 

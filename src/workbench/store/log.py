@@ -17,7 +17,7 @@ from ..retry import DEFAULT_RETRY, RetryPolicy
 from .applied import applied_by, remember
 from .db import READ, StoreError, describe, in_chunks, make_engine
 from .fast import Prepared, insert_many
-from .idempotency import StoreIdempotency
+from .idempotency import StoreIdempotency, logged_result  # noqa: F401  (the log's reader)
 from .migrate import upgrade
 from .schema import actions, events
 from .upkeep import Upkeep
