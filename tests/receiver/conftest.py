@@ -41,7 +41,7 @@ def closed_port() -> int:
 
 def receiver_config() -> dict:
     """The default Clay config with rotated secrets, a header-path mapping, a deduplicating
-    environment and one whose Knock is unreachable."""
+    environment (with an event of two actions) and one whose Knock is unreachable."""
     raw = json.loads(DEFAULT_CONFIG.read_text())
     dev = raw["environments"]["development"]
     dev["signing_secrets"] = [
@@ -57,6 +57,15 @@ def receiver_config() -> dict:
     )
     dedupe = copy.deepcopy(dev)
     dedupe["idempotency"] = {"key": "body.row_id", "window_hours": 24}
+    # Two actions, of which only the identify needs the email.
+    dedupe["mappings"] += [
+        {
+            "event": "lead.qualified",
+            "action": "workflows_trigger",
+            "params": {"key": {"value": "lead-qualified"}, "recipients": {"value": ["sales-team"]}},
+        },
+        {"event": "lead.qualified", "action": "users_identify", "params": {"id": "body.email"}},
+    ]
     flaky = copy.deepcopy(dev)
     flaky["sink"] = {
         "type": "knock",

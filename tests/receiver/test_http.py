@@ -233,6 +233,23 @@ def test_idempotent_duplicates_sequential(http):
     assert other[1]["status"] == "processed"
 
 
+def test_a_row_sent_again_after_a_failure_runs_only_what_failed(http):
+    url = "/sources/clay/dedupe"
+    row = {"event": "lead.qualified", "row_id": uuid.uuid4().hex}
+    code, first, _ = http.post(url, row, auth())
+    assert (code, first["status"]) == (422, "failed"), first
+    statuses = {a["action"]: a["status"] for a in first["actions"]}
+    assert statuses == {"workflows_trigger": "success", "users_identify": "failed"}
+    code, again, _ = http.post(url, {**row, "email": unique_email()}, auth())
+    assert (code, again["status"]) == (200, "processed"), again
+    runs = [[a["result"] for a in r["actions"] if a["action"] == "workflows_trigger"] for r in (first, again)]
+    assert runs[0] == runs[1]  # the trigger's run is carried over (a new run would have a new id)
+    code, entry, _ = http.get(f"{url}/logs/{again['id']}")
+    assert (code, [a["status"] for a in entry["actions"]]) == (200, ["success", "success"])
+    code, third, _ = http.post(url, {**row, "email": unique_email()}, auth())
+    assert (code, third["status"], third["actions"]) == (200, "idempotent", [])
+
+
 @pytest.mark.slow
 def test_idempotent_duplicates_concurrent_across_workers(served):
     row = {**lead(email=unique_email()), "row_id": uuid.uuid4().hex}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.service.test_receive import (  # noqa: F401 - collected here with the fixture below
+    test_a_row_sent_again_after_a_failure_runs_only_what_did_not_succeed,
     test_concurrent_duplicates_in_threads_execute_once,
     test_concurrent_duplicates_in_two_processes_execute_once,
-    test_a_row_sent_again_after_a_failure_runs_only_what_did_not_succeed,
     test_crash_while_processing_keeps_the_event_for_a_replay,
     test_duplicate_within_the_window_runs_nothing,
 )
