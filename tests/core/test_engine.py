@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -542,11 +543,9 @@ def test_a_backfilled_rows_idempotency_keys_come_from_the_row():
 
 
 def test_a_batch_of_event_ids_is_made_as_single_ids_are(monkeypatch):
-    import workbench.engine as engine_module
-
     moment = datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=UTC)
     stream = bytes(range(200))
-    monkeypatch.setattr(engine_module.os, "urandom", lambda n: stream[:n])
+    monkeypatch.setattr(os, "urandom", lambda n: stream[:n])
     (single,) = [new_event_id(moment)]
     batch = new_event_ids(3, moment)
     assert batch[0] == single and len(set(batch)) == 3
