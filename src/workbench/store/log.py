@@ -165,13 +165,14 @@ def _action(row) -> dict[str, Any]:
     }
 
 
-class Store(Upkeep):
+class Store:
     """Event log, action log, idempotency keys and the local recipient store, over SQLAlchemy Core."""
 
     def __init__(self, url: str | None = None, retry: RetryPolicy = DEFAULT_RETRY, create: bool = True):
         self.url = url or DEFAULT_STORE_URL
         self.engine = make_engine(self.url)
         self.retry = retry
+        self.upkeep = Upkeep(self.transaction, retry)
         if create:
             self.create_tables()
 
@@ -230,6 +231,19 @@ class Store(Upkeep):
 
     def idempotency(self, conn: Connection | None = None) -> StoreIdempotency:
         return StoreIdempotency(self.engine, conn)
+
+    # -- upkeep (`upkeep.Upkeep`) ----------------------------------------------------------
+
+    def claim_due(self, now: datetime | None = None, limit: int = 100) -> list[str]:
+        return self.upkeep.claim_due(now, limit)
+
+    def claim_stalled(
+        self, older_than: timedelta, now: datetime | None = None, limit: int = 100
+    ) -> list[str]:
+        return self.upkeep.claim_stalled(older_than, now, limit)
+
+    def prune(self, older_than_days: float = 30, now: datetime | None = None) -> int:
+        return self.upkeep.prune(older_than_days, now)
 
     # -- writing --------------------------------------------------------------------------
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
 
 from ..engine import utcnow
+from ..retry import RetryPolicy
 from .schema import actions, events, idempotency_keys
 
 
 class Upkeep:
-    """Part of `Store`: needs its `transaction()` and `retry` policy."""
+    """The log's upkeep, which a `Store` holds and answers `claim_due`, `claim_stalled` and `prune`
+    with: it writes through the store's `transaction()` and leases by its `retry` policy."""
+
+    def __init__(self, transaction: Callable[[], AbstractContextManager[Connection]], retry: RetryPolicy):
+        self.transaction = transaction
+        self.retry = retry
 
     def _claim(self, candidates, take) -> list[str]:
         """The event ids `candidates` (a SELECT of `events.id`) finds, locked with SKIP LOCKED, for
