@@ -470,7 +470,7 @@ def test_a_phone_number_as_e164_with_a_region(designer, rows):
     assert designer.preview[0].outcome["actions"][0]["payload"]["phone_number"] == "+14155550000"
     assert_counts_match_engine(designer, rows)
     # Shown again as it was when the mapping is selected anew.
-    designer._sync_mapping()
+    designer.editing.sync_mapping()
     assert (editor.coerce.value, editor.region.value) == ("e164", "US")
 
 

@@ -22,7 +22,7 @@ from ..errors import ConfigError, SaveRefused, WorkbenchError
 from . import draft as d
 from .checks import Check, check_config, render_checks
 from .counts import MappingCount, TableEvaluator
-from .editing import ConfigEditing, parse_template_text
+from .editing import ConfigEditing, EditorWidgets, parse_template_text
 from .editors import ConditionEditor, ParamEditor, SuggestionList
 from .preview import PreviewRow, preview_rows, render_counts, render_preview
 from .suggest import Suggestion, apply_suggestion, in_place, suggest
@@ -45,13 +45,14 @@ def default_save_path() -> FilePath:
         return FilePath("designed.json").resolve()
 
 
-class MappingDesigner(ConfigEditing):
+class MappingDesigner:
     """Design the mappings of one event against an export table, with a live preview.
 
     `con` is a DuckDB connection holding the loaded export (`table`); `config` is a path or a
     config dict to start from (None starts empty, with every column in the body template);
     Save writes to `save_path` (default: the project's git-ignored `mappings/designed.json`).
-    Display `designer.widget`; the state is on the object (`config`, `preview`, `counts`).
+    Display `designer.widget`; the state is on the object (`config`, `preview`, `counts`). The
+    draft config and the widgets that edit it are its `editing` part (`editing.py`).
     """
 
     def __init__(
@@ -84,14 +85,13 @@ class MappingDesigner(ConfigEditing):
         self._profiles: list[ColumnProfile] = []
         self._dismissed: set[tuple[str, str, str]] = set()
         self._clock = clock
-        self._syncing = False
         self._samples: dict[int, list[dict]] = {}
         self._refresh_listeners: list[Callable[[], None]] = []
         self._build_widgets(tables, table, sample_size, save_path or default_save_path())
         self.receiver_url.value = receiver_url
         self._profiles = self._profile()
         if config is None or isinstance(config, dict):
-            self._start(config, environment)
+            self.editing.start(config, environment)
         else:
             self.load(config, environment)
         self._show_suggestions()
@@ -121,8 +121,7 @@ class MappingDesigner(ConfigEditing):
         self.action_choice = w.Dropdown(description="Action", style=wide, options=EXECUTION_ORDER)
         self.active = w.Checkbox(description="active", value=True)
         self.params_box = w.VBox()
-        self.param_editors: dict[str, ParamEditor] = {}
-        self.conditions = ConditionEditor(g(self._mapping_edited))
+        self.conditions = ConditionEditor(g(lambda *_: self.editing.mapping_edited()))
         self.suggestion_list = SuggestionList(g(self.accept_suggestion), g(self.dismiss_suggestion))
         self.suggestion_list.accept_all.on_click(g(lambda _: self.accept_all_suggestions()))
         self.idempotency_kind = w.Dropdown(
@@ -162,19 +161,37 @@ class MappingDesigner(ConfigEditing):
         self.message = w.HTML()
         self.setup_text = w.Textarea(layout=w.Layout(width="720px", height="200px", display="none"))
         self.error_area = w.HTML()
+        self.editing = editing = ConfigEditing(
+            EditorWidgets(
+                self.environment_choice,
+                self.event_name,
+                self.mapping_list,
+                self.action_choice,
+                self.active,
+                self.params_box,
+                self.conditions,
+                self.idempotency_kind,
+                self.idempotency_path,
+                self.idempotency_window,
+                self.template_text,
+            ),
+            columns=lambda: self.table.columns,
+            changed=self.refresh,
+            guard=g,
+        )
 
         self.table_choice.observe(g(self._table_changed), names="value")
         self.environment_choice.observe(g(self._environment_changed), names="value")
-        self.event_name.observe(g(self._event_changed), names="value")
-        self.mapping_list.observe(g(self._mapping_selected), names="value")
+        self.event_name.observe(g(editing.event_changed), names="value")
+        self.mapping_list.observe(g(editing.mapping_selected), names="value")
         self.add_button.on_click(g(lambda _: self.add_mapping(self.new_action.value)))
         self.remove_button.on_click(g(lambda _: self.remove_mapping()))
-        self.action_choice.observe(g(self._action_changed), names="value")
-        self.active.observe(g(self._mapping_edited), names="value")
+        self.action_choice.observe(g(editing.action_changed), names="value")
+        self.active.observe(g(editing.mapping_edited), names="value")
         self.conditions.add.on_click(g(lambda _: self.conditions.append()))
         for widget in (self.idempotency_kind, self.idempotency_path, self.idempotency_window):
-            widget.observe(g(self._idempotency_edited), names="value")
-        self.template_text.observe(g(self._template_edited), names="value")
+            widget.observe(g(editing.idempotency_edited), names="value")
+        self.template_text.observe(g(editing.template_edited), names="value")
         self.sample_size.observe(g(lambda _: self.refresh()), names="value")
         self.only_failures.observe(g(lambda _: self._render_preview()), names="value")
         self.save_button.on_click(self._save_clicked)
@@ -238,6 +255,51 @@ class MappingDesigner(ConfigEditing):
         self.counts_html.add_class("wb-counts-area")
         self.checks_html.add_class("wb-checks-area")
 
+    # -- the draft config (its `editing` part) --------------------------------------------
+
+    @property
+    def config(self) -> dict:
+        """The draft config, plain JSON."""
+        return self.editing.config
+
+    @property
+    def environment(self) -> str:
+        return self.editing.environment
+
+    @property
+    def event(self) -> str:
+        return self.editing.event
+
+    @property
+    def template(self) -> dict:
+        return self.editing.template
+
+    @property
+    def param_editors(self) -> dict[str, ParamEditor]:
+        return self.editing.param_editors
+
+    def add_mapping(self, action: str) -> None:
+        """Add a mapping of `action` for the current event, pre-filled where a column fits."""
+        self.editing.add_mapping(action)
+
+    def remove_mapping(self) -> None:
+        self.editing.remove_mapping()
+
+    def _table_changed(self, change) -> None:
+        self.table = ExportTable(self.con, change["new"])
+        self.evaluator = TableEvaluator(self.table, row_to_body)
+        self._samples = {}
+        for editor in self.param_editors.values():
+            editor.set_columns(self.table.columns)
+        self._profiles = self._profile()
+        self._show_suggestions()
+        self.refresh()
+
+    def _environment_changed(self, change) -> None:
+        self.editing.sync_all()
+        self._show_suggestions()
+        self.refresh()
+
     def add_panel(self, title: str, panel: w.Widget) -> int:
         """Add a tab after the designer's own (e.g. a deploy panel); returns its index."""
         self.tabs.children = (*self.tabs.children, panel)
@@ -250,7 +312,7 @@ class MappingDesigner(ConfigEditing):
 
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            if self._syncing:
+            if self.editing.syncing:
                 return None
             try:
                 result = fn(*args, **kwargs)
@@ -380,7 +442,7 @@ class MappingDesigner(ConfigEditing):
     def open_config(self, data: dict, environment: str | None = None) -> None:
         """Open a config given as a dict (one pulled from Knock, say) for editing; Save writes it."""
         parse_config(data)
-        self._adopt(d.copy_config(data), environment or self.environment)
+        self.editing.adopt(d.copy_config(data), environment or self.environment)
         self.refresh()
 
     # -- suggestions from the column profile ----------------------------------------------
@@ -418,7 +480,7 @@ class MappingDesigner(ConfigEditing):
         return accepted
 
     def _after_suggestions(self) -> None:
-        self._sync_all(select=None)
+        self.editing.sync_all(select=None)
         self._show_suggestions()
         self.refresh()
 
@@ -473,7 +535,7 @@ class MappingDesigner(ConfigEditing):
             # Keep the environment being edited if the file has it; never add one to the file.
             current = self.environment_choice.value
             environment = current if current in config.environments else next(iter(config.environments))
-        self._adopt(d.copy_config(config.raw), environment)
+        self.editing.adopt(d.copy_config(config.raw), environment)
         self._saved = None  # what was saved before is another design
         self._show_suggestions()
         self.message.value = f"<p>Loaded <code>{html.escape(str(path))}</code>.</p>"
