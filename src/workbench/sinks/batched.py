@@ -20,7 +20,6 @@ from ..actions import USER_FIELDS
 from ..engine import ActionRequest
 from ..store import local_users
 from ..store.db import in_chunks
-from ..store.fast import insert_many
 from .local import LocalSink, _attributes, deep_merge, merge_result
 
 # Built once: a statement made per chunk would hold its chunk in reference cycles until the
@@ -81,7 +80,7 @@ class BatchedUsers:
             if not e
         ]
         old = [{"user_id": i, "data": self.known[i], "now": now} for i, e in self.dirty.items() if e]
-        insert_many(self.conn, local_users, new)
+        self.local.store.insert_records(self.conn, local_users, new)
         if old:
             self.conn.execute(_UPDATE, old)
         self.dirty.clear()

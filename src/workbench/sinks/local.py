@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -31,7 +31,6 @@ from ..store import (
     local_users,
     local_workflow_runs,
 )
-from ..store.fast import Prepared
 
 OBJECT_FIELDS = ("name", "locale", "timezone")
 TENANT_FIELDS = ("name",)
@@ -46,30 +45,6 @@ def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-_STATEMENTS: dict[str, tuple[Prepared, Prepared, Prepared]] = {}
-
-
-def _record_statements(table) -> tuple[Prepared, Prepared, Prepared]:
-    """(find data, insert, update data) for a record table, keyed by its primary key; built once."""
-    found = _STATEMENTS.get(table.name)
-    if found is None:
-        keys = list(table.primary_key.columns)
-        match = and_(*(col == bindparam(f"k_{col.name}", type_=col.type) for col in keys))
-        found = _STATEMENTS[table.name] = (
-            Prepared(select(table.c.data).where(match)),
-            Prepared(table.insert().values({c.name: bindparam(c.name, type_=c.type) for c in table.c})),
-            Prepared(
-                update(table)
-                .where(match)
-                .values(
-                    data=bindparam("new_data", type_=table.c.data.type),
-                    updated_at=bindparam("new_updated_at", type_=table.c.updated_at.type),
-                )
-            ),
-        )
-    return found
 
 
 def recipient_key(recipient: Any) -> str:
@@ -146,16 +121,7 @@ class LocalSink:
 
     def _merge_record(self, conn: Connection, table, keys: dict, changes: dict) -> bool:
         """Deep-merge `changes` into the record's data; True when the record is new."""
-        now = self.clock()
-        find, insert, change = _record_statements(table)
-        bound = {f"k_{name}": value for name, value in keys.items()}
-        rows = find.fetchall(conn, bound)
-        if not rows:
-            insert.execute(conn, {**keys, "data": changes, "created_at": now, "updated_at": now})
-            return True
-        merged = deep_merge(rows[0][0] or {}, changes)
-        change.execute(conn, {**bound, "new_data": merged, "new_updated_at": now})
-        return False
+        return self.store.merge_record(conn, table, keys, changes, deep_merge, self.clock())
 
     def _identify(self, conn: Connection, user: Any) -> None:
         """Inline identification: a recipient or actor given as an object is upserted."""

@@ -5,11 +5,15 @@ costs several times what SQLite itself does for them. `Prepared` keeps the porta
 statement and SQLAlchemy's own type handling (each column type's bind and result processors),
 compiles it once for the connection's dialect, and hands the SQL to the driver. Transactions
 stay SQLAlchemy's: a `Prepared` runs inside the `Connection` it is given.
+
+Used only inside `store/`, behind `Store` methods. `plain()` runs the same statements through
+SQLAlchemy Core's own execution instead (the plain twin: `bench/sql.py` times the two).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
@@ -20,6 +24,20 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import StoreUnavailable
 from ..jsontext import json_processor
+
+_plain = False
+
+
+@contextmanager
+def plain() -> Iterator[None]:
+    """Within it, `Prepared` and `insert_many` run their statements as SQLAlchemy Core runs them
+    (`Connection.execute`, an executemany for several rows): the path this module short-cuts."""
+    global _plain
+    before, _plain = _plain, True
+    try:
+        yield
+    finally:
+        _plain = before
 
 
 def _memo_processor(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -106,6 +124,8 @@ class Prepared:
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Run once; returns the row count."""
+        if _plain:
+            return conn.execute(self.statement, dict(values)).rowcount
         sql, positional, names, processors, _ = self._for(conn)
         # Parameters are converted (JSON, dates) before BEGIN: on SQLite that takes the write lock.
         params = self._params(positional, names, processors, values)
@@ -121,6 +141,9 @@ class Prepared:
             cursor.close()
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        if _plain:
+            conn.execute(self.statement, [dict(r) for r in rows])
+            return
         sql, positional, names, processors, _ = self._for(conn)
         params = [self._params(positional, names, processors, r) for r in rows]
         if not conn.in_transaction():
@@ -135,6 +158,8 @@ class Prepared:
 
     def fetchall(self, conn: Connection, values: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Run a SELECT; rows as tuples with SQLAlchemy's result processing applied."""
+        if _plain:
+            return [tuple(r) for r in conn.execute(self.statement, dict(values))]
         sql, positional, names, processors, results = self._for(conn)
         params = self._params(positional, names, processors, values)
         if not conn.in_transaction():
@@ -162,7 +187,7 @@ def insert_many(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
     executemany. Rows share their keys."""
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
+    if _plain or conn.dialect.name != "sqlite":
         conn.execute(table.insert(), rows)
         return
     names = tuple(rows[0])

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import ActionResult, Outcome, SourceEvent, new_event_id, rolled_up_status, utcnow
 from ..retry import DEFAULT_RETRY, RetryPolicy
+from . import records
 from .applied import applied_by, remember
 from .db import READ, StoreError, describe, in_chunks, make_engine
 from .fast import Prepared, insert_many
@@ -244,6 +245,11 @@ class Store:
 
     def prune(self, older_than_days: float = 30, now: datetime | None = None) -> int:
         return self.upkeep.prune(older_than_days, now)
+
+    # -- the local sink's records (`records.py`) --------------------------------------------
+
+    merge_record = staticmethod(records.merge_record)
+    insert_records = staticmethod(records.insert_records)
 
     # -- writing --------------------------------------------------------------------------
 
