@@ -43,9 +43,10 @@ from ..errors import CoercionError
 from ..jsontext import json_text
 from ..sinks.batched import BatchedUsers
 from ..store import Store, StoreError
-from ..store.applied import remember, remembered
+from ..store.applied import forget_rows, mark_rows, remember, remember_rows, remembered, valid_rows
 from ..store.db import checkpoint_pages, describe, set_pragmas
 from ..targets import action_targets, row_of
+from .fingerprints import config_digest, row_fingerprint
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
 from .sources import RowSource
 
@@ -72,6 +73,9 @@ class _Row:
     # Per planned action: (mapping, its result, its (target, memory key, payload hash) triples).
     targets: list = field(default_factory=list)
     unchanged: int = 0  # actions left out because their targets hold their payload already
+    fingerprint: str | None = None  # see `fingerprints`
+    remembered: str | None = None  # how the row ended when last remembered, if it still holds
+    planned_failures: tuple = ()  # the actions that failed before anything was sent
 
 
 # -- the backfill -----------------------------------------------------------------------
@@ -126,6 +130,12 @@ class Backfill:
         # Target: the payload hash this run last sent to it, both cut to 64-bit numbers (a run may
         # send to millions of targets; a clash of two would only send something once more).
         self._sent: dict[int, int] = {}
+        # Rows remembered by fingerprint under this config (see `fingerprints`): a run's digest and
+        # {fingerprint: how the row ended} of those that still hold.
+        self.digest: str | None = None
+        self._valid: dict[str, str] = {}
+        self._forgotten = False
+        self._build: Callable[[list[Any]], dict] | None = None
         self._batch_conn = None  # see `_batch_connection`
         self._batch_restore: dict[str, int] = {}  # the PRAGMAs it had before
 
@@ -155,6 +165,15 @@ class Backfill:
         running again completes the rest.
         """
         summary = BackfillSummary()
+        self.digest = config_digest(self.config, self.env.name, self.event_override, self.headers)
+        self._valid, self._forgotten = {}, False
+        if not (self.full or self.retrigger):
+            with self.store.engine.connect() as conn:
+                self._valid = valid_rows(conn, self.scope, self.digest)
+            if failures:  # their rows go to the failures file again
+                self._valid = {f: s for f, s in self._valid.items() if s not in FAILURE_STATUSES}
+            if limit is None and self._compared_in_bulk(source, summary):
+                return summary
         writer = FailureWriter(failures, source.header) if failures else None
         try:
             self._each_batch(
@@ -169,12 +188,38 @@ class Backfill:
                 writer.close()
         return summary
 
+    def _compared_in_bulk(self, source: RowSource, summary: BackfillSummary) -> bool:
+        """A re-run that needs no row planned: every row of the export is fingerprinted by DuckDB
+        and found remembered (see `fingerprints`), so it is counted as it ended and nothing is
+        read, sent or written. False (nothing counted) when some row is not, or DuckDB cannot
+        read the export as `ExportReader` does (its count of rows differs)."""
+        if not self._valid:
+            return False
+        started = time.perf_counter()
+        build = body_builder(source.columns, self.template, self.default_event)
+        bulk = source.fingerprinted(self.digest, build.reads)
+        if bulk is None:
+            return False
+        import duckdb  # the clay extra, as the sources
+
+        try:
+            found = bulk.match(self._valid)
+        except duckdb.Error:
+            return False
+        if found.get(None) or sum(found.values()) != source.total:
+            return False
+        for status, rows in found.items():
+            summary.counts["unchanged" if status == "done" else status] += rows
+        summary.seconds = time.perf_counter() - started
+        return True
+
     def plan(
         self, source: RowSource, *, limit: int | None = None, progress: bool | None = None, examples: int = 3
     ) -> SyncPlan:
         """What `run` would do, applying and writing nothing: counts per action and category, and
         the first `examples` rows of each (the diff before the sync)."""
         plan = SyncPlan(examples=examples)
+        self.digest, self._valid = None, {}
 
         def batch_plan(batch, build):
             self._run_batch(batch, build, dry=True)
@@ -193,7 +238,7 @@ class Backfill:
         bar = tqdm(
             total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
         )
-        build = body_builder(source.columns, self.template, self.default_event)
+        build = self._build = body_builder(source.columns, self.template, self.default_event)
         self.note = lambda text: bar.set_postfix_str(text, refresh=True)
         try:
             with _fewer_collections():
@@ -297,6 +342,15 @@ class Backfill:
             conn.close()
 
     def _prepare(self, row: _Row, build, event_id: str) -> None:
+        row.event_id = event_id
+        if self.digest is not None:
+            row.fingerprint = fingerprint = row_fingerprint(self.digest, row.cells, build.reads)
+            row.remembered = self._valid.get(fingerprint) if fingerprint is not None else None
+            if row.remembered is not None:
+                return  # planned only once this run sent something before it (see `_apply`)
+        self._plan_row(row, build)
+
+    def _plan_row(self, row: _Row, build) -> None:
         try:
             body = build(row.cells)
         except CoercionError as exc:
@@ -307,7 +361,6 @@ class Backfill:
             return
         if self.event_override is not None:
             body["event"] = self.event_override
-        row.event_id = event_id
         plan = self.engine.plan(SourceEvent(body, self.headers, origin="backfill"))
         row.plan = plan
         if plan.final:
@@ -318,6 +371,7 @@ class Backfill:
         if row.key is None:
             row.key = content_hash(outcome.body)
         row.identity = row_of(*self.scope, outcome.event, row.key, outcome.body)
+        row.planned_failures = tuple(id(r) for r in outcome.actions if r.status == "failed")
         for mapping, result in plan.todo:
             targets = action_targets(mapping.action, result.payload, row.identity, mapping.key)
             row.targets.append((mapping, result, targets))
@@ -325,7 +379,9 @@ class Backfill:
     def _memory(self, conn, batch: list[_Row]) -> dict[str, str]:
         """{memory key: payload hash last applied} for the batch's targets."""
         return remembered(
-            conn, self.scope, (k for row in batch for _, _, ts in row.targets for _, k, _ in ts)
+            conn,
+            self.scope,
+            (k for row in batch if row.remembered is None for _, _, ts in row.targets for _, k, _ in ts),
         )
 
     def _compare(self, batch: list[_Row], memory: dict[str, str], dry: bool = False) -> None:
@@ -352,7 +408,9 @@ class Backfill:
                 # again too: the target ends as the export's rows, in their order, leave it.
                 cut = [(int(t[:16], 16), int(h[:16], 16)) for t, _, h in targets]
                 resend = resend or any(sent.get(t, h) != h for t, h in cut)
-                if not resend and all(memory.get(k) == h for _, k, h in targets):
+                # A remembered row's targets hold its payloads (see `store.applied.valid_rows`).
+                held = row.remembered is not None or all(memory.get(k) == h for _, k, h in targets)
+                if not resend and held:
                     result.status, result.result = "skipped", {"reason": UNCHANGED}
                     row.unchanged += 1
                     continue
@@ -367,6 +425,13 @@ class Backfill:
 
     def _apply(self, batch: list[_Row], memory: dict[str, str]) -> None:
         for row in batch:
+            if row.remembered is not None and row.plan is None and not row.status:
+                if not self._sent:
+                    # Nothing was sent to a target yet in this run: the row ends as it last did.
+                    row.status = "unchanged" if row.remembered == "done" else row.remembered
+                    continue
+                # It may set a target an earlier row just changed: planned, it goes again if so.
+                self._plan_row(row, self._build)
             plan = row.plan
             if plan is None:
                 continue
@@ -389,15 +454,29 @@ class Backfill:
 
     def _write(self, conn, batch: list[_Row], now: datetime) -> None:
         source, environment = self.scope
-        done, applied = [], []
+        done, applied, marks, ended = [], [], [], []
+        # Memory key: the fingerprint of the batch's last row that applied it or found it
+        # unchanged (None: a row not remembered); a row is remembered only if it is that row for
+        # each of its keys (the database forgets it when a later batch or writer takes one over).
+        claims: dict[str, str | None] = {}
         for row in batch:
             outcome = row.outcome
-            if outcome is None:
-                continue
+            # Rows counted as they last ended, without being planned, write nothing.
+            fresh = row.fingerprint is not None and (row.remembered is None or row.plan is not None)
+            how = self._ended(row) if fresh else None
+            fingerprint = row.fingerprint if how is not None else None
+            keys = []
             for _, result, targets in row.targets:
                 if result.status == "success":
-                    applied += [(k, h, row.event_id) for _, k, h in targets]
-            if row.status in ("unchanged", "skipped"):
+                    applied += [(k, h, row.event_id, fingerprint) for _, k, h in targets]
+                    keys += [k for _, k, _ in targets]
+                elif fingerprint is not None and _unchanged(result):
+                    marks += [(k, fingerprint) for _, k, _ in targets]
+                    keys += [k for _, k, _ in targets]
+            claims.update(dict.fromkeys(keys, fingerprint))
+            if how is not None:
+                ended.append((fingerprint, how, keys))
+            if outcome is None or row.status in ("unchanged", "skipped"):
                 continue  # nothing happened to it: the export holds it, the memory what it did
             # The body as the HTTP API column would have sent it.
             event = SourceEvent(
@@ -406,9 +485,36 @@ class Backfill:
             done.append((event, source, environment, outcome))
         self.store.record_processed(conn, done, now, remember_applied=False)
         remember(conn, self.scope, applied, now)
+        if self.digest is not None:
+            if not self._forgotten:
+                forget_rows(conn, self.scope, self.digest)
+                self._forgotten = True
+            mark_rows(conn, self.scope, [(k, f) for k, f in marks if claims[k] == f])
+            held = [(f, how) for f, how, keys in ended if all(claims[k] == f for k in keys)]
+            remember_rows(conn, self.scope, self.digest, held)
+
+    @staticmethod
+    def _ended(row: _Row) -> str | None:
+        """How a row ended, to be remembered by its fingerprint (see `fingerprints`), or None when
+        that depended on more than the row: something was queued, or failed once sent."""
+        if row.status in ("applied", "unchanged"):
+            return "done"
+        if row.status in ("skipped", "invalid", "no_mapping"):
+            return row.status
+        if row.status == "failed" and row.outcome is not None:
+            sent_failed = any(
+                r.status in ("failed", "queued") and id(r) not in row.planned_failures
+                for r in row.outcome.actions
+            )
+            return None if sent_failed else "failed"
+        return None
 
 
 UNCHANGED = "unchanged: its targets hold this payload already (applied before, by a backfill or a live row)"
+
+
+def _unchanged(result: ActionResult) -> bool:
+    return result.status == "skipped" and (result.result or {}).get("reason") == UNCHANGED
 
 
 def _row_status(actions: list[ActionResult], *, applied: bool, unchanged: int) -> str:

@@ -155,6 +155,8 @@ def body_builder(
             elif column in index:
                 steps.append((key, index[column], column, as_, region))
     fills_event = any(step[0] == "event" for step in steps)
+    # The cells a body depends on, in order: two rows equal in these give equal bodies.
+    reads = tuple(sorted({i for _, i, *_ in steps if i is not None}))
 
     def build(cells: list[Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -173,4 +175,5 @@ def body_builder(
             body["event"] = default_event
         return body
 
+    build.reads = reads  # type: ignore[attr-defined]
     return build

@@ -154,8 +154,58 @@ applied_payloads = Table(
     Column("payload_hash", String(64), nullable=False),
     Column("event_id", String(40)),  # the event that applied it, whose log holds the payload
     Column("applied_at", UTCDateTime, nullable=False),
+    # The fingerprint of the backfilled row that applied it (see `applied_rows`); NULL when a live
+    # row or anything else applied it last.
+    Column("row_fingerprint", String(32)),
     PrimaryKeyConstraint("source", "environment", "target"),
 )
+
+# Per environment, the backfilled rows a re-run need not plan again (`backfill.fingerprints`):
+# the row's fingerprint, how it ended (`done`: applied or unchanged; or skipped, invalid,
+# no_mapping, failed before anything was sent) and under which config digest. A row is forgotten
+# as soon as a target it applied is applied by anything else (`APPLIED_ROWS_TRIGGERS`).
+applied_rows = Table(
+    "applied_rows",
+    metadata,
+    Column("source", String(200), nullable=False),
+    Column("environment", String(200), nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    Column("config_digest", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    PrimaryKeyConstraint("source", "environment", "fingerprint"),
+    sqlite_with_rowid=False,  # the rows of an environment read in one sequential scan
+)
+
+# When an applied_payloads row changes hands (another row fingerprint, or none: a live row) or is
+# deleted, the backfilled row that held it is forgotten: the database does it, so no writer of
+# applied_payloads (the receiver's among them) has anything to do or read for it.
+_FORGET_HOLDER = (
+    "DELETE FROM applied_rows WHERE source = OLD.source AND environment = OLD.environment "
+    "AND fingerprint = OLD.row_fingerprint"
+)
+APPLIED_ROWS_TRIGGERS = {
+    "sqlite": [
+        "DROP TRIGGER IF EXISTS applied_payloads_taken_over",
+        "CREATE TRIGGER applied_payloads_taken_over AFTER UPDATE OF row_fingerprint ON applied_payloads "
+        "FOR EACH ROW WHEN OLD.row_fingerprint IS NOT NULL AND OLD.row_fingerprint IS NOT NEW.row_fingerprint "
+        f"BEGIN {_FORGET_HOLDER}; END",
+        "DROP TRIGGER IF EXISTS applied_payloads_deleted",
+        "CREATE TRIGGER applied_payloads_deleted AFTER DELETE ON applied_payloads "
+        f"FOR EACH ROW WHEN OLD.row_fingerprint IS NOT NULL BEGIN {_FORGET_HOLDER}; END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION applied_payloads_forget_holder() RETURNS trigger LANGUAGE plpgsql "
+        f"AS $$ BEGIN {_FORGET_HOLDER}; RETURN NULL; END $$",
+        "DROP TRIGGER IF EXISTS applied_payloads_taken_over ON applied_payloads",
+        "CREATE TRIGGER applied_payloads_taken_over AFTER UPDATE OF row_fingerprint ON applied_payloads "
+        "FOR EACH ROW WHEN (OLD.row_fingerprint IS NOT NULL "
+        "AND OLD.row_fingerprint IS DISTINCT FROM NEW.row_fingerprint) "
+        "EXECUTE FUNCTION applied_payloads_forget_holder()",
+        "DROP TRIGGER IF EXISTS applied_payloads_deleted ON applied_payloads",
+        "CREATE TRIGGER applied_payloads_deleted AFTER DELETE ON applied_payloads "
+        "FOR EACH ROW WHEN (OLD.row_fingerprint IS NOT NULL) EXECUTE FUNCTION applied_payloads_forget_holder()",
+    ],
+}
 
 # -- the local sink: a Knock-like recipient store ------------------------------------------
 
