@@ -153,6 +153,12 @@ def remember_rows(
     if not rows:
         return
     source, environment = scope
+    last = dict(rows)
+    if conn.dialect.name == "sqlite":  # the driver's executemany, as in `remember`
+        conn.exec_driver_sql(
+            _SQLITE_ROWS_UPSERT, [(source, environment, f, config_digest, s) for f, s in last.items()]
+        )
+        return
     values = [
         {
             "source": source,
@@ -161,7 +167,7 @@ def remember_rows(
             "config_digest": config_digest,
             "status": status,
         }
-        for fingerprint, status in dict(rows).items()
+        for fingerprint, status in last.items()
     ]
     statement = _UPSERTS.get(("rows", conn.dialect.name))
     if statement is None:
@@ -171,6 +177,13 @@ def remember_rows(
             set_={c: insert.excluded[c] for c in ("config_digest", "status")},
         )
     conn.execute(statement, values)
+
+
+_SQLITE_ROWS_UPSERT = (
+    "INSERT INTO applied_rows (source, environment, fingerprint, config_digest, status) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, environment, fingerprint) DO UPDATE SET "
+    "config_digest = excluded.config_digest, status = excluded.status"
+)
 
 
 def valid_rows(conn: Connection, scope: tuple[str, str], config_digest: str) -> dict[str, str]:
