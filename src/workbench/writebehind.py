@@ -12,10 +12,18 @@ receiver does this instead:
 3. answers, and leaves the event to a writer thread that logs events, actions and the local
    sink's writes for every request of the last `pause` seconds in one transaction.
 
-With idempotency on, the request also claims the event's key before it answers, in one short
-transaction (`StoreIdempotency.claim`): the key's row names the event, so duplicates are decided
-exactly once across processes, and a claim found again by the same event (its process died
-after claiming) is its own. A duplicate is journaled and logged `idempotent` like any other row.
+With idempotency on, the key is decided before the answer, exactly once across the processes on
+the store, without a transaction in the event log: the request reads whether the log holds the
+key (then it is a duplicate) or saw an attempt with it fail (then it takes the ordinary path),
+journals the row, and claims the key in the claim arbiter (`store.claims`), a small SQLite file
+beside the database: the first event to claim it holds it, a later one is a duplicate. The writer
+writes the key into the log with its event. A request on the ordinary path claims its key as
+*deciding* first, and a row that finds such a claim (a rare conflict: a row sent again while
+another attempt runs) is decided by the writer in the log, its request waiting for it. A claim
+found again by the same event (its process died after claiming) is its own; a row recovered from
+a dead process's journal is decided by the writer as its request was. A duplicate is journaled
+and logged `idempotent` like any other row. (Receivers that log before they answer, on the same
+SQLite file, do not see the arbiter: run all of a store's receivers with write-behind.)
 
 `WriteBehind` wraps a `SourceService` and answers as one does (`receive`, `replay`,
 `retry_due`, `settle`, `close`); the receiver chooses it once, where its app is built
@@ -38,6 +46,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +62,8 @@ from .service import HTTP_STATUS, Reply, SourceService
 from .sinks.batched import BatchedUsers
 from .sinks.local import MERGE_ACTIONS, LocalSink, merge_result, run_id
 from .store import journal
+from .store.claims import ClaimArbiter
+from .store.idempotency import Lookout
 from .store.journal import Entry, Journal, Segment
 
 log = logging.getLogger(__name__)
@@ -64,87 +75,7 @@ MAX_BATCH = 1000
 MAX_PENDING = 10_000
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 SETTLE_TIMEOUT = 10.0
-
-
-class _Claim:
-    """One request's wait for its idempotency key in a shared claim transaction."""
-
-    __slots__ = ("item", "ready", "lead", "claimed", "error")
-
-    def __init__(self, item: _Item):
-        self.item = item
-        self.ready = threading.Event()
-        self.lead = False
-        self.claimed = False
-        self.error: BaseException | None = None
-
-
-class _Claims:
-    """The claims of concurrent requests share one transaction (a group commit): the request that
-    finds none under way leads, claims every key waiting in one transaction and wakes their
-    requests; those that came while it waited for the database's lock or wrote join the next
-    transaction, led by the first of them. (Yielding first to gather more would let the writer
-    run a whole batch in between.)"""
-
-    def __init__(self, store) -> None:
-        self.store = store
-        self._lock = threading.Lock()
-        self._waiting: list[_Claim] = []
-        self._leading = False
-        self._conn = None
-
-    def claim(self, item: _Item) -> bool:
-        slot = _Claim(item)
-        with self._lock:
-            self._waiting.append(slot)
-            follow, self._leading = self._leading, True
-        if follow:
-            slot.ready.wait()
-            if not slot.lead:
-                return self._result(slot)
-        with self._lock:
-            batch, self._waiting = self._waiting, []
-        try:
-            claimed = self._claim_many(
-                [
-                    (c.item.scope, c.item.key, c.item.event.received_at, c.item.window, c.item.event.id)
-                    for c in batch
-                ]
-            )
-        except BaseException as exc:
-            claimed = [False] * len(batch)
-            for c in batch:
-                c.error = exc
-        with self._lock:
-            for c, won in zip(batch, claimed, strict=True):
-                c.claimed = won
-                if c is not slot:
-                    c.ready.set()
-            if self._waiting:
-                self._waiting[0].lead = True
-                self._waiting[0].ready.set()
-            else:
-                self._leading = False
-        return self._result(slot)
-
-    def _claim_many(self, claims: list) -> list[bool]:
-        """One transaction on a connection kept for claims (only the leader uses it): a pool
-        checkout per claim costs more than the claim's own statements."""
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            self._conn = self.store.engine.connect()
-        try:
-            with self._conn.begin():
-                return self.store.idempotency(self._conn).claim_many(claims)
-        except BaseException:
-            self._conn.close()
-            self._conn = None
-            raise
-
-    @staticmethod
-    def _result(slot: _Claim) -> bool:
-        if slot.error is not None:
-            raise slot.error
-        return slot.claimed
+SWEEP_SECONDS = 60.0  # how often the writer forgets expired claims
 
 
 class _Recorder:
@@ -181,7 +112,8 @@ class _Item:
     scope: tuple[str, str, str] | None = None
     window: float = 0.0
     engine: Engine | None = None
-    claimed: bool = False  # its request found it holds the key (committed)
+    # Whether it holds the key (True), is a duplicate (False), or is decided by the writer (None).
+    claimed: bool | None = None
 
 
 def journal_folder(store) -> Path | None:
@@ -225,7 +157,9 @@ class WriteBehind:
         self._stuck = False  # an event could not be logged at all: keep the journal for recovery
         self._stopping = False
         self._local = LocalSink(self.store, clock=service.clock)
-        self._claims = _Claims(self.store)
+        self._arbiter = ClaimArbiter(folder.with_suffix(".receiver-claims"))
+        self._lookout = Lookout(self.store.engine)
+        self._swept = 0.0
 
     def __getattr__(self, name: str) -> Any:
         if name == "service":  # not set yet
@@ -241,6 +175,7 @@ class WriteBehind:
         if reply is not None:
             return reply
         if self.service.sink_for(env).transactional:
+            self._deciding(config, env, event)
             self.settle()  # the local sink sees rows in the order they were answered
         return self.service.log_and_process(config, env, source, environment, event)
 
@@ -258,7 +193,7 @@ class WriteBehind:
         if len(self._queue) >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES:
             return None
         try:
-            item = self._prepare(config, env, source, environment, event)
+            item = self._prepare(config, env, source, environment, event, live=True)
         except Exception:  # the ordinary path logs the row first, then reports the crash
             log.exception("planning a row for write-behind failed; taking the ordinary path")
             return None
@@ -286,30 +221,73 @@ class WriteBehind:
                 self._cond.notify_all()  # the writer waits for a first event, then gathers
         outcome = item.outcome
         if item.key is not None:
-            try:
-                claimed = self._claims.claim(item)
-            except (StoreUnavailable, OperationalError) as exc:
-                # The row is journaled: the writer claims its key (or finds it taken) once it can.
+            claimed = self._claim_key(item)
+            if claimed is None:
                 message = (
-                    f"{getattr(exc, 'orig', exc)}; the row is kept as {item.event.id} and will be "
-                    "processed once the database is back"
+                    f"{self._failing or 'the event log is busy'}; the row is kept as {item.event.id} "
+                    "and will be processed once the database is back"
                 )
                 body = {"id": item.event.id, "status": "unavailable", "event": None, "error": message}
                 return Reply(503, {**body, "actions": []})
-            item.claimed = claimed
             outcome = outcome if claimed else item.engine.duplicate(outcome, item.key)
         return Reply(HTTP_STATUS.get(outcome.status, 500), outcome.to_dict(item.event.id))
 
-    @staticmethod
-    def _claim(item: _Item, port) -> bool:
-        """Whether the event holds its idempotency key (claimed now, or by itself earlier)."""
-        return port.claim(item.scope, item.key, item.event.received_at, item.window, item.event.id)
+    def _claim_key(self, item: _Item) -> bool | None:
+        """Whether a journaled event holds its key (or is a duplicate), decided by the claim
+        arbiter; when another event decides that key in the event log, the writer decides this
+        one there too, and the request waits for it. None: not decided in time."""
+        if item.claimed is None:
+            try:
+                holder = self._arbiter.claim(
+                    item.scope, item.key, item.event.id, item.event.received_at.timestamp(), item.window, True
+                )
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("the claim arbiter failed, the writer decides %s: %s", item.event.id, exc)
+            else:
+                if holder is None or holder.answered:
+                    with self._cond:
+                        if item.claimed is None:  # else the writer got there first, alike
+                            item.claimed = holder is None
+            if item.claimed is None:
+                self.flush()
+        return item.claimed
+
+    def _deciding(self, config: SourceConfig, env: Environment, event: SourceEvent) -> None:
+        """Before the ordinary path decides an event's key in the event log, claim it as deciding,
+        so that another process's request with that key waits for the log instead of answering."""
+        if env.idempotency is None or event.origin == "replay":
+            return
+        try:
+            engine = Engine(config, env, None, None, self.service.clock)
+            plan = engine.plan(event)
+            key, _ = (None, None) if plan.final else engine.idempotency_key(plan.outcome.body, event.headers)
+            if key is None:
+                return
+            event.received_at = event.received_at or self.service.clock()
+            event.id = event.id or new_event_id(event.received_at)
+            self._arbiter.claim(
+                (config.source, env.name, plan.outcome.event),
+                key,
+                event.id,
+                event.received_at.timestamp(),
+                env.idempotency.window.total_seconds(),
+                False,
+            )
+        except Exception:  # the ordinary path reports what failed here
+            log.warning("could not claim the key of a row on the ordinary path", exc_info=True)
 
     def _prepare(
-        self, config: SourceConfig, env: Environment, source: str, environment: str, event: SourceEvent
+        self,
+        config: SourceConfig,
+        env: Environment,
+        source: str,
+        environment: str,
+        event: SourceEvent,
+        live: bool = False,
     ) -> _Item | None:
         """The event planned and answered against the recorder, when its answer cannot depend on
-        the store; None otherwise. Nothing is written."""
+        the store; None otherwise. Nothing is written. With idempotency, a `live` request learns
+        here whether the event log already holds its key (then it is a duplicate)."""
         if not self.service.sink_for(env).transactional:
             return None
         engine = Engine(config, env, None, None, self.service.clock)
@@ -332,10 +310,13 @@ class WriteBehind:
                 return None
             item.key, item.scope = key, (config.source, env.name, outcome.event)
             item.window = env.idempotency.window.total_seconds()
-            if self.store.idempotency().earlier(item.scope, key, event.received_at, item.window):
+            held, failed = self._lookout.look(item.scope, key, event.received_at, item.window)
+            if failed:
                 # Sent again after an attempt that failed: the ordinary path runs only what did
                 # not succeed then.
                 return None
+            if held and live:
+                item.claimed = False
             item.engine = engine
         return item
 
@@ -381,6 +362,7 @@ class WriteBehind:
                 for item in batch:
                     self._write_alone(item)
             self._failing, backoff = None, 0.05
+            self._sweep()
             with self._cond:
                 del self._queue[: len(batch)]
                 self._written += len(batch)
@@ -395,18 +377,29 @@ class WriteBehind:
         """Log events with their actions and make the local sink's writes, in one transaction."""
         now = self.service.clock()
         with self.store.unit_of_work() as conn:
-            # An event with a key logs as processed only if it holds the key: its request claimed
-            # it before answering. One whose request has not (yet) claimed it, could not, or found
-            # it taken, or one recovered from a dead process's journal, is decided here: claiming
-            # again by the same event finds its own claim.
+            # An event with a key logs as processed only if it holds the key, as its request
+            # answered. One whose request has not (yet) decided, could not, or waits for this, or
+            # one recovered from a dead process's journal, is decided here, as its request would
+            # have been (claiming again by the same event finds its own claim). The keys held are
+            # written with their events.
             port = self.store.idempotency(conn)
+            keyed = [i for i in items if i.key is not None]
+            decided_here = set()
+            for i in keyed:
+                if i.claimed is None:
+                    decision = self._decide(i, port)
+                    with self._cond:
+                        if i.claimed is None:
+                            i.claimed = decision
+                            decided_here.add(id(i))
+            held = [i for i in keyed if i.claimed and id(i) not in decided_here]
+            if held:
+                claims = [(i.scope, i.key, i.event.received_at, i.window, i.event.id) for i in held]
+                for i, own in zip(held, port.claim_many(claims), strict=True):
+                    if not own:
+                        log.warning("%s was answered holding a key that another event holds", i.event.id)
             decided = [
-                (
-                    i,
-                    i.outcome
-                    if i.key is None or i.claimed or self._claim(i, port)
-                    else i.engine.duplicate(i.outcome, i.key),
-                )
+                (i, i.outcome if i.key is None or i.claimed else i.engine.duplicate(i.outcome, i.key))
                 for i in items
             ]
             requests = [r for i, outcome in decided if outcome is i.outcome for r in i.requests]
@@ -418,6 +411,31 @@ class WriteBehind:
             self.store.record_processed(
                 conn, [(i.event, i.source, i.environment, outcome) for i, outcome in decided], now
             )
+
+    def _decide(self, item: _Item, port) -> bool:
+        """Whether an undecided event holds its key: a claim another request answered from makes
+        it a duplicate; otherwise the event log decides (in the writer's transaction)."""
+        try:
+            holder = self._arbiter.claim(
+                item.scope, item.key, item.event.id, item.event.received_at.timestamp(), item.window, True
+            )
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("the claim arbiter failed; the event log alone decides %s: %s", item.event.id, exc)
+            holder = None
+        if holder is not None and holder.answered:
+            return False
+        return port.claim(item.scope, item.key, item.event.received_at, item.window, item.event.id)
+
+    def _sweep(self) -> None:
+        """Now and then, forget the expired claims of the arbiter."""
+        now = time.monotonic()
+        if now - self._swept < SWEEP_SECONDS:
+            return
+        self._swept = now
+        try:
+            self._arbiter.sweep(time.time())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("cannot forget expired claims yet: %s", exc)
 
     def _write_alone(self, item: _Item) -> None:
         """One event whose batch failed: alone, or else logged as failed so a replay can run it."""
@@ -537,17 +555,18 @@ class WriteBehind:
     def close(self, timeout: float = 8.0) -> None:
         """Write what is pending, stop the writer and remove the journal once it is all logged."""
         thread = self._thread
-        if thread is None or self._journal is None or self._journal.pid != os.getpid():
-            return
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            self._wake.set()
-        thread.join(timeout)
-        with self._cond:
-            done = not self._queue and not self._stuck and not thread.is_alive()
-            self._journal.close(remove=done)
-            self._journal, self._thread = None, None
+        if thread is not None and self._journal is not None and self._journal.pid == os.getpid():
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+                self._wake.set()
+            thread.join(timeout)
+            with self._cond:
+                done = not self._queue and not self._stuck and not thread.is_alive()
+                self._journal.close(remove=done)
+                self._journal, self._thread = None, None
+        self._arbiter.close()
+        self._lookout.close()
 
 
 def _raw(body: bytes | str | dict) -> bytes:

@@ -18,6 +18,7 @@ from workbench.config import ConfigSet
 from workbench.service import SourceService
 from workbench.store import Store, events, idempotency_keys, local_users, local_workflow_runs
 from workbench.store import journal as journals
+from workbench.store.claims import ClaimArbiter, Holder
 from workbench.writebehind import WriteBehind, journal_folder, with_write_behind
 
 LONG = 60.0  # a pause no test waits out: rows stay pending until something settles them
@@ -149,17 +150,27 @@ def test_a_row_whose_answer_reads_the_store_waits_for_pending_rows_first(tmp_pat
         store.close()
 
 
-def test_a_deduplicating_environment_claims_the_key_before_answering(wb_service, store):
+def test_a_deduplicating_environment_claims_the_key_before_answering(wb_service, store, config_path, clock):
     first = post(wb_service, lead(row_id="r-1"), env="dedupe").body
     assert first["status"] == "processed" and store.get_event(first["id"]) is None  # pending
-    with store.engine.connect() as conn:
-        holder = conn.execute(select(idempotency_keys.c.event_id, idempotency_keys.c.state)).all()
-    assert holder == [(first["id"], "done")]  # claimed, by this event, before the answer
-    again = post(wb_service, lead(row_id="r-1"), env="dedupe").body
-    assert again["status"] == "idempotent" and again["actions"] == []
+    # Another receiver on the store (as another process would) finds the key claimed already.
+    elsewhere = behind(
+        SourceService(ConfigSet([config_path]), Store(store.url), environ=ENVIRON, clock=clock)
+    )
+    try:
+        again = post(elsewhere, lead(row_id="r-1"), env="dedupe").body
+        assert again["status"] == "idempotent" and again["actions"] == []
+        assert store.get_event(first["id"]) is None  # decided before the first row was logged
+    finally:
+        elsewhere.close()
     other = post(wb_service, lead(row_id="r-2"), env="dedupe").body
     assert other["status"] == "processed"
     wb_service.settle()
+    with store.engine.connect() as conn:
+        holders = conn.execute(
+            select(idempotency_keys.c.key, idempotency_keys.c.event_id, idempotency_keys.c.state)
+        ).all()
+    assert sorted(holders) == [("r-1", first["id"], "done"), ("r-2", other["id"], "done")]
     assert [store.get_event(r["id"])["status"] for r in (first, again, other)] == [
         "processed",
         "idempotent",
@@ -381,3 +392,73 @@ def test_a_row_sent_again_after_a_failure_does_not_run_its_successes_again(wb_se
     assert store.get_event(again["id"])["status"] == "processed"
     assert count(store, local_users) == 1
     assert count(store, local_workflow_runs) == 1  # the trigger ran once
+
+
+# -- deciding keys -----------------------------------------------------------------------------
+
+
+def test_the_claim_arbiter_gives_a_key_to_the_first_event_until_it_expires(tmp_path):
+    path = tmp_path / "events.sqlite.receiver-claims"
+    one, other = ClaimArbiter(path), ClaimArbiter(path)  # as two processes would
+    scope = ("clay", "dedupe", "lead.enriched")
+    try:
+        assert one.claim(scope, "r-1", "evt_a", 1000.0, 60, answered=True) is None
+        assert other.claim(scope, "r-1", "evt_b", 1001.0, 60, answered=True) == Holder("evt_a", True)
+        assert other.claim(scope, "r-1", "evt_a", 1002.0, 60, answered=True) is None  # its own
+        assert other.claim(("clay", "dedupe", "lead.other"), "r-1", "evt_c", 1002.0, 60, True) is None
+        assert one.claim(scope, "r-2", "evt_d", 1000.0, 60, answered=False) is None
+        assert other.claim(scope, "r-2", "evt_e", 1001.0, 60, answered=True) == Holder("evt_d", False)
+        assert other.claim(scope, "r-1", "evt_f", 1060.0, 60, answered=True) is None  # expired: taken
+        assert one.sweep(1100.0) == 2  # r-2 and lead.other's r-1 (r-1 is evt_f's until 1120)
+        assert one.claim(scope, "r-2", "evt_g", 1100.0, 60, answered=True) is None
+    finally:
+        one.close()
+        other.close()
+
+
+def test_a_key_the_log_holds_already_is_a_duplicate(wb_service, store, config_path, clock):
+    ordinary = SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock)
+    assert post(ordinary, lead(row_id="r-7"), env="dedupe").body["status"] == "processed"
+    again = post(wb_service, lead(row_id="r-7"), env="dedupe").body
+    assert again["status"] == "idempotent" and again["actions"] == []
+    wb_service.settle()
+    assert store.get_event(again["id"])["status"] == "idempotent"
+    assert count(store, local_workflow_runs) == 1
+
+
+def test_a_key_being_decided_in_the_log_elsewhere_is_decided_there(wb_service, store, clock):
+    # Another process claimed the key to decide it on the ordinary path, then died before its
+    # row was logged: this row waits for the writer, which decides it in the log.
+    folder = journal_folder(store)
+    elsewhere = ClaimArbiter(folder.with_suffix(".receiver-claims"))
+    scope = ("clay", "dedupe", "lead.enriched")
+    assert elsewhere.claim(scope, "r-8", "evt_gone", clock().timestamp(), 3600, answered=False) is None
+    elsewhere.close()
+    first = post(wb_service, lead(row_id="r-8"), env="dedupe").body
+    assert first["status"] == "processed" and store.get_event(first["id"])["status"] == "processed"
+    again = post(wb_service, lead(row_id="r-8"), env="dedupe").body
+    assert again["status"] == "idempotent"
+    wb_service.settle()
+    assert count(store, local_workflow_runs) == 1
+
+
+def test_a_duplicate_answered_by_a_dead_process_stays_a_duplicate(config_path, store_url, store, clock):
+    holder, release, held = other_process(config_path, store_url, ["same@acme.com"], "wait", env="dedupe")
+    try:
+        _, _, duplicate = other_process(config_path, store_url, ["same@acme.com"], "die", env="dedupe")
+        assert [held[0]["status"], duplicate[0]["status"]] == ["processed", "idempotent"]
+        wb = behind(SourceService(ConfigSet([config_path]), store, environ=ENVIRON, clock=clock))
+        try:
+            # Logged before the row it duplicates is: still a duplicate, which ran nothing.
+            assert wb.recover_orphans() == 1
+            assert store.get_event(duplicate[0]["id"])["status"] == "idempotent"
+            assert store.get_event(held[0]["id"]) is None
+        finally:
+            wb.close()
+        release.set()
+        holder.join(60)
+        assert store.get_event(held[0]["id"])["status"] == "processed"
+        assert count(store, local_workflow_runs) == 1 and count(store, local_users) == 1
+    finally:
+        release.set()
+        holder.join(60)

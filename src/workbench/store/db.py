@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -198,12 +198,16 @@ def _begin_immediate(fairy) -> None:
     transaction waits on another connection, and the next write begins the same way. A read
     transaction sets it back first (see `on_begin`)."""
     _set_busy_timeout(fairy, 0)
-    dbapi_connection = fairy.dbapi_connection
+    when_not_busy(fairy.dbapi_connection.execute, "BEGIN IMMEDIATE")
+
+
+def when_not_busy(execute: Callable[..., T], *args) -> T:
+    """`execute(*args)` on a SQLite connection whose busy timeout is 0, again in short steps while
+    another connection holds the lock it needs, for up to the store's busy timeout."""
     started = None
     while True:
         try:
-            dbapi_connection.execute("BEGIN IMMEDIATE")
-            return
+            return execute(*args)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise

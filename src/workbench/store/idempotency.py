@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from ..engine import ActionResult
 from ..errors import StoreUnavailable
-from .db import insert_ignoring_conflicts
-from .fast import Prepared
+from .db import BUSY_TIMEOUT_MS, insert_ignoring_conflicts
+from .fast import Prepared, bind_processor
 from .schema import actions, events
 from .schema import idempotency_keys as keys
 
@@ -54,6 +57,76 @@ _LATEST_FAILED = Prepared(
     )
     .order_by(events.c.received_at.desc(), events.c.id.desc())
 )
+
+_SCOPE = ("source", "environment", "event_type", "key")
+# Whether another execution holds the key, and whether an attempt with it failed within the window.
+_LOOK = Prepared(
+    select(
+        exists()
+        .where(
+            *(keys.c[name] == bindparam(name) for name in _SCOPE),
+            keys.c.expires_at > bindparam("now", type_=keys.c.expires_at.type),
+        )
+        .label("held"),
+        exists(_LATEST_FAILED.statement.with_only_columns(events.c.id).order_by(None)).label("failed"),
+    )
+)
+
+
+def _look_values(scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float) -> dict:
+    source, environment, event_type = scope
+    return {
+        "source": source,
+        "environment": environment,
+        "event_type": event_type,
+        "key": key,
+        "now": now,
+        "since": now - timedelta(seconds=window_seconds),
+        "status": "failed",
+    }
+
+
+class Lookout:
+    """`StoreIdempotency.look` for the write-behind receiver's requests on a SQLite file: on a
+    connection of its own, outside any transaction (one implicit read, no BEGIN and ROLLBACK,
+    which cost more than the read). Thread-safe: one read at a time."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        compiled = _LOOK.statement.compile(dialect=engine.dialect)
+        self._sql = compiled.string
+        self._names = list(compiled.positiontup)
+        self._processors = {n: bind_processor(b.type, engine.dialect) for n, b in compiled.binds.items()}
+
+    def look(
+        self, scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float
+    ) -> tuple[bool, bool]:
+        values = _look_values(scope, key, now, window_seconds)
+        params = []
+        for name in self._names:
+            process = self._processors[name]
+            params.append(values[name] if process is None else process(values[name]))
+        with self._lock:
+            if self._conn is None or self._pid != os.getpid():
+                self._conn = sqlite3.connect(
+                    self.engine.url.database, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+                )
+                self._conn.isolation_level = None
+                self._pid = os.getpid()
+            try:
+                ((held, failed),) = self._conn.execute(self._sql, params).fetchall()
+            except sqlite3.Error as exc:
+                self.close()
+                raise StoreUnavailable(f"cannot read the idempotency keys: {exc}") from exc
+        return bool(held), bool(failed)
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
 
 
 def logged_result(action: Any) -> ActionResult:
@@ -157,12 +230,21 @@ class StoreIdempotency:
 
         return self._run(work)
 
+    def look(
+        self, scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float
+    ) -> tuple[bool, bool]:
+        """(whether an execution holds `key` now, whether an attempt with it failed within the
+        window) in one read (the write-behind receiver's, before it claims the key elsewhere)."""
+        values = _look_values(scope, key, now, window_seconds)
+        ((held, failed),) = self._run(lambda conn: _LOOK.fetchall(conn, values))
+        return bool(held), bool(failed)
+
     def claim(
         self, scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float, event_id: str
     ) -> bool:
         """Remember `key` as executed by `event_id`, whose success is already settled (the
-        write-behind receiver, before it answers); True when the key is this event's (claimed now,
-        or by this same event before its process died), False when another execution holds it."""
+        write-behind receiver's writer); True when the key is this event's (claimed now, or by
+        this same event before its process died), False when another execution holds it."""
         return self.claim_many([(scope, key, now, window_seconds, event_id)])[0]
 
     def claim_many(self, claims: list[tuple[tuple[str, str, str], str, datetime, float, str]]) -> list[bool]:
