@@ -14,7 +14,7 @@ from ..errors import StoreUnavailable, WorkbenchError
 from ..receiving import build_service
 from ..store import DEFAULT_STORE_URL, Store
 from .admin import admin
-from .ingest import ingest
+from .ingest import FastIngest, ingest
 from .openapi import openapi
 from .retrying import RetryWorker
 from .runtime import Runtime
@@ -166,6 +166,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     app.after_request(_no_sniffing)
     app.register_blueprint(ingest)
+    app.wsgi_app = FastIngest(app, app.wsgi_app)
     app.register_blueprint(admin)
     app.register_blueprint(openapi)
     if app.config["RETRY_INTERVAL"]:
