@@ -6,7 +6,9 @@ once across its processes before it answers. Deciding it in the event log costs 
 transaction per request, which waits behind the batches the writers commit there. The arbiter is a
 small SQLite file beside the database (`<database>.receiver-claims`, WAL) that only holds, per
 key, the event that claimed it first and how: one single-row upsert per request, in autocommit,
-which no batch ever holds up. It survives a process that dies as the journal does.
+which no batch ever holds up. Like the journal, it survives a process that dies, not a machine
+that stops: its commits are not synced to the disk (a sync at each checkpoint would cost more than
+the claims). If the file cannot be used, keys are decided in the event log, by the writers.
 
 A claim is either *answered* (the event's request settled its success and answers from the
 claim: a later request with the key is a duplicate) or *deciding* (the event takes the ordinary
@@ -133,7 +135,7 @@ class ClaimArbiter:
             # Waiting for another process's claim (microseconds) is polled below: SQLite's own busy
             # handler would sleep a millisecond or more at a time.
             conn.execute("PRAGMA busy_timeout = 0")
-            for statement in ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", _SCHEMA, _INDEX):
+            for statement in ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = OFF", _SCHEMA, _INDEX):
                 self._execute(conn, statement, ())
         except BaseException:
             conn.close()
