@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -135,95 +135,71 @@ class LocalSink:
         else:
             self._merge_record(conn, local_users, {"id": user["id"]}, data)
 
-    def _users_identify(self, conn, payload, request):
-        user_id = payload["id"]
-        self._merge_record(conn, local_users, {"id": user_id}, _attributes(payload, USER_FIELDS))
+    def _set(self, conn, table, fields, payload, request):
+        """Merge a record (keyed as its table is: `id`, or `collection` and `id`)."""
+        keys = {c.name: payload[c.name] for c in table.primary_key.columns}
+        self._merge_record(conn, table, keys, _attributes(payload, fields))
         return merge_result(request.action, payload)
+
+    def _delete(self, conn, table, payload):
+        keys = {c.name: payload[c.name] for c in table.primary_key.columns}
+        deleted = conn.execute(delete(table).where(*(table.c[k] == v for k, v in keys.items()))).rowcount
+        return {**keys, "deleted": bool(deleted)}
+
+    def _users_identify(self, conn, payload, request):
+        return self._set(conn, local_users, USER_FIELDS, payload, request)
 
     def _users_delete(self, conn, payload, request):
-        deleted = conn.execute(delete(local_users).where(local_users.c.id == payload["id"])).rowcount
-        return {"id": payload["id"], "deleted": bool(deleted)}
+        return self._delete(conn, local_users, payload)
 
     def _objects_set(self, conn, payload, request):
-        collection, object_id = payload["collection"], payload["id"]
-        self._merge_record(
-            conn,
-            local_objects,
-            {"collection": collection, "id": object_id},
-            _attributes(payload, OBJECT_FIELDS),
-        )
-        return merge_result(request.action, payload)
+        return self._set(conn, local_objects, OBJECT_FIELDS, payload, request)
 
     def _objects_delete(self, conn, payload, request):
-        collection, object_id = payload["collection"], payload["id"]
-        where = and_(local_objects.c.collection == collection, local_objects.c.id == object_id)
-        deleted = conn.execute(delete(local_objects).where(where)).rowcount
-        return {"collection": collection, "id": object_id, "deleted": bool(deleted)}
+        return self._delete(conn, local_objects, payload)
 
     def _tenants_set(self, conn, payload, request):
-        tenant_id = payload["id"]
-        self._merge_record(conn, local_tenants, {"id": tenant_id}, _attributes(payload, TENANT_FIELDS))
-        return merge_result(request.action, payload)
+        return self._set(conn, local_tenants, TENANT_FIELDS, payload, request)
 
     def _tenants_delete(self, conn, payload, request):
-        deleted = conn.execute(delete(local_tenants).where(local_tenants.c.id == payload["id"])).rowcount
-        return {"id": payload["id"], "deleted": bool(deleted)}
+        return self._delete(conn, local_tenants, payload)
 
     # -- memberships -----------------------------------------------------------------------
 
-    def _objects_subscribe(self, conn, payload, request):
+    def _add_members(self, conn, table, scope: dict, column: str, members) -> int:
+        """Each member (identified first when given inline) added under `scope`; returns how
+        many were not there yet."""
         now, added = self.clock(), 0
-        for recipient in payload["recipients"]:
-            self._identify(conn, recipient)
-            added += insert_ignoring_conflicts(
-                conn,
-                local_subscriptions,
-                {
-                    "collection": payload["collection"],
-                    "object_id": payload["id"],
-                    "recipient": recipient_key(recipient),
-                    "created_at": now,
-                },
-                ("collection", "object_id", "recipient"),
-            )
+        keys = tuple(c.name for c in table.primary_key.columns)
+        for member in members:
+            self._identify(conn, member)
+            row = {**scope, column: recipient_key(member), "created_at": now}
+            added += insert_ignoring_conflicts(conn, table, row, keys)
+        return added
+
+    def _remove_members(self, conn, table, scope: dict, column: str, members) -> int:
+        where = [table.c[name] == value for name, value in scope.items()]
+        where.append(table.c[column].in_([recipient_key(m) for m in members]))
+        return conn.execute(delete(table).where(*where)).rowcount
+
+    def _objects_subscribe(self, conn, payload, request):
+        scope = {"collection": payload["collection"], "object_id": payload["id"]}
+        added = self._add_members(conn, local_subscriptions, scope, "recipient", payload["recipients"])
         return {"collection": payload["collection"], "id": payload["id"], "subscribed": added}
 
     def _objects_unsubscribe(self, conn, payload, request):
-        keys = [recipient_key(r) for r in payload["recipients"]]
-        removed = conn.execute(
-            delete(local_subscriptions).where(
-                local_subscriptions.c.collection == payload["collection"],
-                local_subscriptions.c.object_id == payload["id"],
-                local_subscriptions.c.recipient.in_(keys),
-            )
-        ).rowcount
+        scope = {"collection": payload["collection"], "object_id": payload["id"]}
+        removed = self._remove_members(conn, local_subscriptions, scope, "recipient", payload["recipients"])
         return {"collection": payload["collection"], "id": payload["id"], "unsubscribed": removed}
 
     def _audiences_add_member(self, conn, payload, request):
-        now, added = self.clock(), 0
-        for user in payload["users"]:
-            self._identify(conn, user)
-            added += insert_ignoring_conflicts(
-                conn,
-                local_audience_members,
-                {
-                    "audience_key": payload["key"],
-                    "user_id": recipient_key(user),
-                    "tenant": payload.get("tenant") or "",
-                    "created_at": now,
-                },
-                ("audience_key", "user_id", "tenant"),
-            )
+        scope = {"audience_key": payload["key"], "tenant": payload.get("tenant") or ""}
+        added = self._add_members(conn, local_audience_members, scope, "user_id", payload["users"])
         return {"key": payload["key"], "added": added}
 
     def _audiences_remove_member(self, conn, payload, request):
-        removed = conn.execute(
-            delete(local_audience_members).where(
-                local_audience_members.c.audience_key == payload["key"],
-                local_audience_members.c.user_id.in_([recipient_key(u) for u in payload["users"]]),
-                local_audience_members.c.tenant == (payload.get("tenant") or ""),
-            )
-        ).rowcount
+        scope = {"audience_key": payload["key"], "tenant": payload.get("tenant") or ""}
+        removed = self._remove_members(conn, local_audience_members, scope, "user_id", payload["users"])
         return {"key": payload["key"], "removed": removed}
 
     # -- workflows -------------------------------------------------------------------------

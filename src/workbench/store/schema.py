@@ -209,34 +209,23 @@ APPLIED_ROWS_TRIGGERS = {
 
 # -- the local sink: a Knock-like recipient store ------------------------------------------
 
-local_users = Table(
-    "local_users",
-    metadata,
-    Column("id", String(256), primary_key=True),
-    Column("data", JSONValue, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-)
 
-local_objects = Table(
-    "local_objects",
-    metadata,
-    Column("collection", String(256), nullable=False),
-    Column("id", String(256), nullable=False),
-    Column("data", JSONValue, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    PrimaryKeyConstraint("collection", "id"),
-)
+def _records(name: str, *keys: str) -> Table:
+    """A table of Knock-like records: their key, their JSON data, when each was made and changed."""
+    return Table(
+        name,
+        metadata,
+        *(Column(key, String(256), nullable=False) for key in keys),
+        Column("data", JSONValue, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        PrimaryKeyConstraint(*keys),
+    )
 
-local_tenants = Table(
-    "local_tenants",
-    metadata,
-    Column("id", String(256), primary_key=True),
-    Column("data", JSONValue, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-)
+
+local_users = _records("local_users", "id")
+local_objects = _records("local_objects", "collection", "id")
+local_tenants = _records("local_tenants", "id")
 
 local_subscriptions = Table(
     "local_subscriptions",
