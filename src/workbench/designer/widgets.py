@@ -23,7 +23,7 @@ from . import draft as d
 from .checks import Check, check_config, render_checks
 from .counts import MappingCount, TableEvaluator
 from .editing import ConfigEditing, EditorWidgets, parse_template_text
-from .editors import ConditionEditor, ParamEditor, SuggestionList
+from .editors import ConditionEditor, SuggestionList
 from .preview import PreviewRow, preview_rows, render_counts, render_preview
 from .suggest import Suggestion, apply_suggestion, in_place, suggest
 from .table import ExportTable, list_tables
@@ -43,6 +43,11 @@ def default_save_path() -> FilePath:
         return workspace().designed_config
     except WorkbenchError:
         return FilePath("designed.json").resolve()
+
+
+def _part(name: str, doc: str) -> property:
+    """A read-only attribute of the designer that its `editing` part holds."""
+    return property(lambda self: getattr(self.editing, name), doc=doc)
 
 
 class MappingDesigner:
@@ -257,26 +262,11 @@ class MappingDesigner:
 
     # -- the draft config (its `editing` part) --------------------------------------------
 
-    @property
-    def config(self) -> dict:
-        """The draft config, plain JSON."""
-        return self.editing.config
-
-    @property
-    def environment(self) -> str:
-        return self.editing.environment
-
-    @property
-    def event(self) -> str:
-        return self.editing.event
-
-    @property
-    def template(self) -> dict:
-        return self.editing.template
-
-    @property
-    def param_editors(self) -> dict[str, ParamEditor]:
-        return self.editing.param_editors
+    config = _part("config", "The draft config, plain JSON.")
+    environment = _part("environment", "The environment being edited.")
+    event = _part("event", "The event being designed.")
+    template = _part("template", "The body template of the draft config.")
+    param_editors = _part("param_editors", "The parameter editors of the selected mapping, by name.")
 
     def add_mapping(self, action: str) -> None:
         """Add a mapping of `action` for the current event, pre-filled where a column fits."""
