@@ -62,18 +62,7 @@ from . import main, store_option
     help="Seconds a client may take to send a request's body; a slower one is answered 408 and "
     "disconnected, and nothing of it is stored.",
 )
-def serve(
-    configs,
-    store_url,
-    host,
-    port,
-    workers,
-    retry_interval,
-    access_log,
-    write_behind,
-    batch_pause,
-    body_timeout,
-):
+def serve(configs, store_url, host, port, access_log, **options):
     """Serve the receiver under gunicorn: POST rows to /sources/<source>/<environment>.
 
     CONFIG files default to mappings/clay.json; they are reloaded when they change. Signing
@@ -104,7 +93,7 @@ def serve(
         create_private(Path(access_log).resolve())  # it names every row's sender and time
     store_url = store_url or DEFAULT_STORE_URL
     store = Store(store_url)  # create the tables once, before the workers race for it
-    if write_behind:
+    if options["write_behind"]:
         _log_left_journals(paths, store)
     store.close()
     if not os.environ.get("WORKBENCH_ADMIN_TOKEN"):
@@ -113,18 +102,8 @@ def serve(
         )
     shown = make_url(store_url).render_as_string(hide_password=True)
     click.echo(f"Receiving at http://{host}:{port}/sources/<source>/<environment> (store {shown})", err=True)
-    run(
-        paths,
-        store_url,
-        host=host,
-        port=port,
-        workers=workers,
-        retry_interval=retry_interval,
-        accesslog=access_log,
-        write_behind=write_behind,
-        batch_pause=batch_pause,
-        body_timeout=body_timeout,
-    )
+    # The other options (workers, retry interval, write-behind, batch pause, body timeout) as given.
+    run(paths, store_url, host=host, port=port, accesslog=access_log, **options)
 
 
 def _log_left_journals(paths: list[str], store) -> None:

@@ -57,6 +57,10 @@ class ParamCount:
     example: str | None = None
 
 
+# What `MappingCount.to_dict` gives as it is, in this order (then `succeeded` and `params`).
+_SHOWN = ("action", "mapping", "rows", "event_rows", "active", "invalid_rows", "skipped", "failed")
+
+
 @dataclass
 class MappingCount:
     action: str
@@ -91,18 +95,10 @@ class MappingCount:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "mapping": self.mapping,
-            "rows": self.rows,
-            "event_rows": self.event_rows,
-            "active": self.active,
-            "invalid_rows": self.invalid_rows,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "succeeded": self.would_run - self.failed,
-            "params": [p.__dict__.copy() for p in self.params],
-        }
+        out: dict[str, Any] = {name: getattr(self, name) for name in _SHOWN}
+        out["succeeded"] = self.would_run - self.failed
+        out["params"] = [p.__dict__.copy() for p in self.params]
+        return out
 
 
 def _needs(path: Path) -> Any:
