@@ -37,6 +37,7 @@ serve: install
 bench: install
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/designer.py
+	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/receiver.py   # needs wrk (apt-get install wrk)
 
 clean:
