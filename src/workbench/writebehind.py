@@ -392,12 +392,13 @@ class WriteBehind:
                         if i.claimed is None:
                             i.claimed = decision
                             decided_here.add(id(i))
-            held = [i for i in keyed if i.claimed and id(i) not in decided_here]
+            held = [
+                (i.scope, i.key, i.event.received_at, i.window, i.event.id)
+                for i in keyed
+                if i.claimed and id(i) not in decided_here
+            ]
             if held:
-                claims = [(i.scope, i.key, i.event.received_at, i.window, i.event.id) for i in held]
-                for i, own in zip(held, port.claim_many(claims), strict=True):
-                    if not own:
-                        log.warning("%s was answered holding a key that another event holds", i.event.id)
+                port.hold_many(held)
             decided = [
                 (i, i.outcome if i.key is None or i.claimed else i.engine.duplicate(i.outcome, i.key))
                 for i in items

@@ -21,22 +21,25 @@ from .schema import actions, events
 from .schema import idempotency_keys as keys
 
 
-def _claim_statement(insert) -> Prepared:
+def _claim_statement(insert, returning: bool = True) -> Prepared:
     """INSERT the key, or take over its expired record; RETURNING says whether either happened."""
     statement = insert(keys).values(
         {c.name: bindparam(c.name, type_=c.type) for c in keys.c if c.name != "id"}
     )
     taken = ("state", "window_seconds", "created_at", "expires_at", "event_id")
-    return Prepared(
-        statement.on_conflict_do_update(
-            index_elements=["source", "environment", "event_type", "key"],
-            set_={name: statement.excluded[name] for name in taken},
-            where=keys.c.expires_at <= bindparam("now", type_=keys.c.expires_at.type),
-        ).returning(keys.c.event_id)
+    upsert = statement.on_conflict_do_update(
+        index_elements=["source", "environment", "event_type", "key"],
+        set_={name: statement.excluded[name] for name in taken},
+        where=keys.c.expires_at <= bindparam("now", type_=keys.c.expires_at.type),
     )
+    return Prepared(upsert.returning(keys.c.event_id) if returning else upsert)
 
 
 _CLAIM = {"sqlite": _claim_statement(sqlite_insert), "postgresql": _claim_statement(postgresql_insert)}
+_HOLD = {
+    "sqlite": _claim_statement(sqlite_insert, returning=False),
+    "postgresql": _claim_statement(postgresql_insert, returning=False),
+}
 _HOLDER = Prepared(
     select(keys.c.event_id).where(
         and_(*(keys.c[name] == bindparam(name) for name in ("source", "environment", "event_type", "key")))
@@ -71,6 +74,22 @@ _LOOK = Prepared(
         exists(_LATEST_FAILED.statement.with_only_columns(events.c.id).order_by(None)).label("failed"),
     )
 )
+
+
+def _claim_values(claim: tuple[tuple[str, str, str], str, datetime, float, str]) -> dict:
+    (source, environment, event_type), key, now, window_seconds, event_id = claim
+    return {
+        "source": source,
+        "environment": environment,
+        "event_type": event_type,
+        "key": key,
+        "state": "done",
+        "window_seconds": float(window_seconds),
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=window_seconds),
+        "event_id": event_id,
+        "now": now,
+    }
 
 
 def _look_values(scope: tuple[str, str, str], key: str, now: datetime, window_seconds: float) -> dict:
@@ -255,25 +274,20 @@ class StoreIdempotency:
         def work(conn: Connection) -> list[bool]:
             upsert = _CLAIM[conn.dialect.name]
             out = []
-            for (source, environment, event_type), key, now, window_seconds, event_id in claims:
-                values = {
-                    "source": source,
-                    "environment": environment,
-                    "event_type": event_type,
-                    "key": key,
-                    "state": "done",
-                    "window_seconds": float(window_seconds),
-                    "created_at": now,
-                    "expires_at": now + timedelta(seconds=window_seconds),
-                    "event_id": event_id,
-                    "now": now,
-                }
+            for values in map(_claim_values, claims):
                 out.append(
-                    bool(upsert.fetchall(conn, values)) or _HOLDER.fetchall(conn, values) == [(event_id,)]
+                    bool(upsert.fetchall(conn, values))
+                    or _HOLDER.fetchall(conn, values) == [(values["event_id"],)]
                 )
             return out
 
         return self._run(work)
+
+    def hold_many(self, claims: list[tuple[tuple[str, str, str], str, datetime, float, str]]) -> None:
+        """Remember keys that were given to their events elsewhere (the write-behind receiver's
+        claim arbiter), in the writer's transaction: `claim_many`'s upserts in one executemany,
+        which leaves a key that another execution holds as it is."""
+        self._run(lambda conn: _HOLD[conn.dialect.name].executemany(conn, map(_claim_values, claims)))
 
     def complete(self, scope: tuple[str, str, str], key: str, now: datetime) -> None:
         def work(conn: Connection) -> None:
