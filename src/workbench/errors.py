@@ -18,6 +18,11 @@ class WorkbenchError(Exception):
         return self.message
 
 
+def _bullets(problems: list[tuple[str, str]]) -> list[str]:
+    """Each (location, message) as a line of a list."""
+    return [f"  - {loc}: {msg}" if loc else f"  - {msg}" for loc, msg in problems]
+
+
 class ConfigError(WorkbenchError):
     """A mapping config is invalid; `problems` lists every (location, message)."""
 
@@ -30,7 +35,7 @@ class ConfigError(WorkbenchError):
         where = f"{source}: " if source else ""
         count = len(self.problems)
         lines = [f"{where}{count} problem{'s' if count != 1 else ''} in the mapping config:"]
-        lines += [f"  - {loc}: {msg}" if loc else f"  - {msg}" for loc, msg in self.problems]
+        lines += _bullets(self.problems)
         super().__init__("\n".join(lines))
 
 
@@ -132,7 +137,7 @@ class NotKnockCompatible(WorkbenchError):
             f"environment `{environment}` cannot go to a Knock source as it is "
             f"({count} thing{'s' if count != 1 else ''} Knock's sources do not have); nothing was sent:"
         ]
-        lines += [f"  - {loc}: {msg}" if loc else f"  - {msg}" for loc, msg in self.problems]
+        lines += _bullets(self.problems)
         super().__init__("\n".join(lines))
 
 
