@@ -21,16 +21,8 @@ from sqlalchemy.exc import OperationalError
 from ..actions import USER_FIELDS
 from ..engine import ActionRequest, utcnow
 from ..errors import TerminalSinkError, TransientSinkError
-from ..store import (
-    Store,
-    insert_ignoring_conflicts,
-    local_audience_members,
-    local_objects,
-    local_subscriptions,
-    local_tenants,
-    local_users,
-    local_workflow_runs,
-)
+from ..store import Store, insert_ignoring_conflicts, local_objects, local_tenants, local_users
+from ..store.schema import local_audience_members, local_subscriptions, local_workflow_runs
 
 OBJECT_FIELDS = ("name", "locale", "timezone")
 TENANT_FIELDS = ("name",)
