@@ -15,9 +15,12 @@ temporary directory and times, in this one run, on the same file:
       sqlite3 executemany in (c)'s transactions: the floor of full logging in SQLite;
   (e) the same, in one transaction without SQLite's journal or syncs (no crash safety at all):
       a floor below any safe way of logging those rows in SQLite.
+  (j) for reference, (d) without an event and action row for each applied row (only the failed
+      ones keep theirs): the floor of a log that points at the export for the rows applied;
   (f) for reference, the work every row needs before anything is applied or written, alone:
       the export read by `workbench.backfill.CsvRows`, each row's body built from the template,
-      planned by the core `Engine` and its idempotency key hashed (no sink, no store).
+      planned by the core `Engine`, its idempotency key hashed and its fingerprint taken (no sink,
+      no store).
 Prints the ratios c/a (target <= 2.0), b/c (target >= 1.5), g/a (target <= 1.0), h/c (target
 <= 1.2) and c/d, the time (a) and (b) leave
 (c) under the targets and whether (f) with (e), or with (d), fits in it, then the peak memory
@@ -209,20 +212,33 @@ def knock_backfill(export: Path, rows: int, tmp: Path) -> tuple[float, dict, int
         fake.wait(30)
 
 
-def writes_alone(logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool = True) -> float:
-    """(d) The floor of (c)'s writes: the very rows (c) stored (events, actions, idempotency keys,
-    users), inserted again with raw sqlite3 executemany in transactions of `batch` events (the
-    backfill's own size). (e) with `safe` off: no journal, no syncs."""
+def writes_alone(
+    logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool = True, applied_logged: bool = True
+) -> float:
+    """(d) The floor of (c)'s writes: the very rows (c) stored (events, actions, applied payloads
+    and rows, users), inserted again with raw sqlite3 executemany in transactions of `batch` rows
+    (the backfill's own size). (e) with `safe` off: no journal, no syncs. (j) without
+    `applied_logged`: no event and action rows for the rows that were applied (a log that points
+    at the export for them), the rest as (d)."""
     from workbench.store import Store
 
     Store(f"sqlite:///{db}").close()  # the same schema and indexes
     source = sqlite3.connect(logged)
+    rows_total = source.execute("SELECT count(*) FROM events").fetchone()[0]
+    kept = "" if applied_logged else " WHERE status != 'processed'"
+    kept_actions = "" if applied_logged else f" WHERE event_id IN (SELECT id FROM events{kept})"
     tables = {}
-    for table in ("events", "actions", "applied_payloads", "local_users"):
+    for table, where in (
+        ("events", kept),
+        ("actions", kept_actions),
+        ("applied_payloads", ""),
+        ("applied_rows", ""),
+        ("local_users", ""),
+    ):
         cursor = source.execute(f"SELECT * FROM {table}")
         names = [d[0] for d in cursor.description if d[0] != "id" or table != "actions"]
         picks = ", ".join(names)
-        rows = source.execute(f"SELECT {picks} FROM {table}").fetchall()
+        rows = source.execute(f"SELECT {picks} FROM {table}{where}").fetchall()
         tables[table] = (f"INSERT INTO {table} ({picks}) VALUES ({', '.join('?' * len(names))})", rows)
     source.close()
     started = time.perf_counter()
@@ -230,11 +246,10 @@ def writes_alone(logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool 
     target.execute(f"PRAGMA journal_mode = {'WAL' if safe else 'OFF'}")
     target.execute(f"PRAGMA synchronous = {'NORMAL' if safe else 'OFF'}")
     target.execute(f"PRAGMA cache_size = -{BACKFILL_CACHE_KIB}")
-    events = len(tables["events"][1])
-    for start in range(0, events, batch):
+    for start in range(0, rows_total, batch):
         target.execute("BEGIN IMMEDIATE")
         for sql, rows in tables.values():
-            share = len(rows) / events
+            share = len(rows) / rows_total
             target.executemany(sql, rows[int(start * share) : int((start + batch) * share)])
         target.execute("COMMIT")
     target.close()
@@ -245,11 +260,13 @@ def rows_planned(export: Path) -> int:
     """(f) Reading, bodies, plans and keys of every row: the backfill's own `_prepare`, as (c) runs
     it, without a sink or store."""
     from workbench.backfill import Backfill, CsvRows
+    from workbench.backfill.fingerprints import config_digest
     from workbench.backfill.runner import _Row
     from workbench.clay import body_builder
     from workbench.config import load_config
 
     job = Backfill(load_config(CONFIG), "development", store=None, sink=None)
+    job.digest = config_digest(job.config, job.env.name, None, {})  # each row's fingerprint too, as (c)
     source = CsvRows(export)
     build = body_builder(source.columns, job.template, job.default_event)
     keyed = 0
@@ -366,6 +383,7 @@ def main() -> None:
         c, summary = timed(workbench_backfill, export, tmp / "c.sqlite")
         d = writes_alone(tmp / "c.sqlite", tmp / "d.sqlite")
         e = writes_alone(tmp / "c.sqlite", tmp / "e.sqlite", batch=args.rows, safe=False)
+        j = writes_alone(tmp / "c.sqlite", tmp / "j.sqlite", applied_logged=False)
         f, planned = timed(rows_planned, export)
         g, unchanged = timed(workbench_backfill, export, tmp / "c.sqlite")
         h, renamed = timed(workbench_backfill, export, tmp / "c.sqlite", renamed_config(tmp))
@@ -377,6 +395,7 @@ def main() -> None:
         print(f"(d) (c)'s writes alone, raw:    {d:6.2f} s  (the SQLite floor of full logging)")
         print(f"(e) (d) unjournaled, one txn:   {e:6.2f} s  (below any crash-safe logging)")
         print(f"(f) read, build, plan, hash:    {f:6.2f} s  ({planned} rows to apply; no sink, no store)")
+        print(f"(j) (d) but no per-row log of applied rows: {j:6.2f} s  (their log pointing at the export)")
         print(f"(g) (c) again, unchanged:      {g:6.2f} s  {json.dumps(unchanged)}")
         print(f"(h) (c) again, name changed:   {h:6.2f} s  {json.dumps(renamed)}")
         print(f"(i) a comparison in bulk alone: {i:6.2f} s  ({left} rows left for Python)")
@@ -391,7 +410,7 @@ def main() -> None:
             f"{2.0 * a:.2f} s by (a), {b / 1.5:.2f} s by (b)"
         )
         # One process does both: the rows' own work (f) and the writes of their log (e or d).
-        floors = (("e", e, 2.0 * a, "c/a"), ("d", d, b / 1.5, "b/c"))
+        floors = (("e", e, 2.0 * a, "c/a"), ("d", d, b / 1.5, "b/c"), ("j", j, b / 1.5, "b/c"))
         for name, writes, allowed, target in floors:
             verdict = "above" if f + writes > allowed else "within"
             print(

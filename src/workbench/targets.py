@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from .engine import content_hash, row_identity
@@ -94,5 +95,19 @@ def action_targets(
 
 def row_of(source: str, environment: str, event_type: str, key: str | None, body: Any) -> str:
     """A row's identity, whether it arrived live or from an export: its idempotency key when the
-    config gives one, else the hash of its body (see `engine.row_identity`)."""
-    return row_identity(source, environment, event_type, key if key is not None else content_hash(body))
+    config gives one, else the hash of its body (see `engine.row_identity`, whose text this is:
+    its first three parts, the same for every row of a run, are written once)."""
+    key = key if key is not None else content_hash(body)
+    if type(key) is not str:
+        return row_identity(source, environment, event_type, key)
+    return (
+        _scope_text(source, environment, event_type)
+        + compact_json(key).decode("utf-8", "surrogatepass")
+        + "]"
+    )
+
+
+@lru_cache(maxsize=256)
+def _scope_text(source: str, environment: str, event_type: str) -> str:
+    """`row_identity`'s text up to its key: `[source, environment, event type, `."""
+    return row_identity(source, environment, event_type, "")[: -len('""]')]
