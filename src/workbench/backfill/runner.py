@@ -234,7 +234,10 @@ class Backfill:
 
         started = time.perf_counter()
         self._sent = {}
-        total = source.total if limit is None else min(limit, source.total or limit)
+        if progress is False:
+            total = None  # no bar to show it on
+        else:
+            total = source.total if limit is None else min(limit, source.total or limit)
         bar = tqdm(
             total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
         )

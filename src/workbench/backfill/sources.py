@@ -59,7 +59,13 @@ class CsvRows(RowSource):
         self.reader = ExportReader(path, allow_empty=True)
         self.columns = self.reader.columns
         self.header = self.reader.header
-        self.total = estimate_rows(path) if self.columns else 0
+        self._total: int | None = None if self.columns else 0
+
+    @property
+    def total(self) -> int:  # counted when first asked (a run without a progress bar may never ask)
+        if self._total is None:
+            self._total = estimate_rows(self.path)
+        return self._total
 
     def rows(self):
         return self.reader.rows()
