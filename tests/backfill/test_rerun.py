@@ -9,7 +9,7 @@ import pytest
 from scripts.make_samples import write_rows
 from workbench.backfill import Backfill, CsvRows, TableRows
 from workbench.backfill.fingerprints import BulkFingerprints, row_fingerprint
-from workbench.clay import ExportReader, body_builder, load_export
+from workbench.clay import ExportReader, body_builder, load_export, row_to_body
 from workbench.config import load_config
 from workbench.errors import SinkError
 from workbench.sinks.local import LocalSink
@@ -169,3 +169,31 @@ def test_a_rows_identity_is_the_engines_whatever_writes_it(scope):
         assert row_of(*scope, key, None) == row_identity(*scope, key)
     body = {"email": "a@b.c", "n": 1.5}
     assert row_of(*scope, None, body) == row_identity(*scope, content_hash(body))
+
+
+def test_a_failed_row_counted_again_in_bulk_stays_whole_and_replayable_in_the_log(any_store, tmp_path):
+    """A re-run counts the rows that failed before anything was sent without logging them again:
+    the first run's entries hold their whole bodies, and replaying one after the mapping is fixed
+    applies it, which the next backfill then finds unchanged."""
+    mistyped = {**identify(), "params": {"id": "body.emial", "email": "body.email"}}
+    config = config_with(tmp_path, mappings=[mistyped])
+    template = load_config(config).body_template
+    first = run(any_store, config)
+    assert first.counts["failed"] == 200
+    again = run(any_store, config)
+    assert again.counts["failed"] == 200
+    logged = rows(any_store, "SELECT id, body FROM events WHERE status = 'failed' ORDER BY id")
+    assert len(logged) == 200  # once, by the first run
+
+    row = next(r for r in export_rows(LEADS) if email_of(r))
+    whole = row_to_body(row, template, "lead.enriched")
+    event_id = next(i for i, body in logged if json.loads(body) == whole)
+    entry = any_store.get_event(event_id)
+    assert json.loads(entry["body"]) == whole
+    assert entry["status"] == "failed" and "body.emial" in entry["actions"][0]["error"]
+
+    config_with(tmp_path, mappings=[identify()])  # the mapping fixed, in the same file
+    assert live_service(config, any_store).replay(event_id)["status"] == "processed"
+    assert email_of(row) in users(any_store)
+    fixed = run(any_store, config)
+    assert (fixed.counts["applied"], fixed.counts["unchanged"]) == (with_email() - 1, 1)
