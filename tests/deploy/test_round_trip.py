@@ -26,6 +26,7 @@ from workbench.deploy import (
 )
 from workbench.deploy.translate import KNOCK_ACTIONS, is_option
 from workbench.errors import NotKnockCompatible
+from workbench.headers import is_credential
 
 ENV = "development"
 PUT = next(op for op in load_operations() if op.method == "PUT" and op.template == "/v1/sources/{key}")
@@ -40,7 +41,8 @@ names = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(la
 paths = st.one_of(
     st.just("body"),
     st.lists(names, min_size=1, max_size=3).map(lambda keys: "body." + ".".join(keys)),
-    names.map(lambda key: f"headers.x-{key}"),
+    # A header a mapping can read: never one the receiver drops as a credential (x-key, x-auth…).
+    names.map(lambda key: f"headers.x-{key}").filter(lambda path: not is_credential(path[len("headers.") :])),
 )
 options = st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True)
 events = st.sampled_from(["lead.enriched", "account.enriched", "lead.high_intent", "contact.updated"])

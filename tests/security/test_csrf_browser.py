@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -87,15 +88,28 @@ def test_another_sites_form_cannot_replay(browser, served, attacker, route):
     page.goto(page_url)  # the admin has the page open: the browser holds the credentials
     assert page.locator(f"details#{event_id}").count() == 1
 
-    with page.expect_response(lambda r: r.url == Attacker.target and r.request.method == "POST") as answer:
-        page.goto(f"{attacker}{route}")
-    response = answer.value
-    sent = response.request.all_headers()
-    # The browser did send the admin's credentials, so only the Origin check stopped it.
-    assert sent.get("authorization", "").startswith("Basic ")
-    if route == "/redirect":
-        assert sent.get("origin") == "null"
-    assert response.status == 403 and response.json()["status"] == "forbidden"
+    # Chromium either sends the forged post (answered by the receiver) or, for a redirected post
+    # with credentials that Playwright supplies, fails it itself (seen with Chromium 150:
+    # net::ERR_INVALID_ARGUMENT); either way the replay must not run.
+    seen: list = []
+    is_target = lambda r: r.url == Attacker.target and r.method == "POST"  # noqa: E731
+    page.on("response", lambda r: seen.append(("answered", r)) if is_target(r.request) else None)
+    page.on("requestfailed", lambda r: seen.append(("failed", r)) if is_target(r) else None)
+    page.goto(f"{attacker}{route}")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not seen and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert seen, "the attacker's form never reached the replay URL"
+    how, what = seen[0]
+    if how == "answered":
+        sent = what.request.all_headers()
+        # The browser did send the admin's credentials, so only the Origin check stopped it.
+        assert sent.get("authorization", "").startswith("Basic ")
+        if route == "/redirect":
+            assert sent.get("origin") == "null"
+        assert what.status == 403 and what.json()["status"] == "forbidden"
+    else:
+        assert route == "/redirect", f"a direct cross-site form post failed in the browser: {what.failure}"
     assert replays(served, event_id) == 0
 
     # The same browser, on the page itself, replays.
