@@ -47,13 +47,14 @@ import atexit
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .config import Environment, SourceConfig
 from .engine import ActionRequest, Engine, Outcome, SourceEvent, new_event_id
@@ -376,42 +377,51 @@ class WriteBehind:
     def _write(self, items: list[_Item]) -> None:
         """Log events with their actions and make the local sink's writes, in one transaction."""
         now = self.service.clock()
-        with self.store.unit_of_work() as conn:
-            # An event with a key logs as processed only if it holds the key, as its request
-            # answered. One whose request has not (yet) decided, could not, or waits for this, or
-            # one recovered from a dead process's journal, is decided here, as its request would
-            # have been (claiming again by the same event finds its own claim). The keys held are
-            # written with their events.
-            port = self.store.idempotency(conn)
-            keyed = [i for i in items if i.key is not None]
-            decided_here = set()
-            for i in keyed:
-                if i.claimed is None:
-                    decision = self._decide(i, port)
-                    with self._cond:
-                        if i.claimed is None:
-                            i.claimed = decision
-                            decided_here.add(id(i))
-            held = [
-                (i.scope, i.key, i.event.received_at, i.window, i.event.id)
-                for i in keyed
-                if i.claimed and id(i) not in decided_here
-            ]
-            if held:
-                port.hold_many(held)
-            decided = [
-                (i, i.outcome if i.key is None or i.claimed else i.engine.duplicate(i.outcome, i.key))
-                for i in items
-            ]
-            requests = [r for i, outcome in decided if outcome is i.outcome for r in i.requests]
-            users = BatchedUsers(self._local.bind(conn), conn)
-            users.prefetch(r.payload["id"] for r in requests if r.action == "users_identify")
-            for request in requests:
-                users.apply(request)
-            users.flush()
-            self.store.record_processed(
-                conn, [(i.event, i.source, i.environment, outcome) for i, outcome in decided], now
-            )
+        with self.store.engine.connect() as conn:
+            try:
+                self._log(conn, items, now)
+            except BaseException:
+                conn.rollback()
+                raise
+            _commit(conn)
+
+    def _log(self, conn, items: list[_Item], now) -> None:
+        """`_write`'s statements, in `conn`'s transaction."""
+        # An event with a key logs as processed only if it holds the key, as its request
+        # answered. One whose request has not (yet) decided, could not, or waits for this, or
+        # one recovered from a dead process's journal, is decided here, as its request would
+        # have been (claiming again by the same event finds its own claim). The keys held are
+        # written with their events.
+        port = self.store.idempotency(conn)
+        keyed = [i for i in items if i.key is not None]
+        decided_here = set()
+        for i in keyed:
+            if i.claimed is None:
+                decision = self._decide(i, port)
+                with self._cond:
+                    if i.claimed is None:
+                        i.claimed = decision
+                        decided_here.add(id(i))
+        held = [
+            (i.scope, i.key, i.event.received_at, i.window, i.event.id)
+            for i in keyed
+            if i.claimed and id(i) not in decided_here
+        ]
+        if held:
+            port.hold_many(held)
+        decided = [
+            (i, i.outcome if i.key is None or i.claimed else i.engine.duplicate(i.outcome, i.key))
+            for i in items
+        ]
+        requests = [r for i, outcome in decided if outcome is i.outcome for r in i.requests]
+        users = BatchedUsers(self._local.bind(conn), conn)
+        users.prefetch(r.payload["id"] for r in requests if r.action == "users_identify")
+        for request in requests:
+            users.apply(request)
+        users.flush()
+        self.store.record_processed(
+            conn, [(i.event, i.source, i.environment, outcome) for i, outcome in decided], now
+        )
 
     def _decide(self, item: _Item, port) -> bool:
         """Whether an undecided event holds its key: a claim another request answered from makes
@@ -568,6 +578,26 @@ class WriteBehind:
                 self._journal, self._thread = None, None
         self._arbiter.close()
         self._lookout.close()
+
+
+def _commit(conn) -> None:
+    """Commit a batch. In a gevent worker the driver's COMMIT runs in a native thread: a commit
+    that checkpoints the database's log (copies it into the database file and syncs the disk)
+    takes tens of milliseconds, which the worker's other requests would wait out; SQLite lets go
+    of the interpreter meanwhile."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        import gevent
+
+        driver = conn.connection.dbapi_connection
+        try:
+            gevent.get_hub().threadpool.apply(driver.commit)
+        except sqlite3.Error as exc:
+            if not driver.in_transaction:  # SQLite rolled it back: nothing of the batch is kept
+                conn.rollback()
+                raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error, dialect=conn.dialect) from exc
+            # Still open: SQLAlchemy's commit below tries again, and reports a failure as it does.
+    conn.commit()  # after the driver's: ends SQLAlchemy's transaction
 
 
 def _raw(body: bytes | str | dict) -> bytes:
