@@ -12,6 +12,8 @@ from workbench.errors import TransientSinkError
 from workbench.sinks.batched import BatchedUsers
 from workbench.sinks.local import LocalSink
 from workbench.store import Store, actions, events, fast, local_objects, local_tenants, local_users
+from workbench.store.applied import remember, remember_rows
+from workbench.store.schema import applied_payloads, applied_rows
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -48,6 +50,13 @@ def _writes(store: Store) -> None:
         "queued", "lead.enriched", [ActionResult("users_identify", "success", "0:users_identify"), queued]
     )
     store.record_outcome("evt_live", outcome, now=T0 + timedelta(seconds=1))
+    # The sync's memory: applied payloads and rows, the second write of each target an update.
+    scope = ("clay", "development")
+    with store.transaction() as conn:
+        remember(conn, scope, [("user:u1", "h1", "evt_b0", "fp0"), ("user:u2", "h2", "evt_b1")], T0)
+        remember(conn, scope, [("user:u1", "h3", "evt_live")], T0 + timedelta(seconds=2))
+        remember_rows(conn, scope, "digest", [("fp0", "done"), ("fp1", "skipped")])
+        remember_rows(conn, scope, "digest", [("fp1", "done")])
 
 
 def _contents(store: Store) -> dict:
@@ -60,7 +69,15 @@ def _contents(store: Store) -> dict:
                 ),
                 key=repr,
             )
-            for table in (local_users, local_objects, local_tenants, events, actions)
+            for table in (
+                local_users,
+                local_objects,
+                local_tenants,
+                events,
+                actions,
+                applied_payloads,
+                applied_rows,
+            )
         }
 
 
@@ -82,3 +99,10 @@ def test_the_driver_path_writes_and_reads_what_core_does(tmp_path):
         "plan": {"tier": "pro", "seats": None},
     }
     assert len(found["driver"]["events"]) == 4 and len(found["driver"]["actions"]) == 5
+    applied = {dict(row)["target"]: dict(row) for row in found["driver"]["applied_payloads"]}
+    assert applied["user:u1"]["payload_hash"] == "h3" and applied["user:u1"]["row_fingerprint"] is None
+    assert applied["user:u2"]["payload_hash"] == "h2"
+    assert sorted((dict(r)["fingerprint"], dict(r)["status"]) for r in found["driver"]["applied_rows"]) == [
+        ("fp0", "done"),
+        ("fp1", "done"),
+    ]

@@ -125,7 +125,7 @@ class BulkFingerprints:
 
     def fingerprints(self) -> list[str]:
         """Every row's fingerprint, in the order DuckDB reads them (for tests)."""
-        import duckdb
+        import duckdb  # the clay extra, as above
 
         source, names = self._rows()
         con = self.con if self.con is not None else duckdb.connect()

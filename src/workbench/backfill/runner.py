@@ -44,7 +44,7 @@ from ..jsontext import json_text
 from ..sinks.batched import BatchedUsers
 from ..store import Store, StoreError
 from ..store.applied import forget_rows, mark_rows, remember, remember_rows, remembered, valid_rows
-from ..store.db import checkpoint_pages, describe, set_pragmas
+from ..store.db import describe, set_pragmas, tune_for_batches
 from ..targets import action_targets, row_of
 from .fingerprints import config_digest, row_fingerprint
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
@@ -323,11 +323,7 @@ class Backfill:
         Neither changes what a commit guarantees."""
         if self._batch_conn is None:
             conn = self.store.engine.connect()
-            if conn.dialect.name == "sqlite":
-                dbapi = conn.connection.dbapi_connection
-                pages = checkpoint_pages(dbapi, BACKFILL_CHECKPOINT_BYTES)
-                pragmas = {"cache_size": -BACKFILL_CACHE_KIB, "wal_autocheckpoint": pages}
-                self._batch_restore = set_pragmas(conn, pragmas)
+            self._batch_restore = tune_for_batches(conn, BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_BYTES)
             self._batch_conn = conn
         return self._batch_conn
 

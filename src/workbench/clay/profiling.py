@@ -130,7 +130,7 @@ def profile_table(profiles: list[ColumnProfile]):
     """The profiles as a pandas table for people: fill rates as percentages (`92%`, as the CLI
     shows them), examples joined. Show it with `display.html.use_mathjax` off, so that `$591M,
     $224M` stays money and does not become maths."""
-    import pandas as pd
+    import pandas as pd  # the clay extra: only where a table is made for people
 
     return pd.DataFrame(
         {

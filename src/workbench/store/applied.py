@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.engine import Connection
 
 from ..engine import Outcome
 from ..targets import action_targets, row_of
-from .db import _insert, in_chunks
-from .fast import bind_processor
+from .db import in_chunks
+from .fast import upsert_many
 from .schema import applied_payloads, applied_rows
 
 _REMEMBERED = select(applied_payloads.c.target, applied_payloads.c.payload_hash).where(
@@ -43,14 +42,6 @@ def remember(conn: Connection, scope: tuple[str, str], applied: Sequence[tuple],
         return
     source, environment = scope
     last = {a[0]: (a[1], a[2], a[3] if len(a) > 3 else None) for a in applied}
-    if conn.dialect.name == "sqlite":
-        # The driver's executemany, as `fast.insert_many` does: a fraction of SQLAlchemy's per-row cost.
-        bind_time = bind_processor(applied_payloads.c.applied_at.type, conn.dialect)
-        stamp = bind_time(now) if bind_time is not None else now
-        conn.exec_driver_sql(
-            _SQLITE_UPSERT, [(source, environment, t, d, e, stamp, f) for t, (d, e, f) in last.items()]
-        )
-        return
     rows = [
         {
             "source": source,
@@ -63,34 +54,7 @@ def remember(conn: Connection, scope: tuple[str, str], applied: Sequence[tuple],
         }
         for target, (digest, event_id, fingerprint) in last.items()
     ]
-    conn.execute(_upsert(conn), rows)
-
-
-_SQLITE_UPSERT = (
-    "INSERT INTO applied_payloads (source, environment, target, payload_hash, event_id, applied_at, "
-    "row_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, environment, target) DO UPDATE SET "
-    "payload_hash = excluded.payload_hash, event_id = excluded.event_id, applied_at = excluded.applied_at, "
-    "row_fingerprint = excluded.row_fingerprint"
-)
-_UPSERTS: dict[str, Any] = {}
-
-
-def _upsert(conn: Connection):
-    """The dialect's INSERT … ON CONFLICT DO UPDATE, built once (a statement built per batch would
-    leave reference cycles behind, which a backfill lets the collector free only rarely)."""
-    statement = _UPSERTS.get(conn.dialect.name)
-    if statement is None:
-        insert = _insert(conn, applied_payloads)
-        statement = _UPSERTS[conn.dialect.name] = insert.on_conflict_do_update(
-            index_elements=["source", "environment", "target"],
-            set_={
-                "payload_hash": insert.excluded.payload_hash,
-                "event_id": insert.excluded.event_id,
-                "applied_at": insert.excluded.applied_at,
-                "row_fingerprint": insert.excluded.row_fingerprint,
-            },
-        )
-    return statement
+    upsert_many(conn, applied_payloads, ("source", "environment", "target"), rows)
 
 
 def applied_by(
@@ -153,12 +117,6 @@ def remember_rows(
     if not rows:
         return
     source, environment = scope
-    last = dict(rows)
-    if conn.dialect.name == "sqlite":  # the driver's executemany, as in `remember`
-        conn.exec_driver_sql(
-            _SQLITE_ROWS_UPSERT, [(source, environment, f, config_digest, s) for f, s in last.items()]
-        )
-        return
     values = [
         {
             "source": source,
@@ -167,23 +125,9 @@ def remember_rows(
             "config_digest": config_digest,
             "status": status,
         }
-        for fingerprint, status in last.items()
+        for fingerprint, status in dict(rows).items()
     ]
-    statement = _UPSERTS.get(("rows", conn.dialect.name))
-    if statement is None:
-        insert = _insert(conn, applied_rows)
-        statement = _UPSERTS[("rows", conn.dialect.name)] = insert.on_conflict_do_update(
-            index_elements=["source", "environment", "fingerprint"],
-            set_={c: insert.excluded[c] for c in ("config_digest", "status")},
-        )
-    conn.execute(statement, values)
-
-
-_SQLITE_ROWS_UPSERT = (
-    "INSERT INTO applied_rows (source, environment, fingerprint, config_digest, status) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, environment, fingerprint) DO UPDATE SET "
-    "config_digest = excluded.config_digest, status = excluded.status"
-)
+    upsert_many(conn, applied_rows, ("source", "environment", "fingerprint"), values)
 
 
 def valid_rows(conn: Connection, scope: tuple[str, str], config_digest: str) -> dict[str, str]:

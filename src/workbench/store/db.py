@@ -138,6 +138,16 @@ def set_pragmas(conn: Connection, values: dict[str, int]) -> dict[str, int]:
     return before
 
 
+def tune_for_batches(conn: Connection, cache_kib: int, checkpoint_bytes: int) -> dict[str, int]:
+    """On SQLite, give `conn` a page cache of `cache_kib` and checkpoints of the write-ahead log
+    every `checkpoint_bytes` (a long run of batches); returns the settings it had, for
+    `set_pragmas` to put back. Elsewhere nothing changes ({})."""
+    if conn.dialect.name != "sqlite":
+        return {}
+    pages = checkpoint_pages(conn.connection.dbapi_connection, checkpoint_bytes)
+    return set_pragmas(conn, {"cache_size": -cache_kib, "wal_autocheckpoint": pages})
+
+
 def checkpoint_pages(dbapi_connection, log_bytes: int) -> int:
     """`PRAGMA wal_autocheckpoint` (counted in pages) for a log of `log_bytes` in this database."""
     page_size = dbapi_connection.execute("PRAGMA page_size").fetchone()[0]

@@ -24,6 +24,7 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import StoreUnavailable
 from ..jsontext import json_processor
+from .db import _insert
 
 _plain = False
 
@@ -198,9 +199,52 @@ def insert_many(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         cached = _PROCESSORS[cache_key] = (tuple(zip(names, processors, strict=True)), sql)
     pairs, sql = cached
-    # Column by column: one comprehension per column is far cheaper than a generator per row.
+    conn.exec_driver_sql(sql, _driver_rows(pairs, rows))
+
+
+_UPSERTS: dict[tuple, Any] = {}
+
+
+def upsert_many(conn: Connection, table, key: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """INSERT … ON CONFLICT (`key`) DO UPDATE of every other column of the rows (the applied
+    payloads and rows of a batch). On SQLite it goes to the driver's executemany as `insert_many`
+    does; elsewhere (and under `plain()`) it is the dialect's Core statement, built once (a
+    statement built per batch would leave reference cycles behind, which a backfill lets the
+    collector free only rarely). Rows share their keys."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    cache_key = (table.name, tuple(key), names, id(conn.dialect), _plain)
+    cached = _UPSERTS.get(cache_key)
+    if cached is None:
+        updated = [n for n in names if n not in key]
+        if conn.dialect.name == "sqlite" and not _plain:
+            sets = ", ".join(f"{n} = excluded.{n}" for n in updated)
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+            )
+            processors = [bind_processor(table.c[name].type, conn.dialect) for name in names]
+            cached = (sql, tuple(zip(names, processors, strict=True)))
+        else:
+            insert = _insert(conn, table)
+            upsert = insert.on_conflict_do_update(
+                index_elements=list(key), set_={n: insert.excluded[n] for n in updated}
+            )
+            cached = (upsert, None)
+        _UPSERTS[cache_key] = cached
+    statement, pairs = cached
+    if pairs is None:
+        conn.execute(statement, rows)
+        return
+    conn.exec_driver_sql(statement, _driver_rows(pairs, rows))
+
+
+def _driver_rows(pairs, rows: list[dict[str, Any]]) -> list[tuple]:
+    """The rows as the driver's parameter tuples, each value converted by its column's bind
+    processor. Column by column: one comprehension per column is far cheaper than a generator per row."""
     columns = []
     for name, process in pairs:
         values = [row[name] for row in rows]
         columns.append(values if process is None else [None if v is None else process(v) for v in values])
-    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+    return list(zip(*columns, strict=True))
