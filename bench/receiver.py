@@ -365,6 +365,9 @@ def main() -> None:
         for name in servers:
             done = combine(rounds[name])
             target = 0.5 * hello["rps"] if done["rps"] >= 0.5 * hello["rps"] else 0.8 * done["rps"]
+            # Each starts with the disk's pending writes done: the floor's, written just before,
+            # would otherwise land on the first one's syncs.
+            os.sync()
             pacing[name] = paced(urls[name][1], lua, tmp, target, slice_seconds, args.connections)
             pacing[name][-1]["target"] = target
     finally:
