@@ -2,7 +2,7 @@
 
 The receiver verifies the Bearer secret, journals each ~1 KB Clay row, maps it with the default
 Clay config and answers; its write-behind logs the rows with their actions and the local sink's
-writes in one SQLite transaction per 50 ms (`workbench serve`'s defaults). A second receiver runs
+writes in one SQLite transaction per 20 ms (`workbench serve`'s defaults). A second receiver runs
 the same config with an idempotency key (`body.row_id`): each row also reads whether the store
 holds its key and claims it in the claim arbiter before it is answered. The anchor is a Flask app answering "hello" under the same gunicorn
 settings (`workbench serve`'s gevent worker class, 2 workers, access log on). All are driven by

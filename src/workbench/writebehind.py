@@ -70,7 +70,8 @@ from .store.journal import Entry, Journal, Segment
 log = logging.getLogger(__name__)
 
 DEFERRABLE = MERGE_ACTIONS | {"workflows_trigger"}
-DEFAULT_PAUSE = 0.05  # seconds the writer gathers requests for one transaction
+DEFAULT_PAUSE = 0.02  # seconds the writer gathers requests for one transaction (its batch stops the
+# worker for a few milliseconds: with 50 ms batches at 1,000 rows/s, a p99 of 11-13 ms; 20 ms, 6-7 ms)
 MAX_BATCH = 1000
 # Beyond this many unwritten events, or bytes of their bodies, requests take the ordinary path.
 MAX_PENDING = 10_000

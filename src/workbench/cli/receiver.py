@@ -49,7 +49,7 @@ from . import main, store_option
 )
 @click.option(
     "--batch-pause",
-    default=0.05,
+    default=0.02,
     show_default=True,
     type=click.FloatRange(min=0.001, max=60),
     help="Seconds write-behind gathers rows into one transaction (reads of the log wait for it, up to 10 s).",

@@ -137,7 +137,7 @@ def serve(
     workers: int = 2,
     retry_interval: float = 5.0,
     write_behind: bool = True,
-    batch_pause: float = 0.05,
+    batch_pause: float = 0.02,
     body_timeout: float = BODY_SECONDS,
     **options,
 ) -> None:
