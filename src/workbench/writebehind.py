@@ -240,9 +240,7 @@ class WriteBehind:
         one there too, and the request waits for it. None: not decided in time."""
         if item.claimed is None:
             try:
-                holder = self._arbiter.claim(
-                    item.scope, item.key, item.event.id, item.event.received_at.timestamp(), item.window, True
-                )
+                holder = self._answered_claim(item)
             except (sqlite3.Error, OSError) as exc:
                 log.warning("the claim arbiter failed, the writer decides %s: %s", item.event.id, exc)
             else:
@@ -253,6 +251,12 @@ class WriteBehind:
             if item.claimed is None:
                 self.flush()
         return item.claimed
+
+    def _answered_claim(self, item: _Item):
+        """Claim a journaled event's key in the arbiter as one its request answers from: None
+        when the event holds it now, else the holder found."""
+        stamp = item.event.received_at.timestamp()
+        return self._arbiter.claim(item.scope, item.key, item.event.id, stamp, item.window, True)
 
     def _deciding(self, config: SourceConfig, env: Environment, event: SourceEvent) -> None:
         """Before the ordinary path decides an event's key in the event log, claim it as deciding,
@@ -428,9 +432,7 @@ class WriteBehind:
         """Whether an undecided event holds its key: a claim another request answered from makes
         it a duplicate; otherwise the event log decides (in the writer's transaction)."""
         try:
-            holder = self._arbiter.claim(
-                item.scope, item.key, item.event.id, item.event.received_at.timestamp(), item.window, True
-            )
+            holder = self._answered_claim(item)
         except (sqlite3.Error, OSError) as exc:
             log.warning("the claim arbiter failed; the event log alone decides %s: %s", item.event.id, exc)
             holder = None

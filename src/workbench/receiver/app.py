@@ -14,7 +14,7 @@ from ..errors import StoreUnavailable, WorkbenchError
 from ..receiving import build_service
 from ..store import DEFAULT_STORE_URL, Store
 from .admin import admin
-from .ingest import FastIngest, ingest
+from .ingest import NO_SNIFF, FastIngest, ingest
 from .openapi import openapi
 from .retrying import RetryWorker
 from .runtime import Runtime
@@ -138,7 +138,8 @@ def register_error_handlers(app: Flask) -> None:
 
 def _no_sniffing(response):
     """No answer is ever read by a browser as another type than it says (JSON as HTML, say)."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    name, value = NO_SNIFF
+    response.headers[name] = value
     return response
 
 

@@ -22,6 +22,8 @@ from ..jsontext import json_text
 from .runtime import runtime
 
 ingest = Blueprint("ingest", __name__)
+# On every answer of the receiver (the app adds it to Flask's; `FastIngest` to its own).
+NO_SNIFF = ("X-Content-Type-Options", "nosniff")
 
 
 def _headers(environ: dict) -> dict[str, str]:
@@ -126,7 +128,7 @@ class FastIngest:
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(data))),
-            ("X-Content-Type-Options", "nosniff"),
+            NO_SNIFF,
         ]
         start_response(_STATUS_LINES[reply.http_status], headers)
         return [data]
