@@ -24,6 +24,9 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
+import duckdb
+
+from ..clay.loading import quote
 from ..jsontext import compact_json
 
 FORMAT = "fingerprint/1"
@@ -54,10 +57,6 @@ def row_fingerprint(digest: str, cells: Sequence[Any], reads: Sequence[int]) -> 
         else:
             return None
     return hashlib.md5(_SEPARATOR.join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:
@@ -95,42 +94,36 @@ class BulkFingerprints:
                 "encoding = 'utf-8', strict_mode = true)"
             )
             return source, [names[i] for i in self.reads]
-        return _quote(self.table), [self.columns[i] for i in self.reads]
+        return quote(self.table), [self.columns[i] for i in self.reads]
 
     def expression(self, names: Sequence[str]) -> str:
         cells = [
             f"CASE WHEN {q} IS NULL OR {q} = '' THEN chr(0) ELSE concat(length({q}), ':', {q}) END"
-            for q in map(_quote, names)
+            for q in map(quote, names)
         ]
         return f"md5(concat_ws(chr(31), {', '.join([_literal(self.digest), *cells])}))"
 
     def match(self, remembered: Mapping[str, str]) -> dict[str | None, int]:
         """{remembered status: rows of the export with a fingerprint remembered so}; None counts
         the rows remembered under no fingerprint (those a re-run must plan)."""
-        import duckdb  # the clay extra: loaded only when a re-run compares in bulk
-
         source, names = self._rows()
         query = (
             "WITH remembered AS (SELECT unnest($1::VARCHAR[]) AS fp, unnest($2::VARCHAR[]) AS status), "
             f"fingerprinted AS (SELECT {self.expression(names)} AS fp FROM {source}) "
             "SELECT r.status, count(*) FROM fingerprinted f LEFT JOIN remembered r USING (fp) GROUP BY r.status"
         )
-        con = self.con if self.con is not None else duckdb.connect()
-        try:
-            found = con.execute(query, [list(remembered), list(remembered.values())]).fetchall()
-        finally:
-            if self.con is None:
-                con.close()
-        return dict(found)
+        return dict(self._fetch(query, [list(remembered), list(remembered.values())]))
 
     def fingerprints(self) -> list[str]:
         """Every row's fingerprint, in the order DuckDB reads them (for tests)."""
-        import duckdb  # the clay extra, as above
-
         source, names = self._rows()
+        return [fp for (fp,) in self._fetch(f"SELECT {self.expression(names)} FROM {source}")]
+
+    def _fetch(self, query: str, params: list | None = None) -> list[tuple]:
+        """The rows of `query`, on the connection given, or on one of its own for a CSV."""
         con = self.con if self.con is not None else duckdb.connect()
         try:
-            return [fp for (fp,) in con.execute(f"SELECT {self.expression(names)} FROM {source}").fetchall()]
+            return con.execute(query, params).fetchall()
         finally:
             if self.con is None:
                 con.close()
