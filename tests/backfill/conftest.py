@@ -1,4 +1,5 @@
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -80,3 +81,29 @@ def scalar(store, sql, **params):
 def rows(store, sql, **params):
     with store.engine.connect() as c:
         return [tuple(r) for r in c.execute(text(sql), params)]
+
+
+def batch_entries(store) -> list[dict]:
+    """The log entries standing for batches of rows applied in bulk (`backfill.columnar`)."""
+    found = rows(store, "SELECT body FROM events WHERE origin = 'backfill' ORDER BY received_at, id")
+    return [json.loads(body)["backfill_batch"] for (body,) in found if body.startswith('{"backfill_batch"')]
+
+
+def rows_in_batches(store) -> list[int]:
+    """The row numbers the batch entries point at, in order."""
+    return [
+        n for entry in batch_entries(store) for first, last in entry["rows"] for n in range(first, last + 1)
+    ]
+
+
+def processed_rows(store) -> int:
+    """Rows the log shows processed: entries of their own, and those the batch entries point at."""
+    own = scalar(
+        store,
+        "SELECT count(*) FROM events WHERE status = 'processed' AND body NOT LIKE '{\"backfill_batch\"%'",
+    )
+    return own + sum(entry["applied"] for entry in batch_entries(store))
+
+
+def sha256_of(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

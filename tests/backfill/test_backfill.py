@@ -14,13 +14,17 @@ from .conftest import (
     IDENTIFY_AND_TRIGGER,
     LEADS,
     SAMPLES,
+    batch_entries,
     config_with,
     email_of,
     export_rows,
+    processed_rows,
     read_csv,
     rows,
+    rows_in_batches,
     run,
     scalar,
+    sha256_of,
 )
 
 
@@ -53,11 +57,14 @@ def test_blank_emails_fail_with_the_parameter_and_path_and_the_rest_is_processed
         # The row as exported, ready to fix and re-import: multi-line and quoted cells intact.
         original = source[int(row["_row_number"]) - 1]
         assert {k: row[k] for k in original} == original
-    logged = rows(
-        store, "SELECT origin, status, count(*) FROM events GROUP BY origin, status ORDER BY status"
-    )
-    assert logged == [("backfill", "failed", len(blank)), ("backfill", "processed", len(source) - len(blank))]
-    assert scalar(store, "SELECT count(*) FROM actions WHERE status = 'success'") == len(source) - len(blank)
+    # Failed rows keep whole entries; the applied ones are pointed at by their batches' entries.
+    failed_bodies = rows(store, "SELECT body FROM events WHERE status = 'failed' ORDER BY received_at, id")
+    assert len(failed_bodies) == len(blank)
+    assert all(json.loads(body)["event"] == "lead.enriched" for (body,) in failed_bodies)
+    applied = [n for n in range(1, len(source) + 1) if n not in blank]
+    assert rows_in_batches(store) == applied
+    assert processed_rows(store) == len(applied)
+    assert {entry["sha256"] for entry in batch_entries(store)} == {sha256_of(LEADS)}
 
 
 def test_a_second_run_changes_nothing_and_triggers_nothing_twice(store, tmp_path):
@@ -73,7 +80,7 @@ def test_a_second_run_changes_nothing_and_triggers_nothing_twice(store, tmp_path
     assert second.counts["failed"] == first.counts["failed"]  # failures are tried again, still failing
     assert rows(store, "SELECT id, data, updated_at FROM local_users ORDER BY id") == users
     assert rows(store, "SELECT id, recipient FROM local_workflow_runs ORDER BY id") == runs
-    assert scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == first.counts["applied"]
+    assert processed_rows(store) == first.counts["applied"]
 
 
 def test_limit_then_rerun_completes_without_duplicates(store):
@@ -84,9 +91,7 @@ def test_limit_then_rerun_completes_without_duplicates(store):
     assert first.counts["applied"] + rest.counts["applied"] == scalar(
         store, "SELECT count(*) FROM local_users"
     )
-    assert scalar(store, "SELECT count(*) FROM events WHERE status = 'processed'") == scalar(
-        store, "SELECT count(*) FROM local_users"
-    )
+    assert processed_rows(store) == scalar(store, "SELECT count(*) FROM local_users")
 
 
 def test_a_row_repeated_in_the_export_runs_once(store, tmp_path):

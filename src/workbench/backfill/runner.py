@@ -46,11 +46,15 @@ from ..store import Store, StoreError
 from ..store.applied import forget_rows, mark_rows, remember, remember_rows, remembered, valid_rows
 from ..store.db import describe, set_pragmas, tune_for_batches
 from ..targets import action_targets, row_of
+from .columnar import ColumnarPlan, OrdinaryBatches, OrdinaryRow
 from .fingerprints import config_digest, row_fingerprint
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
 from .sources import RowSource
 
 DEFAULT_BATCH = 2000
+# Rows planned in bulk (see `columnar`) are written this many batches at a time: they hold
+# little memory and cost a transaction's sync each.
+ORDINARY_BATCHES = 25
 BACKFILL_CACHE_KIB = 64 * 1024
 BACKFILL_CHECKPOINT_BYTES = 64 * 1024 * 1024
 # Allocations between two collections of the youngest generation while a backfill runs (Python's
@@ -175,13 +179,15 @@ class Backfill:
             if limit is None and self._compared_in_bulk(source, summary):
                 return summary
         writer = FailureWriter(failures, source.header) if failures else None
+        ordinary = self._ordinary(source) if limit is None else None
         try:
             self._each_batch(
                 source,
                 limit,
                 progress,
                 summary,
-                lambda batch, build: self._flush(batch, build, summary, writer),
+                lambda batch, build, also=None: self._flush(batch, build, summary, writer, also),
+                ordinary,
             )
         finally:
             if writer:
@@ -213,6 +219,18 @@ class Backfill:
         summary.seconds = time.perf_counter() - started
         return True
 
+    def _ordinary(self, source: RowSource) -> OrdinaryBatches | None:
+        """The run's ordinary rows planned in bulk (see `columnar`), when the run can: the local
+        sink on SQLite, a CSV export, and a config of the shape `ColumnarPlan` computes."""
+        path = getattr(source, "path", None)
+        if self.bind is None or self.sink.name != "local" or self.store.engine.dialect.name != "sqlite":
+            return None
+        if path is None or not source.columns:
+            return None
+        build = body_builder(source.columns, self.template, self.default_event)
+        plan = ColumnarPlan.for_run(self, source.columns, build.reads)
+        return OrdinaryBatches(self, plan, path) if plan is not None else None
+
     def plan(
         self, source: RowSource, *, limit: int | None = None, progress: bool | None = None, examples: int = 3
     ) -> SyncPlan:
@@ -229,11 +247,13 @@ class Backfill:
         self._each_batch(source, limit, progress, plan.summary, batch_plan)
         return plan
 
-    def _each_batch(self, source: RowSource, limit, progress, summary: BackfillSummary, handle) -> None:
+    def _each_batch(
+        self, source: RowSource, limit, progress, summary: BackfillSummary, handle, ordinary=None
+    ) -> None:
         from tqdm.auto import tqdm  # picks the notebook or terminal bar; loads on the first run
 
         started = time.perf_counter()
-        self._sent = {}
+        self._sent, self._summary = {}, summary
         if progress is False:
             total = None  # no bar to show it on
         else:
@@ -246,19 +266,31 @@ class Backfill:
         try:
             with _fewer_collections():
                 batch: list[_Row] = []
-                for taken, (number, cells) in enumerate(source.rows()):
+                bulk: list[OrdinaryRow] = []  # rows planned in bulk (see `columnar`)
+
+                def flush():
+                    if batch and bulk:  # one transaction for both
+                        handle(batch, build, lambda conn, now: self._write_ordinary(ordinary, conn, bulk, now))
+                    elif batch:
+                        handle(batch, build)
+                    elif bulk:
+                        self._flush_ordinary(ordinary, bulk)
+                    bar.update(len(batch) + len(bulk))
+                    bar.set_postfix(summary.postfix(), refresh=False)
+                    batch.clear()
+                    bulk.clear()
+
+                for taken, item in enumerate(ordinary.rows() if ordinary is not None else source.rows()):
                     if limit is not None and taken >= limit:
                         break
-                    batch.append(_Row(number, cells))
-                    if len(batch) >= self.batch_size:
-                        handle(batch, build)
-                        bar.update(len(batch))
-                        bar.set_postfix(summary.postfix(), refresh=False)
-                        batch = []
-                if batch:
-                    handle(batch, build)
-                    bar.update(len(batch))
-                    bar.set_postfix(summary.postfix(), refresh=False)
+                    if type(item) is OrdinaryRow:
+                        bulk.append(item)
+                    else:
+                        batch.append(_Row(*item))
+                    if len(batch) >= self.batch_size or len(bulk) >= self.batch_size * ORDINARY_BATCHES:
+                        flush()
+                if batch or bulk:
+                    flush()
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
@@ -268,9 +300,9 @@ class Backfill:
 
     # -- one batch ----------------------------------------------------------------------
 
-    def _flush(self, batch: list[_Row], build, summary: BackfillSummary, writer) -> None:
+    def _flush(self, batch: list[_Row], build, summary: BackfillSummary, writer, also=None) -> None:
         try:
-            self._run_batch(batch, build)
+            self._run_batch(batch, build, also=also)
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot write the event log in {self.store!r}: {describe(exc)}; "
@@ -281,7 +313,29 @@ class Backfill:
             if writer and row.status in FAILURE_STATUSES:
                 writer.write(row)
 
-    def _run_batch(self, batch: list[_Row], build, dry: bool = False) -> None:
+    def _flush_ordinary(self, ordinary: OrdinaryBatches, rows: list[OrdinaryRow]) -> None:
+        conn = self._batch_connection()
+        try:
+            with conn.begin():
+                self._write_ordinary(ordinary, conn, rows, self.clock())
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot write the event log in {self.store!r}: {describe(exc)}; "
+                f"the batch from row {rows[0].number} was not kept, run the same backfill again"
+            ) from exc
+
+    def _write_ordinary(self, ordinary: OrdinaryBatches, conn, rows: list[OrdinaryRow], now) -> None:
+        for category, count in ordinary.write(conn, rows, now).items():
+            self._summary.counts[category] += count
+
+    def forget_other_configs(self, conn) -> None:
+        """Forget, once a run, the rows remembered under another config (this run replaces them)."""
+        if self.digest is not None and not self._forgotten:
+            forget_rows(conn, self.scope, self.digest)
+            self._forgotten = True
+
+    def _run_batch(self, batch: list[_Row], build, dry: bool = False, also=None) -> None:
+        """Plan, apply and write one batch; `also(conn, now)` writes more in its transaction."""
         now = self.clock()
         for row, event_id in zip(batch, new_event_ids(len(batch), now), strict=True):
             self._prepare(row, build, event_id)
@@ -300,6 +354,8 @@ class Backfill:
                 self._apply(batch, memory)
                 bound.flush()
                 self._write(conn, batch, now)
+                if also is not None:
+                    also(conn, now)
         else:
             with self.store.engine.begin() as conn:
                 memory = self._memory(conn, batch)
@@ -485,9 +541,7 @@ class Backfill:
         self.store.record_processed(conn, done, now, remember_applied=False)
         remember(conn, self.scope, applied, now)
         if self.digest is not None:
-            if not self._forgotten:
-                forget_rows(conn, self.scope, self.digest)
-                self._forgotten = True
+            self.forget_other_configs(conn)
             mark_rows(conn, self.scope, [(k, f) for k, f in marks if claims[k] == f])
             held = [(f, how) for f, how, keys in ended if all(claims[k] == f for k in keys)]
             remember_rows(conn, self.scope, self.digest, held)

@@ -250,6 +250,7 @@ class Store:
 
     merge_record = staticmethod(records.merge_record)
     insert_records = staticmethod(records.insert_records)
+    patch_records = staticmethod(records.patch_records)
 
     # -- writing --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from .fast import Prepared, insert_many
+from .fast import Prepared, bind_processor, insert_many
 
 _STATEMENTS: dict[str, tuple[Prepared, Prepared, Prepared]] = {}
 
@@ -60,3 +60,24 @@ def merge_record(
 def insert_records(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """New records (their keys, `data`, `created_at`, `updated_at`), in one multi-row INSERT."""
     insert_many(conn, table, rows)
+
+
+_PATCH = (
+    "INSERT INTO {table} ({keys}, data, created_at, updated_at) VALUES ({marks}, ?, ?, ?) "
+    "ON CONFLICT ({keys}) DO UPDATE SET data = json_patch({table}.data, excluded.data), "
+    "updated_at = excluded.updated_at"
+)
+
+
+def patch_records(conn: Connection, table: Table, rows: list[tuple], now: datetime) -> None:
+    """Records given as (their keys…, data as JSON text of an object of plain values: no null,
+    no object), in one statement on SQLite: a new one gets the data, an existing one the data
+    merged into its own (SQLite's `json_patch`, which for such data is `local.deep_merge`)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":  # pragma: no cover - callers check
+        raise NotImplementedError("patch_records runs on SQLite only")
+    keys = [c.name for c in table.primary_key.columns]
+    sql = _PATCH.format(table=table.name, keys=", ".join(keys), marks=", ".join("?" * len(keys)))
+    stamp = bind_processor(table.c.created_at.type, conn.dialect)(now)
+    conn.exec_driver_sql(sql, [(*row, stamp, stamp) for row in rows])

@@ -1,0 +1,524 @@
+"""Rows planned in bulk: DuckDB computes what the engine would for the ordinary rows of an export.
+
+For the most common shape of config (Knock's Clay default: the body built from columns by the
+template, one event, and one `users_identify` mapping whose params are plain `body.<key>` paths,
+literal text and `properties: "body"`), a row's whole plan is a function of its cells that SQL
+can compute: the body, the payload and its hash, the row's identity, the memory key of its
+target, the user's record and the row's fingerprint (`fingerprints`). `ColumnarRows` has DuckDB
+compute them over the export as it streams it, and hands the run two kinds of rows, in export
+order:
+
+- *ordinary* rows: every cell read is blank, a failure mark, `✅ text`, or text that starts and
+  ends with no white space and holds no control character but tab and line ends; numbers are
+  plain integers; the user id is present, valid for Knock, and no other row of the export may
+  name the same user. Those are exactly the rows for which SQL gives byte for byte what
+  `clay.body_builder`, the `Engine` and `targets` give (`tests/backfill/test_columnar.py` holds
+  the two equal on generated rows);
+- every other row, with its cells, for the ordinary per-row path (the runner's).
+
+The run then writes an ordinary batch with a few statements: the users merged, what each row
+applied remembered, and one entry in the event log standing for the batch (a pointer to the
+export by path, SHA-256 and row range; see `BATCH_BODY`). Rows that fail are never ordinary:
+they keep their whole entry in the log and can be shown and replayed.
+
+Used only on a SQLite store with the local sink, for a whole export (no `--limit`), and only when
+`for_run` finds the config of that shape; otherwise (and without this module) every row takes
+the per-row path, with the same results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from ..actions import MAX_USER_ID, USER_FIELDS
+from ..clay.bodies import FAILURE_MARKS, template_column
+from ..engine import ActionResult, Outcome, SourceEvent, new_event_ids, row_identity
+from ..jsontext import compact_json, json_text
+from ..paths import MISSING
+from ..specs import Literal, PathValue
+from ..store import local_users
+from ..store.applied import mark_rows, remember, remember_rows, remembered
+from .fingerprints import BulkFingerprints, _literal
+
+_enabled = True
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Within it, every row takes the per-row path (the plain twin of this module, for tests and
+    `bench/backfill.py`)."""
+    global _enabled
+    before, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+# The body of the event-log entry that stands for an ordinary batch.
+BATCH_BODY = "backfill_batch"
+FETCH = 2000
+AHEAD = 4  # chunks of FETCH rows computed ahead of the run
+
+# Characters a Python `str.isspace()` may be true for, and more (controls, format characters,
+# the variation selector of a mark): a cell starting or ending with one is not ordinary.
+_SPACE = (
+    r"\x00-\x20\x7f-\xa0\x{1680}\x{180e}\x{2000}-\x{200f}\x{2028}-\x{202f}\x{205f}-\x{206f}"
+    r"\x{3000}\x{fe0f}\x{feff}"
+)
+# Where Clay's status marks start (`clay.bodies`), and the blocks around them.
+_MARKS = r"\x{2600}-\x{27bf}\x{1f6ab}"
+_INTEGER = r"(?:0|-?[1-9][0-9]{0,14})"
+
+
+def _json_text(sql: str) -> str:
+    """A JSON string of the SQL text `sql` (one with no control character but tab and line
+    ends), as `json.dumps(..., ensure_ascii=False)` writes it."""
+    escaped = f"replace(replace({sql}, '\\', '\\\\'), '\"', '\\\"')"
+    for char, code in (("\n", "n"), ("\r", "r"), ("\t", "t")):
+        escaped = f"replace({escaped}, chr({ord(char)}), '\\{code}')"
+    return f"('\"' || {escaped} || '\"')"
+
+
+def _object(members: Mapping[str, str]) -> str:
+    """A JSON object from {key: SQL giving its value's JSON text or NULL (left out)}, keys sorted."""
+    parts = [f"'{_quoted_key(key)}:' || ({value})" for key, value in sorted(members.items())]
+    return f"concat('{{', concat_ws(',', {', '.join(parts)}), '}}')" if parts else "'{}'"
+
+
+def _quoted_key(key: str) -> str:
+    return compact_json(key).decode().replace("'", "''")
+
+
+def _sql_text(text: str) -> str:
+    return _literal(text)
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One body key: the SQL of its value's JSON text (NULL when the body leaves it out), and
+    whether that value is text."""
+
+    value: str
+    text: bool
+
+
+class ColumnarPlan:
+    """The SQL of one run's ordinary rows (see the module), for a config of the shape it takes."""
+
+    def __init__(self, backfill: Any, columns: Sequence[str], reads: Sequence[int], event: str, mapping):
+        self.backfill = backfill
+        self.columns = list(columns)
+        self.reads = list(reads)
+        self.event = event
+        self.mapping = mapping
+        self.numbers: list[int] = []  # the cells read as numbers
+        source, environment = backfill.scope
+        self.scope_text = row_identity(source, environment, event, "")[: -len('""]')]
+
+    # -- which runs ----------------------------------------------------------------------
+
+    @classmethod
+    def for_run(cls, backfill: Any, columns: Sequence[str], reads: Sequence[int]) -> ColumnarPlan | None:
+        """The plan for `backfill`'s run over an export with `columns`, or None when its config
+        is not of the shape this module computes (the per-row path then takes every row)."""
+        config, env = backfill.config, backfill.env
+        template = backfill.template
+        if not _enabled or template is None or env.idempotency is not None or backfill.retrigger:
+            return None
+        if config.event_type_path.text != "body.event" or backfill.headers:
+            return None
+        event = backfill.event_override
+        spec = template.get("event")
+        if event is None:
+            if spec is not None and not (isinstance(spec, Mapping) and isinstance(spec.get("value"), str)):
+                return None  # the event read from a column (rows may differ), or not text
+            event = backfill.default_event
+        if not isinstance(event, str) or event not in env.active_events:
+            return None
+        mappings = env.mappings_for(event)
+        if len(mappings) != 1:
+            return None
+        mapping = mappings[0]
+        if mapping.action != "users_identify" or not mapping.active or mapping.when:
+            return None
+        plan = cls(backfill, columns, reads, event, mapping)
+        try:
+            plan.keys = plan._body_keys()
+            plan.params = plan._params()
+        except _NotColumnar:
+            return None
+        return plan
+
+    def _body_keys(self) -> dict[str, _Key]:
+        """{body key: its value} as `clay.body_builder` builds the body (a later key of the
+        template over an earlier one; the run's event over the template's)."""
+        index: dict[str, int] = {}
+        for i, column in enumerate(self.columns):
+            index.setdefault(column, i)
+        keys: dict[str, _Key] = {}
+        for key, spec in self.backfill.template.items():
+            column = template_column(spec)
+            if column is None:
+                if not (isinstance(spec, Mapping) and "value" in spec):
+                    continue
+                keys[key] = _static(spec["value"])
+                continue
+            if column not in index:
+                continue
+            as_ = spec.get("as") if isinstance(spec, Mapping) else None
+            cell = f"c{index[column]}"
+            if as_ is None:
+                keys[key] = _Key(_json_text(_clean(cell)), True)
+            elif as_ == "number":
+                keys[key] = _Key(_clean(cell), False)
+                self.numbers.append(index[column])
+            else:
+                raise _NotColumnar
+        keys["event"] = _static(self.event)
+        return keys
+
+    def _params(self) -> dict[str, tuple[str, str | None]]:
+        """{param: (SQL of its JSON text or NULL, the body key it reads or None)}."""
+        params: dict[str, tuple[str, str | None]] = {}
+        for name, spec in self.mapping.params.items():
+            if isinstance(spec, Literal):
+                if not isinstance(spec.value, str) or not spec.value:
+                    raise _NotColumnar
+                params[name] = (_sql_text(compact_json(spec.value).decode()), None)
+                continue
+            if not isinstance(spec, PathValue) or spec.as_ is not None or spec.region is not None:
+                raise _NotColumnar
+            path = spec.path
+            if spec.default is not MISSING or path.wildcard or path.root != "body":
+                raise _NotColumnar
+            if name == "properties":
+                if path.steps:
+                    raise _NotColumnar
+                params[name] = ("body_json", None)
+                continue
+            if len(path.steps) != 1 or not isinstance(path.steps[0], str):
+                raise _NotColumnar
+            key = self.keys.get(path.steps[0])
+            if key is None or not key.text:
+                raise _NotColumnar  # a number where Knock wants text: the engine converts it
+            params[name] = (f"k_{_slot(path.steps[0], self.keys)}", path.steps[0])
+        if "id" not in params or params["id"][1] is None:
+            raise _NotColumnar
+        if template_column(self.backfill.template.get(params["id"][1])) is None:
+            raise _NotColumnar  # a literal user id
+        return params
+
+    # -- the query -------------------------------------------------------------------------
+
+    def query(self, source: str, duplicates: str) -> str:
+        """Every row of `source` (the export, columns c0…): its number, whether it is ordinary,
+        and for ordinary rows the user id, the user's record, the payload hash, the memory key
+        and the fingerprint; for the others their cells."""
+        slots = {key: f"k_{_slot(key, self.keys)}" for key in self.keys}
+        cells = ", ".join(f"c{i}" for i in range(len(self.columns)))
+        body = _object({key: slots[key] for key in self.keys})
+        payload = _object({name: value for name, (value, _) in self.params.items()})
+        record = self._record(slots)
+        id_key = self.params["id"][1]
+        id_cell = self._cell_of(id_key)
+        fingerprint = BulkFingerprints(self.backfill.digest, self.columns, self.reads).expression(
+            [f"c{i}" for i in self.reads]
+        )
+        read = self._cells()
+        # One match over the cells read, joined by the unit separator (which no ordinary cell holds).
+        pattern = chr(0x1F).join(_NUMBER if i in self.numbers else _TEXT_CELL for i in read)
+        joined = ", ".join(f"coalesce(c{i}, '')" for i in read)
+        ordinary = " AND ".join(
+            [
+                f"regexp_full_match(concat_ws(chr(31), {joined}), {_sql_text(pattern)})",
+                "uid IS NOT NULL",
+                f"strlen(uid) <= {MAX_USER_ID}",
+                "NOT contains(uid, '/') AND NOT contains(uid, '#')",
+                f"strlen(body_json) < {_PROPERTIES_LIMIT}",
+                # An ordinary id cell has no mark or space at its edges: the id is its `_group`.
+                f"NOT list_contains({duplicates}, uid)",
+            ]
+        )
+        return f"""
+            WITH rows AS (SELECT {cells} FROM {source}),
+            keyed AS (
+                SELECT *, {", ".join(f"{sql.value} AS {slots[key]}" for key, sql in self.keys.items())}
+                FROM rows
+            ),
+            planned AS (
+                SELECT *, {_clean(id_cell)} AS uid, {body} AS body_json FROM keyed
+            ),
+            checked AS (SELECT *, coalesce({ordinary}, false) AS ordinary FROM planned)
+            SELECT ordinary,
+                   CASE WHEN ordinary THEN uid END,
+                   CASE WHEN ordinary THEN {record} END,
+                   CASE WHEN ordinary THEN sha256(concat('["users_identify",', {payload}, ']')) END,
+                   CASE WHEN ordinary THEN sha256(concat(
+                       sha256(concat('["user",', {_json_text("uid")}, ']')), chr(10),
+                       {_sql_text(self.scope_text)}, '"', sha256(body_json), '"]')) END,
+                   CASE WHEN ordinary THEN {fingerprint} END,
+                   CASE WHEN NOT ordinary THEN [{cells}] END
+            FROM checked"""
+
+    def _record(self, slots: Mapping[str, str]) -> str:
+        """The user's record as the local sink writes a new one (`sinks.local._attributes`): the
+        properties in the body's order, a named param over the property of its name where that
+        is present, else after them in the order of USER_FIELDS."""
+        named = {name: self.params[name][0] for name in USER_FIELDS if name in self.params}
+        properties = [key for key in self.keys if key != "id"] if "properties" in self.params else []
+        parts = []
+        for key in properties:
+            value = (
+                slots[key]
+                if key not in named
+                else f"CASE WHEN {slots[key]} IS NOT NULL THEN coalesce({named[key]}, {slots[key]}) END"
+            )
+            parts.append(f"'{_quoted_key(key)}:' || ({value})")
+        for name, value in named.items():
+            if name in properties:
+                value = f"CASE WHEN {slots[name]} IS NULL THEN {value} END"
+            parts.append(f"'{_quoted_key(name)}:' || ({value})")
+        return f"concat('{{', concat_ws(',', {', '.join(parts)}), '}}')" if parts else "'{}'"
+
+    def duplicates_query(self, source: str) -> str:
+        """The users more than one row of `source` may name (by `_group`, a wider key than the id)."""
+        cell = self._cell_of(self.params["id"][1])
+        return (
+            f"SELECT coalesce(list(g), []) FROM (SELECT {_group(cell)} AS g FROM {source} "
+            "GROUP BY g HAVING count(*) > 1 AND g IS NOT NULL)"
+        )
+
+    def _cell_of(self, key: str) -> str:
+        spec = self.backfill.template[key]
+        return f"c{self.columns.index(template_column(spec))}"
+
+    def _cells(self) -> list[int]:
+        return sorted({self.columns.index(template_column(s)) for s in self._read_specs()})
+
+    def _read_specs(self):
+        for key, spec in self.backfill.template.items():
+            column = template_column(spec)
+            if column is not None and column in self.columns and key in self.keys:
+                yield spec
+
+
+class _NotColumnar(Exception):
+    pass
+
+
+_PROPERTIES_LIMIT = 256 * 1024 // 2  # far under Knock's limit: the engine measures what is near it
+
+
+def _static(value: Any) -> _Key:
+    """A literal of the template or config, when SQL can write its JSON as Python does."""
+    if type(value) is str and value:
+        return _Key(_sql_text(compact_json(value).decode()), True)
+    if type(value) is int and not isinstance(value, bool) and abs(value) < 10**15:
+        return _Key(f"'{value}'", False)
+    raise _NotColumnar
+
+
+def _slot(key: str, keys: Mapping[str, Any]) -> int:
+    return list(keys).index(key)
+
+
+def _clean(cell: str) -> str:
+    """`clay.bodies.clean_cell` of an ordinary cell (see `_cell_ok`): NULL for a blank or a
+    failure mark, the text after `✅` and its spaces, or the cell as it is."""
+    fails = " OR ".join(f"starts_with({cell}, {_sql_text(mark[0])})" for mark in FAILURE_MARKS)
+    return (
+        f"CASE WHEN {cell} IS NULL OR {cell} = '' OR {fails} THEN NULL "
+        f"WHEN starts_with({cell}, '✅') THEN NULLIF(trim(substr({cell}, 2), ' '), '') "
+        f"ELSE {cell} END"
+    )
+
+
+# A cell read, as `regexp_full_match` patterns (RE2): blank, a failure mark and anything, text
+# with no space or mark at its edges and no control character but tab and line ends, or `✅`,
+# spaces and such text. Numbers: plain integers (`specs.coerce` gives the same digits back).
+_FAILED = "(?:" + "|".join(mark[0] for mark in FAILURE_MARKS) + ")[^\\x1f]*"
+_EDGE = f"[^{_SPACE}{_MARKS}]"
+_TEXT = f"{_EDGE}(?:[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]*{_EDGE})?"
+_TEXT_CELL = f"(?:|{_FAILED}|{_TEXT}|✅ *(?:{_TEXT})?)"
+_NUMBER = f"(?:|{_FAILED}|{_INTEGER}|✅ *(?:{_INTEGER})? *)"
+
+
+def _group(cell: str) -> str:
+    """A key two rows naming the same user share (wider: marks and spaces around it dropped)."""
+    edge = f"[{_SPACE}{_MARKS}]"
+    return f"NULLIF(regexp_replace({cell}, '^{edge}+|{edge}+$', '', 'g'), '')"
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OrdinaryRow:
+    number: int
+    user_id: str
+    record: str  # the user's record (JSON text): what the local sink merges
+    payload_hash: str
+    memory_key: str
+    fingerprint: str
+
+
+def export_source(path: str | os.PathLike, columns: Sequence[str]) -> str:
+    """The FROM clause reading a CSV export as `BulkFingerprints` (and `ExportReader`) read it."""
+    return BulkFingerprints("", columns, [], csv=path)._rows()[0]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class ColumnarRows:
+    """The rows of a CSV export as `ColumnarPlan` splits them, streamed in export order:
+    `OrdinaryRow`s, and (number, cells) for the others."""
+
+    def __init__(self, plan: ColumnarPlan, path: str | os.PathLike):
+        self.plan, self.path = plan, path
+
+    def __iter__(self) -> Iterator[OrdinaryRow | tuple[int, list[Any]]]:
+        """DuckDB computes and converts the rows in a thread of its own, a few chunks ahead: the
+        run writes a batch (SQLite, without Python's lock) while the next ones are computed."""
+        chunks: queue.Queue = queue.Queue(maxsize=AHEAD)
+        stop = threading.Event()
+        con = duckdb.connect()
+        thread = threading.Thread(target=self._compute, args=(con, chunks, stop), daemon=True)
+        thread.start()
+        try:
+            while (chunk := chunks.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                yield from chunk
+        finally:
+            stop.set()
+            con.interrupt()
+            while thread.is_alive():  # let it see `stop` even if it waits on a full queue
+                try:
+                    chunks.get_nowait()
+                except queue.Empty:
+                    thread.join(0.05)
+            con.close()
+
+    def _compute(self, con, chunks: queue.Queue, stop: threading.Event) -> None:
+        try:
+            source = export_source(self.path, self.plan.columns)
+            (duplicates,) = con.execute(self.plan.duplicates_query(source)).fetchone()
+            cursor = con.execute(self.plan.query(source, "$1::VARCHAR[]"), [duplicates])
+            # Rows come in the file's order (DuckDB preserves it where a query has no ORDER BY),
+            # numbered from 1 as `ExportReader` numbers them.
+            numbers = itertools.count(1)
+            while not stop.is_set() and (fetched := cursor.fetchmany(FETCH)):
+                chunk = [
+                    OrdinaryRow(n, uid, record, digest, key, fingerprint)
+                    if ordinary
+                    else (n, ["" if c is None else c for c in cells])
+                    # (`fetched` first: zip stops at its end without taking one more number)
+                    for (ordinary, uid, record, digest, key, fingerprint, cells), n in zip(
+                        fetched, numbers, strict=False
+                    )
+                ]
+                chunks.put(chunk)
+            chunks.put(None)
+        except BaseException as exc:  # handed to the run, which raises it
+            chunks.put(exc)
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def _ranges(numbers: list[int]) -> list[list[int]]:
+    """Row numbers as [first, last] runs."""
+    out: list[list[int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+class OrdinaryBatches:
+    """A run's ordinary rows (`ColumnarRows`), written a batch at a time in the run's transaction:
+    the users merged, what each row applied remembered, one log entry for the batch."""
+
+    def __init__(self, backfill: Any, plan: ColumnarPlan, path: str | os.PathLike):
+        self.backfill, self.plan, self.path = backfill, plan, path
+        self.sha256 = file_sha256(path)
+
+    def rows(self) -> Iterator[OrdinaryRow | tuple[int, list[Any]]]:
+        return iter(ColumnarRows(self.plan, self.path))
+
+    def write(self, conn, rows: list[OrdinaryRow], now) -> dict[str, int]:
+        """Apply and remember one batch of ordinary rows; returns the rows per category."""
+        backfill = self.backfill
+        scope, store = backfill.scope, backfill.store
+        counts = {"applied": 0, "unchanged": 0}
+        # A row remembered by its fingerprint: its target holds its payload (`store.applied`);
+        # no other row of the export names its user, so nothing this run sends changes that.
+        fresh = [r for r in rows if r.fingerprint not in backfill._valid]
+        counts["unchanged"] += len(rows) - len(fresh)
+        memory = {} if backfill.full else remembered(conn, scope, [r.memory_key for r in fresh])
+        todo, same = [], []
+        for row in fresh:
+            (same if memory.get(row.memory_key) == row.payload_hash else todo).append(row)
+        if todo:
+            event_id = new_event_ids(1, now)[0]
+            store.patch_records(conn, local_users, [(r.user_id, r.record) for r in todo], now)
+            remember(
+                conn, scope, [(r.memory_key, r.payload_hash, event_id, r.fingerprint) for r in todo], now
+            )
+            store.record_processed(conn, [self._entry(event_id, todo, now)], now, remember_applied=False)
+        backfill.forget_other_configs(conn)
+        mark_rows(conn, scope, [(r.memory_key, r.fingerprint) for r in same])
+        remember_rows(conn, scope, backfill.digest, [(r.fingerprint, "done") for r in todo + same])
+        counts["applied"] += len(todo)
+        counts["unchanged"] += len(same)
+        return counts
+
+    def _entry(self, event_id: str, rows: list[OrdinaryRow], now) -> tuple:
+        """The event-log entry standing for a batch: a pointer to the rows in the export."""
+        backfill, mapping = self.backfill, self.plan.mapping
+        ranges = _ranges([r.number for r in rows])
+        pointer = {
+            BATCH_BODY: {
+                "export": os.fspath(self.path),
+                "sha256": self.sha256,
+                "rows": ranges,
+                "applied": len(rows),
+                "note": "rows applied in bulk; the export holds their bodies, the log keeps failed rows whole",
+            }
+        }
+        result = ActionResult(
+            mapping.action,
+            "success",
+            mapping.key,
+            params=mapping.raw.get("params"),
+            result={"applied": len(rows), "rows": ranges},
+        )
+        outcome = Outcome("processed", self.plan.event, actions=[result], body=pointer)
+        event = SourceEvent(
+            json_text(pointer), backfill.headers, origin="backfill", id=event_id, received_at=now
+        )
+        return event, *backfill.scope, outcome
+
+
+def is_batch_entry(entry: Mapping[str, Any]) -> bool:
+    """Whether a logged event is the entry of a batch of ordinary rows (see `OrdinaryBatches`)."""
+    body = entry.get("body")
+    return (
+        entry.get("origin") == "backfill" and isinstance(body, str) and body.startswith(f'{{"{BATCH_BODY}"')
+    )
