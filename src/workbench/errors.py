@@ -94,6 +94,13 @@ class NotFound(WorkbenchError):
     status = "not_found"
 
 
+class NotReplayable(WorkbenchError):
+    """A log entry that stands for rows it does not hold (a batch of backfilled rows)."""
+
+    http_status = 409
+    status = "not_replayable"
+
+
 class SinkError(WorkbenchError):
     """An action could not be applied by a sink."""
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import ConfigSet, Environment, SourceConfig
-from .engine import Engine, Outcome, SourceEvent, row_identity, utcnow
-from .errors import NotFound, StoreUnavailable, WorkbenchError
+from .engine import Engine, Outcome, SourceEvent, is_batch_entry, row_identity, utcnow
+from .errors import NotFound, NotReplayable, StoreUnavailable, WorkbenchError
 from .sinks import make_sink
 from .store.db import describe
 from .store.idempotency import logged_result
@@ -167,6 +167,12 @@ class SourceService:
         entry = self.store.get_event(event_id)
         if entry is None:
             raise NotFound(f"no event `{event_id}` in the log")
+        if is_batch_entry(entry["origin"], entry["body"]):
+            raise NotReplayable(
+                f"`{event_id}` stands for a batch of export rows applied in bulk, and its actions "
+                "succeeded; to apply those rows again, run the backfill of that export again "
+                "(with --full to send every row whatever was applied before)"
+            )
         if entry["status"] == "idempotent":
             return None  # a duplicate ran nothing on purpose; replaying it would run the actions twice
         config, env = self.configs.environment(entry["source"], entry["environment"])

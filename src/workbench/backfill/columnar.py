@@ -42,7 +42,7 @@ import duckdb
 
 from ..actions import MAX_USER_ID, USER_FIELDS
 from ..clay.bodies import FAILURE_MARKS, template_column
-from ..engine import ActionResult, Outcome, SourceEvent, new_event_ids, row_identity
+from ..engine import BATCH_BODY, ActionResult, Outcome, SourceEvent, new_event_ids, row_identity
 from ..jsontext import compact_json, json_text
 from ..paths import MISSING
 from ..specs import Literal, PathValue
@@ -65,8 +65,6 @@ def disabled() -> Iterator[None]:
         _enabled = before
 
 
-# The body of the event-log entry that stands for an ordinary batch.
-BATCH_BODY = "backfill_batch"
 FETCH = 2000
 AHEAD = 4  # chunks of FETCH rows computed ahead of the run
 
@@ -210,7 +208,9 @@ class ColumnarPlan:
             if len(path.steps) != 1 or not isinstance(path.steps[0], str):
                 raise _NotColumnar
             key = self.keys.get(path.steps[0])
-            if key is None or not key.text:
+            if key is None:
+                continue  # no body has it: the param is left out of every payload
+            if not key.text:
                 raise _NotColumnar  # a number where Knock wants text: the engine converts it
             params[name] = (f"k_{_slot(path.steps[0], self.keys)}", path.steps[0])
         if "id" not in params or params["id"][1] is None:
@@ -221,10 +221,11 @@ class ColumnarPlan:
 
     # -- the query -------------------------------------------------------------------------
 
-    def query(self, source: str, duplicates: str) -> str:
-        """Every row of `source` (the export, columns c0…): its number, whether it is ordinary,
-        and for ordinary rows the user id, the user's record, the payload hash, the memory key
-        and the fingerprint; for the others their cells."""
+    def query(self, source: str) -> str:
+        """Every row of `source` (the export, columns c0…), in order: whether it is ordinary, the
+        user it names (for the others, a wider key: `_group`); for ordinary rows the user's record,
+        the payload hash, the memory key, the fingerprint and the target's first 16 hex digits;
+        for the others their cells."""
         slots = {key: f"k_{_slot(key, self.keys)}" for key in self.keys}
         cells = ", ".join(f"c{i}" for i in range(len(self.columns)))
         body = _object({key: slots[key] for key in self.keys})
@@ -246,8 +247,6 @@ class ColumnarPlan:
                 f"strlen(uid) <= {MAX_USER_ID}",
                 "NOT contains(uid, '/') AND NOT contains(uid, '#')",
                 f"strlen(body_json) < {_PROPERTIES_LIMIT}",
-                # An ordinary id cell has no mark or space at its edges: the id is its `_group`.
-                f"NOT list_contains({duplicates}, uid)",
             ]
         )
         return f"""
@@ -259,17 +258,22 @@ class ColumnarPlan:
             planned AS (
                 SELECT *, {_clean(id_cell)} AS uid, {body} AS body_json FROM keyed
             ),
-            checked AS (SELECT *, coalesce({ordinary}, false) AS ordinary FROM planned)
+            checked AS (SELECT *, coalesce({ordinary}, false) AS ordinary FROM planned),
+            targeted AS (
+                SELECT *, CASE WHEN ordinary THEN sha256(concat('["user",', {_json_text("uid")}, ']')) END
+                    AS target
+                FROM checked
+            )
             SELECT ordinary,
-                   CASE WHEN ordinary THEN uid END,
+                   CASE WHEN ordinary THEN uid ELSE {_group(id_cell)} END,
                    CASE WHEN ordinary THEN {record} END,
                    CASE WHEN ordinary THEN sha256(concat('["users_identify",', {payload}, ']')) END,
                    CASE WHEN ordinary THEN sha256(concat(
-                       sha256(concat('["user",', {_json_text("uid")}, ']')), chr(10),
-                       {_sql_text(self.scope_text)}, '"', sha256(body_json), '"]')) END,
+                       target, chr(10), {_sql_text(self.scope_text)}, '"', sha256(body_json), '"]')) END,
                    CASE WHEN ordinary THEN {fingerprint} END,
+                   CASE WHEN ordinary THEN left(target, 16) END,
                    CASE WHEN NOT ordinary THEN [{cells}] END
-            FROM checked"""
+            FROM targeted"""
 
     def _record(self, slots: Mapping[str, str]) -> str:
         """The user's record as the local sink writes a new one (`sinks.local._attributes`): the
@@ -290,14 +294,6 @@ class ColumnarPlan:
                 value = f"CASE WHEN {slots[name]} IS NULL THEN {value} END"
             parts.append(f"'{_quoted_key(name)}:' || ({value})")
         return f"concat('{{', concat_ws(',', {', '.join(parts)}), '}}')" if parts else "'{}'"
-
-    def duplicates_query(self, source: str) -> str:
-        """The users more than one row of `source` may name (by `_group`, a wider key than the id)."""
-        cell = self._cell_of(self.params["id"][1])
-        return (
-            f"SELECT coalesce(list(g), []) FROM (SELECT {_group(cell)} AS g FROM {source} "
-            "GROUP BY g HAVING count(*) > 1 AND g IS NOT NULL)"
-        )
 
     def _cell_of(self, key: str) -> str:
         spec = self.backfill.template[key]
@@ -355,7 +351,8 @@ _NUMBER = f"(?:|{_FAILED}|{_INTEGER}|✅ *(?:{_INTEGER})? *)"
 
 
 def _group(cell: str) -> str:
-    """A key two rows naming the same user share (wider: marks and spaces around it dropped)."""
+    """A key two rows naming the same user share: marks and spaces around the id cell dropped.
+    An ordinary id cell has none, so its key is its user id."""
     edge = f"[{_SPACE}{_MARKS}]"
     return f"NULLIF(regexp_replace({cell}, '^{edge}+|{edge}+$', '', 'g'), '')"
 
@@ -371,6 +368,17 @@ class OrdinaryRow:
     payload_hash: str
     memory_key: str
     fingerprint: str
+    target: int  # the target cut to 64 bits, as a run tracks what it sent (`Backfill._sent`)
+    sent: int  # the payload hash, cut alike
+
+
+@dataclass(slots=True)
+class OtherRow:
+    """A row for the per-row path: its number, cells, and `_group` key of the user it may name."""
+
+    number: int
+    cells: list[Any]
+    group: str | None
 
 
 def export_source(path: str | os.PathLike, columns: Sequence[str]) -> str:
@@ -390,7 +398,7 @@ class ColumnarRows:
     def __init__(self, plan: ColumnarPlan, path: str | os.PathLike):
         self.plan, self.path = plan, path
 
-    def __iter__(self) -> Iterator[OrdinaryRow | tuple[int, list[Any]]]:
+    def __iter__(self) -> Iterator[OrdinaryRow | OtherRow]:
         """DuckDB computes and converts the rows in a thread of its own, a few chunks ahead: the
         run writes a batch (SQLite, without Python's lock) while the next ones are computed."""
         chunks: queue.Queue = queue.Queue(maxsize=AHEAD)
@@ -415,19 +423,19 @@ class ColumnarRows:
 
     def _compute(self, con, chunks: queue.Queue, stop: threading.Event) -> None:
         try:
-            source = export_source(self.path, self.plan.columns)
-            (duplicates,) = con.execute(self.plan.duplicates_query(source)).fetchone()
-            cursor = con.execute(self.plan.query(source, "$1::VARCHAR[]"), [duplicates])
+            cursor = con.execute(self.plan.query(export_source(self.path, self.plan.columns)))
             # Rows come in the file's order (DuckDB preserves it where a query has no ORDER BY),
             # numbered from 1 as `ExportReader` numbers them.
             numbers = itertools.count(1)
             while not stop.is_set() and (fetched := cursor.fetchmany(FETCH)):
                 chunk = [
-                    OrdinaryRow(n, uid, record, digest, key, fingerprint)
+                    OrdinaryRow(
+                        n, who, record, digest, key, fingerprint, int(target, 16), int(digest[:16], 16)
+                    )
                     if ordinary
-                    else (n, ["" if c is None else c for c in cells])
+                    else OtherRow(n, ["" if c is None else c for c in cells], who)
                     # (`fetched` first: zip stops at its end without taking one more number)
-                    for (ordinary, uid, record, digest, key, fingerprint, cells), n in zip(
+                    for (ordinary, who, record, digest, key, fingerprint, target, cells), n in zip(
                         fetched, numbers, strict=False
                     )
                 ]
@@ -459,22 +467,34 @@ class OrdinaryBatches:
         self.backfill, self.plan, self.path = backfill, plan, path
         self.sha256 = file_sha256(path)
 
-    def rows(self) -> Iterator[OrdinaryRow | tuple[int, list[Any]]]:
+    def rows(self) -> Iterator[OrdinaryRow | OtherRow]:
         return iter(ColumnarRows(self.plan, self.path))
 
     def write(self, conn, rows: list[OrdinaryRow], now) -> dict[str, int]:
-        """Apply and remember one batch of ordinary rows; returns the rows per category."""
+        """Apply and remember one batch of ordinary rows, in export order, as `Backfill._compare`,
+        `_apply` and `_write` would; returns the rows per category."""
         backfill = self.backfill
-        scope, store = backfill.scope, backfill.store
-        counts = {"applied": 0, "unchanged": 0}
-        # A row remembered by its fingerprint: its target holds its payload (`store.applied`);
-        # no other row of the export names its user, so nothing this run sends changes that.
-        fresh = [r for r in rows if r.fingerprint not in backfill._valid]
-        counts["unchanged"] += len(rows) - len(fresh)
-        memory = {} if backfill.full else remembered(conn, scope, [r.memory_key for r in fresh])
-        todo, same = [], []
-        for row in fresh:
-            (same if memory.get(row.memory_key) == row.payload_hash else todo).append(row)
+        scope, store, sent, valid = backfill.scope, backfill.store, backfill._sent, backfill._valid
+        memory = {} if backfill.full else remembered(conn, scope, [r.memory_key for r in rows])
+        todo, same, quiet = [], [], 0
+        # Memory key: the fingerprint of the batch's last row that applied it or found it unchanged.
+        claims: dict[str, str] = {}
+        for row in rows:
+            earlier = sent.get(row.target)
+            # Once this run sent something else to a target, later rows send to it again.
+            if backfill.full or (earlier is not None and earlier != row.sent):
+                pass
+            elif row.fingerprint in valid:
+                quiet += 1  # remembered: its target holds its payload, nothing is written
+                continue
+            elif memory.get(row.memory_key) == row.payload_hash:
+                same.append(row)
+                claims[row.memory_key] = row.fingerprint
+                continue
+            todo.append(row)
+            sent[row.target] = row.sent
+            memory[row.memory_key] = row.payload_hash  # a row repeated is unchanged the second time
+            claims[row.memory_key] = row.fingerprint
         if todo:
             event_id = new_event_ids(1, now)[0]
             store.patch_records(conn, local_users, [(r.user_id, r.record) for r in todo], now)
@@ -483,11 +503,14 @@ class OrdinaryBatches:
             )
             store.record_processed(conn, [self._entry(event_id, todo, now)], now, remember_applied=False)
         backfill.forget_other_configs(conn)
-        mark_rows(conn, scope, [(r.memory_key, r.fingerprint) for r in same])
-        remember_rows(conn, scope, backfill.digest, [(r.fingerprint, "done") for r in todo + same])
-        counts["applied"] += len(todo)
-        counts["unchanged"] += len(same)
-        return counts
+        mark_rows(
+            conn,
+            scope,
+            [(r.memory_key, r.fingerprint) for r in same if claims[r.memory_key] == r.fingerprint],
+        )
+        held = [(r.fingerprint, "done") for r in rows if claims.get(r.memory_key) == r.fingerprint]
+        remember_rows(conn, scope, backfill.digest, held)
+        return {"applied": len(todo), "unchanged": len(same) + quiet}
 
     def _entry(self, event_id: str, rows: list[OrdinaryRow], now) -> tuple:
         """The event-log entry standing for a batch: a pointer to the rows in the export."""
@@ -514,11 +537,3 @@ class OrdinaryBatches:
             json_text(pointer), backfill.headers, origin="backfill", id=event_id, received_at=now
         )
         return event, *backfill.scope, outcome
-
-
-def is_batch_entry(entry: Mapping[str, Any]) -> bool:
-    """Whether a logged event is the entry of a batch of ordinary rows (see `OrdinaryBatches`)."""
-    body = entry.get("body")
-    return (
-        entry.get("origin") == "backfill" and isinstance(body, str) and body.startswith(f'{{"{BATCH_BODY}"')
-    )

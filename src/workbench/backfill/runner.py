@@ -46,7 +46,7 @@ from ..store import Store, StoreError
 from ..store.applied import forget_rows, mark_rows, remember, remember_rows, remembered, valid_rows
 from ..store.db import describe, set_pragmas, tune_for_batches
 from ..targets import action_targets, row_of
-from .columnar import ColumnarPlan, OrdinaryBatches, OrdinaryRow
+from .columnar import ColumnarPlan, OrdinaryBatches, OrdinaryRow, OtherRow
 from .fingerprints import config_digest, row_fingerprint
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
 from .sources import RowSource
@@ -54,7 +54,7 @@ from .sources import RowSource
 DEFAULT_BATCH = 2000
 # Rows planned in bulk (see `columnar`) are written this many batches at a time: they hold
 # little memory and cost a transaction's sync each.
-ORDINARY_BATCHES = 25
+ORDINARY_BATCHES = 5
 BACKFILL_CACHE_KIB = 64 * 1024
 BACKFILL_CHECKPOINT_BYTES = 64 * 1024 * 1024
 # Allocations between two collections of the youngest generation while a backfill runs (Python's
@@ -267,10 +267,13 @@ class Backfill:
             with _fewer_collections():
                 batch: list[_Row] = []
                 bulk: list[OrdinaryRow] = []  # rows planned in bulk (see `columnar`)
+                users: set[str] = set()  # the users `bulk` names
 
                 def flush():
                     if batch and bulk:  # one transaction for both
-                        handle(batch, build, lambda conn, now: self._write_ordinary(ordinary, conn, bulk, now))
+                        handle(
+                            batch, build, lambda conn, now: self._write_ordinary(ordinary, conn, bulk, now)
+                        )
                     elif batch:
                         handle(batch, build)
                     elif bulk:
@@ -279,12 +282,20 @@ class Backfill:
                     bar.set_postfix(summary.postfix(), refresh=False)
                     batch.clear()
                     bulk.clear()
+                    users.clear()
 
                 for taken, item in enumerate(ordinary.rows() if ordinary is not None else source.rows()):
                     if limit is not None and taken >= limit:
                         break
                     if type(item) is OrdinaryRow:
                         bulk.append(item)
+                        users.add(item.user_id)
+                    elif type(item) is OtherRow:
+                        # The rows of a flush go per-row first: one naming a user an earlier row
+                        # of `bulk` names waits for that row to be written.
+                        if item.group in users:
+                            flush()
+                        batch.append(_Row(item.number, item.cells))
                     else:
                         batch.append(_Row(*item))
                     if len(batch) >= self.batch_size or len(bulk) >= self.batch_size * ORDINARY_BATCHES:

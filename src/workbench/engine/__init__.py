@@ -7,12 +7,13 @@ Everything is importable from `workbench.engine` itself.
 """
 
 from .core import MAX_IDEMPOTENCY_KEY, Engine, Plan
-from .events import ORIGINS, SourceEvent, normalize_headers
+from .events import BATCH_BODY, ORIGINS, SourceEvent, is_batch_entry, normalize_headers
 from .ids import content_hash, new_event_id, new_event_ids, row_identity, utcnow
 from .ports import ActionRequest, IdempotencyPort, Sink
 from .results import EVENT_NAME_SHOWN, ActionResult, Outcome, rolled_up_status, shortened
 
 __all__ = [
+    "BATCH_BODY",
     "EVENT_NAME_SHOWN",
     "MAX_IDEMPOTENCY_KEY",
     "ORIGINS",
@@ -25,6 +26,7 @@ __all__ = [
     "Sink",
     "SourceEvent",
     "content_hash",
+    "is_batch_entry",
     "new_event_id",
     "new_event_ids",
     "normalize_headers",

@@ -12,6 +12,15 @@ from ..headers import is_credential
 
 ORIGINS = ("live", "backfill", "replay")
 
+# The body of a log entry standing for a batch of export rows applied in bulk (see
+# `backfill.columnar`): the rows are in the export it points at, not in the entry.
+BATCH_BODY = "backfill_batch"
+
+
+def is_batch_entry(origin: str | None, body: Any) -> bool:
+    """Whether a logged event (its origin and body text) stands for a batch of backfilled rows."""
+    return origin == "backfill" and isinstance(body, str) and body.startswith(f'{{"{BATCH_BODY}"')
+
 
 def normalize_headers(headers: Any) -> dict[str, str]:
     """Header names lower-cased, repeated headers joined, headers that carry credentials

@@ -34,6 +34,7 @@ def _errors(*codes: int) -> dict:
         401: "missing or wrong `Authorization`",
         403: "admin access is off (no WORKBENCH_ADMIN_TOKEN) or a browser form came from another site",
         404: "unknown source, environment or event",
+        409: "the entry stands for a batch of backfilled rows: run that backfill again instead",
         405: "another method than the ones documented",
         408: "the body took too long to arrive; nothing was stored",
         413: "the body is over the receiver's limit (5 MiB by default)",
@@ -250,7 +251,7 @@ def document(sources: dict[str, list[str]]) -> dict:
                     "security": admin,
                     "responses": {
                         "200": _json(_ref("Event"), "the entry after the replay"),
-                        **_errors(401, 403, 404, 503),
+                        **_errors(401, 403, 404, 409, 503),
                     },
                 }
             },

@@ -1,0 +1,193 @@
+"""Rows planned in bulk by DuckDB (`backfill.columnar`) end exactly as the per-row path leaves them:
+the same users, the same memory of what was applied, the same rows remembered, the same counts
+and failures, on any cells a Clay export may hold."""
+
+import csv
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scripts.make_samples import write_rows
+from workbench.backfill import columnar
+from workbench.errors import NotReplayable
+from workbench.store import Store
+
+from .conftest import LEADS, batch_entries, config_with, email_of, export_rows, rows, rows_in_batches, run
+from .test_sync import live_service
+
+COLUMNS = [
+    "Work Email",
+    "Full Name",
+    "Phone Number",
+    "Profile Picture",
+    "Job Title",
+    "Company Name",
+    "Company Domain",
+    "LinkedIn URL",
+    "ICP Score",
+    "Notes",  # not read by the template
+]
+
+# Cells as Clay writes them, and the ones that make a row unusual: marks, white space of every
+# kind at the edges, controls, quotes and backslashes, line ends, other scripts.
+EDGES = ["", " ", "  ", "\t", "\n", "\u00a0", "\u2003", "\u3000", "\ufeff", "\u200b", "\x0b", "\x1f"]
+MARKS = ["", "✅", "✅ ", "✅  ", "✔️ ", "✔ ", "☑️ ", "☑", "❌ ", "✖️ ", "⛔", "🚫 ", "✅\ufe0f "]
+WORDS = [
+    "Ann",
+    "Zoë",
+    "O'Brien",
+    'say "hi"',
+    "back\\slash",
+    "a\nb",
+    "a\r\nb",
+    "tab\there",
+    "名前",
+    "😀",
+    "x\x00y",
+]
+WORDS += ["{}", "null", "/", "#", "a/b", "a#b", "☑ mid", "end ✅"]
+NUMBERS = ["85", "0", "-3", "007", "-0", "85.5", "1,000", "90%", " 85", "85 ", "✅ 85", "✅ 85 ", "abc", ""]
+NUMBERS += ["1e3", "123456789012345", "1234567890123456", "+5", "nan"]
+
+
+def cell_text(words):
+    return st.builds(
+        lambda mark, before, word, after: mark + before + word + after,
+        st.sampled_from(MARKS),
+        st.sampled_from(EDGES),
+        st.sampled_from(words),
+        st.sampled_from(EDGES),
+    ) | st.just("")
+
+
+EMAILS = [f"u{i}@x.io" for i in range(6)] + ["a/b@x.io", "a#b@x.io", "x" * 300 + "@x.io"]
+ROW = st.fixed_dictionaries(
+    {
+        "Work Email": st.sampled_from(EMAILS) | cell_text(EMAILS),
+        "Full Name": cell_text(WORDS),
+        "Phone Number": cell_text(["+1 415 555 0100", "555"]),
+        "Profile Picture": cell_text(["https://x.io/p.jpg"]),
+        "Job Title": cell_text(WORDS),
+        "Company Name": cell_text(WORDS),
+        "Company Domain": cell_text(["acme.com"]),
+        "LinkedIn URL": cell_text(["https://linkedin.com/in/a"]),
+        "ICP Score": st.sampled_from(NUMBERS) | cell_text(NUMBERS),
+        "Notes": cell_text(WORDS),
+    }
+)
+# Every export holds rows the bulk path takes, so each example compares both paths.
+PLAIN = [
+    {"Work Email": f"plain{i}@x.io", "Full Name": f"Plain {i}", "Job Title": "CTO", "ICP Score": str(70 + i)}
+    for i in range(3)
+]
+
+
+def store_state(store):
+    users = {k: json.loads(v) for k, v in rows(store, "SELECT id, data FROM local_users")}
+    applied = sorted(rows(store, "SELECT target, payload_hash, row_fingerprint FROM applied_payloads"))
+    remembered = sorted(rows(store, "SELECT fingerprint, config_digest, status FROM applied_rows"))
+    return users, applied, remembered
+
+
+def failures_of(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return [(r["_row_number"], r["_status"], r["_reason"]) for r in csv.DictReader(f)]
+
+
+def both_paths(tmp_path, name, export, config, seed=None):
+    """Run `export` into a store by each path (after `seed`, an export run by the per-row path
+    into both); returns (bulk store, per-row store, their summaries and failures)."""
+    out = []
+    for path in ("bulk", "per_row"):
+        store = Store(f"sqlite:///{tmp_path / f'{name}-{path}.sqlite'}")
+        if seed is not None:
+            with columnar.disabled():
+                run(store, config, export=seed)
+        failures = tmp_path / f"{name}-{path}.csv"
+        if path == "bulk":
+            summary = run(store, config, export=export, failures=failures)
+        else:
+            with columnar.disabled():
+                summary = run(store, config, export=export, failures=failures)
+        out.append((store, summary.counts, failures_of(failures)))
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(export=st.lists(ROW, min_size=1, max_size=12), seed=st.lists(ROW, max_size=4))
+def test_rows_planned_in_bulk_end_as_the_per_row_path_leaves_them(tmp_path_factory, export, seed):
+    tmp_path = tmp_path_factory.mktemp("columnar")
+    path, seeded = tmp_path / "export.csv", tmp_path / "seed.csv"
+    write_rows(path, COLUMNS, [*export, *PLAIN])
+    write_rows(seeded, COLUMNS, seed)
+    config = config_with(tmp_path)
+    (bulk, bulk_counts, bulk_failures), (per_row, counts, failures) = both_paths(
+        tmp_path, "first", path, config, seeded
+    )
+    assert bulk_counts == counts
+    assert bulk_failures == failures
+    assert store_state(bulk) == store_state(per_row)
+    assert set(rows_in_batches(bulk)) >= {len(export) + i for i in range(1, len(PLAIN) + 1)}
+
+    # A re-run after a mapped property changed (every row applied anew), then an unchanged one.
+    changed = json.loads(config.read_text())
+    changed["environments"]["development"]["mappings"][0]["params"]["name"] = "body.job_title"
+    config.write_text(json.dumps(changed))
+    for _ in range(2):
+        with columnar.disabled():
+            again = run(per_row, config, export=path).counts
+        assert run(bulk, config, export=path).counts == again
+        assert store_state(bulk) == store_state(per_row)
+
+
+def test_a_batch_entry_points_at_the_rows_and_is_not_replayed(store, tmp_path):
+    summary = run(store)
+    applied = [n for n, r in enumerate(export_rows(LEADS), start=1) if email_of(r)]
+    assert summary.counts["applied"] == len(applied)
+    entries = batch_entries(store)
+    assert entries and sum(e["applied"] for e in entries) == len(applied)
+    assert all(e["export"] == str(LEADS) for e in entries)
+    (event_id,) = rows(store, "SELECT id FROM events WHERE body LIKE '{\"backfill_batch\"%' LIMIT 1")[0]
+    entry = store.get_event(event_id)
+    assert (
+        entry["status"] == "processed" and entry["actions"][0]["result"]["applied"] == entries[0]["applied"]
+    )
+    with pytest.raises(NotReplayable, match="run the backfill of that export again"):
+        live_service(config_with(tmp_path), store).replay(event_id)
+    assert store.get_event(event_id) == entry
+
+
+def test_rows_naming_one_user_are_applied_in_export_order_whichever_path_takes_them(store, tmp_path):
+    path = tmp_path / "twice.csv"
+    named = [["a@x.io", "A"], ["b@x.io", "B"], ["✅ a@x.io", "A2"], ["✅ a@x.io\t", "A3"]]
+    write_rows(path, ["Work Email", "Full Name"], named)
+    summary = run(store, export=path, batch_size=100)
+    assert summary.counts["applied"] == 4
+    assert rows_in_batches(store) == [1, 2, 3]  # the last is not ordinary (a tab at its end)
+    name = rows(store, "SELECT data FROM local_users WHERE id = 'a@x.io'")[0][0]
+    assert json.loads(name)["name"] == "A3"
+    again = run(store, export=path, batch_size=100)
+    assert (again.counts["applied"], again.counts["unchanged"]) == (0, 4)
+
+
+def test_a_run_stopped_midway_stops_duckdb_and_keeps_whole_batches(store, tmp_path, monkeypatch):
+    path = tmp_path / "many.csv"
+    write_rows(path, ["Work Email", "Full Name"], [[f"u{i}@x.io", f"U{i}"] for i in range(9000)])
+    calls = []
+    original = columnar.OrdinaryBatches.write
+
+    def write_then_stop(self, conn, batch, now):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            return original(self, conn, batch, now)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(columnar.OrdinaryBatches, "write", write_then_stop)
+    summary = run(store, export=path, batch_size=200)
+    assert summary.interrupted and summary.counts["applied"] == calls[0]
+    assert rows(store, "SELECT count(*) FROM local_users")[0][0] == calls[0]
+    monkeypatch.setattr(columnar.OrdinaryBatches, "write", original)
+    rest = run(store, export=path, batch_size=200)
+    assert (rest.counts["applied"], rest.counts["unchanged"]) == (9000 - calls[0], calls[0])
