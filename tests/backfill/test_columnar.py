@@ -131,15 +131,19 @@ def test_rows_planned_in_bulk_end_as_the_per_row_path_leaves_them(tmp_path_facto
     assert store_state(bulk) == store_state(per_row)
     assert set(rows_in_batches(bulk)) >= {len(export) + i for i in range(1, len(PLAIN) + 1)}
 
-    # A re-run after a mapped property changed (every row applied anew), then an unchanged one.
-    changed = json.loads(config.read_text())
-    changed["environments"]["development"]["mappings"][0]["params"]["name"] = "body.job_title"
-    config.write_text(json.dumps(changed))
-    for _ in range(2):
-        with columnar.disabled():
-            again = run(per_row, config, export=path).counts
-        assert run(bulk, config, export=path).counts == again
-        assert store_state(bulk) == store_state(per_row)
+    # Re-runs after a mapped property changed (every row applied anew), each then run unchanged.
+    for name in ["body.job_title", {"template": "{{body.full_name}} ({{body.icp_score}}, {{body.event}})"}]:
+        changed = json.loads(config.read_text())
+        changed["environments"]["development"]["mappings"][0]["params"]["name"] = name
+        config.write_text(json.dumps(changed))
+        for time in range(2):
+            with columnar.disabled():
+                again = run(per_row, config, export=path).counts
+            entries = len(batch_entries(bulk))
+            assert run(bulk, config, export=path).counts == again
+            assert store_state(bulk) == store_state(per_row)
+            if time == 0:  # the plain rows were applied anew, in bulk
+                assert len(batch_entries(bulk)) > entries
 
 
 def test_a_batch_entry_points_at_the_rows_and_is_not_replayed(store, tmp_path):

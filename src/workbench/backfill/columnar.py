@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ from ..clay.bodies import FAILURE_MARKS, template_column
 from ..engine import BATCH_BODY, ActionResult, Outcome, SourceEvent, new_event_ids, row_identity
 from ..jsontext import compact_json, json_text
 from ..paths import MISSING
-from ..specs import Literal, PathValue
+from ..specs import Literal, PathValue, Template
 from ..store import local_users
 from ..store.applied import mark_rows, remember, remember_rows, remembered
 from .fingerprints import BulkFingerprints, _literal
@@ -77,6 +78,8 @@ _SPACE = (
 # Where Clay's status marks start (`clay.bodies`), and the blocks around them.
 _MARKS = r"\x{2600}-\x{27bf}\x{1f6ab}"
 _INTEGER = r"(?:0|-?[1-9][0-9]{0,14})"
+# Controls JSON writes as \uXXXX (tab and line ends aside): text holding one is left to Python.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _json_text(sql: str) -> str:
@@ -104,11 +107,12 @@ def _sql_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Key:
-    """One body key: the SQL of its value's JSON text (NULL when the body leaves it out), and
-    whether that value is text."""
+    """One body key: the SQL of its value's JSON text (NULL when the body leaves it out), whether
+    that value is text, and the SQL of the value as `specs.to_text` writes it (for templates)."""
 
     value: str
     text: bool
+    raw: str
 
 
 class ColumnarPlan:
@@ -177,9 +181,9 @@ class ColumnarPlan:
             as_ = spec.get("as") if isinstance(spec, Mapping) else None
             cell = f"c{index[column]}"
             if as_ is None:
-                keys[key] = _Key(_json_text(_clean(cell)), True)
+                keys[key] = _Key(_json_text(_clean(cell)), True, _clean(cell))
             elif as_ == "number":
-                keys[key] = _Key(_clean(cell), False)
+                keys[key] = _Key(_clean(cell), False, _clean(cell))
                 self.numbers.append(index[column])
             else:
                 raise _NotColumnar
@@ -194,6 +198,11 @@ class ColumnarPlan:
                 if not isinstance(spec.value, str) or not spec.value:
                     raise _NotColumnar
                 params[name] = (_sql_text(compact_json(spec.value).decode()), None)
+                continue
+            if isinstance(spec, Template):
+                rendered = self._template(spec)
+                if rendered is not None:
+                    params[name] = (rendered, None)
                 continue
             if not isinstance(spec, PathValue) or spec.as_ is not None or spec.region is not None:
                 raise _NotColumnar
@@ -218,6 +227,29 @@ class ColumnarPlan:
         if template_column(self.backfill.template.get(params["id"][1])) is None:
             raise _NotColumnar  # a literal user id
         return params
+
+    def _template(self, spec: Template) -> str | None:
+        """The SQL of a template param's JSON text, as `specs.Template` renders it (NULL when a
+        placeholder or the whole text is empty); None when no body has one of its keys."""
+        pieces = []
+        for part in spec.parts:
+            if isinstance(part, str):
+                if _CONTROLS.search(part):
+                    raise _NotColumnar
+                pieces.append(_sql_text(part))
+                continue
+            if (
+                part.wildcard
+                or part.root != "body"
+                or len(part.steps) != 1
+                or not isinstance(part.steps[0], str)
+            ):
+                raise _NotColumnar
+            key = self.keys.get(part.steps[0])
+            if key is None:
+                return None  # it resolves to nothing for every row: the param is left out
+            pieces.append(f"({key.raw})")
+        return _json_text(f"NULLIF({' || '.join(pieces) or chr(39) * 2}, '')")
 
     # -- the query -------------------------------------------------------------------------
 
@@ -319,9 +351,9 @@ _PROPERTIES_LIMIT = 256 * 1024 // 2  # far under Knock's limit: the engine measu
 def _static(value: Any) -> _Key:
     """A literal of the template or config, when SQL can write its JSON as Python does."""
     if type(value) is str and value:
-        return _Key(_sql_text(compact_json(value).decode()), True)
+        return _Key(_sql_text(compact_json(value).decode()), True, _sql_text(value))
     if type(value) is int and not isinstance(value, bool) and abs(value) < 10**15:
-        return _Key(f"'{value}'", False)
+        return _Key(f"'{value}'", False, f"'{value}'")
     raise _NotColumnar
 
 
