@@ -83,12 +83,10 @@ _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _json_text(sql: str) -> str:
-    """A JSON string of the SQL text `sql` (one with no control character but tab and line
-    ends), as `json.dumps(..., ensure_ascii=False)` writes it."""
-    escaped = f"replace(replace({sql}, '\\', '\\\\'), '\"', '\\\"')"
-    for char, code in (("\n", "n"), ("\r", "r"), ("\t", "t")):
-        escaped = f"replace({escaped}, chr({ord(char)}), '\\{code}')"
-    return f"('\"' || {escaped} || '\"')"
+    """A JSON string of the SQL text `sql` (NULL for NULL), as `json.dumps(..., ensure_ascii=False)`
+    writes it, for text with no control character but tab, line ends, backspace and form feed
+    (DuckDB's `to_json` writes those, quotes and backslashes as Python does)."""
+    return f"to_json({sql})::VARCHAR"
 
 
 def _object(members: Mapping[str, str]) -> str:
