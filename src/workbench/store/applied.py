@@ -12,8 +12,20 @@ from sqlalchemy.engine import Connection
 from ..engine import Outcome
 from ..targets import action_targets, row_of
 from .db import in_chunks
-from .fast import upsert_many
+from .fast import upsert_rows
 from .schema import applied_payloads, applied_rows
+
+_KEY = ("source", "environment", "target")
+_PAYLOAD_COLUMNS = (
+    "source",
+    "environment",
+    "target",
+    "payload_hash",
+    "event_id",
+    "applied_at",
+    "row_fingerprint",
+)
+_ROW_COLUMNS = ("source", "environment", "fingerprint", "config_digest", "status")
 
 _REMEMBERED = select(applied_payloads.c.target, applied_payloads.c.payload_hash).where(
     applied_payloads.c.source == bindparam("source"),
@@ -43,18 +55,10 @@ def remember(conn: Connection, scope: tuple[str, str], applied: Sequence[tuple],
     source, environment = scope
     last = {a[0]: (a[1], a[2], a[3] if len(a) > 3 else None) for a in applied}
     rows = [
-        {
-            "source": source,
-            "environment": environment,
-            "target": target,
-            "payload_hash": digest,
-            "event_id": event_id,
-            "applied_at": now,
-            "row_fingerprint": fingerprint,
-        }
+        (source, environment, target, digest, event_id, now, fingerprint)
         for target, (digest, event_id, fingerprint) in last.items()
     ]
-    upsert_many(conn, applied_payloads, ("source", "environment", "target"), rows)
+    upsert_rows(conn, applied_payloads, _KEY, _PAYLOAD_COLUMNS, rows)
 
 
 def applied_by(
@@ -118,16 +122,10 @@ def remember_rows(
         return
     source, environment = scope
     values = [
-        {
-            "source": source,
-            "environment": environment,
-            "fingerprint": fingerprint,
-            "config_digest": config_digest,
-            "status": status,
-        }
+        (source, environment, fingerprint, config_digest, status)
         for fingerprint, status in dict(rows).items()
     ]
-    upsert_many(conn, applied_rows, ("source", "environment", "fingerprint"), values)
+    upsert_rows(conn, applied_rows, ("source", "environment", "fingerprint"), _ROW_COLUMNS, values)
 
 
 def valid_rows(conn: Connection, scope: tuple[str, str], config_digest: str) -> dict[str, str]:

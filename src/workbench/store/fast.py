@@ -205,15 +205,15 @@ def insert_many(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
 _UPSERTS: dict[tuple, Any] = {}
 
 
-def upsert_many(conn: Connection, table, key: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT (`key`) DO UPDATE of every other column of the rows (the applied
-    payloads and rows of a batch). On SQLite it goes to the driver's executemany as `insert_many`
-    does; elsewhere (and under `plain()`) it is the dialect's Core statement, built once (a
-    statement built per batch would leave reference cycles behind, which a backfill lets the
-    collector free only rarely). Rows share their keys."""
+def upsert_rows(conn: Connection, table, key: Sequence[str], names: Sequence[str], rows: list[tuple]) -> None:
+    """INSERT … ON CONFLICT (`key`) DO UPDATE of every other column of `rows`, tuples of the
+    columns `names` (the applied payloads and rows of a batch). On SQLite it goes to the driver's
+    executemany as `insert_many` does; elsewhere (and under `plain()`) it is the
+    dialect's Core statement, built once (a statement built per batch would leave reference
+    cycles behind, which a backfill lets the collector free only rarely)."""
     if not rows:
         return
-    names = tuple(rows[0])
+    names = tuple(names)
     cache_key = (table.name, tuple(key), names, id(conn.dialect), _plain)
     cached = _UPSERTS.get(cache_key)
     if cached is None:
@@ -225,7 +225,7 @@ def upsert_many(conn: Connection, table, key: Sequence[str], rows: list[dict[str
                 f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
             )
             processors = [bind_processor(table.c[name].type, conn.dialect) for name in names]
-            cached = (sql, tuple(zip(names, processors, strict=True)))
+            cached = (sql, processors)
         else:
             insert = _insert(conn, table)
             upsert = insert.on_conflict_do_update(
@@ -233,11 +233,17 @@ def upsert_many(conn: Connection, table, key: Sequence[str], rows: list[dict[str
             )
             cached = (upsert, None)
         _UPSERTS[cache_key] = cached
-    statement, pairs = cached
-    if pairs is None:
-        conn.execute(statement, rows)
+    statement, processors = cached
+    if processors is None:
+        conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
         return
-    conn.exec_driver_sql(statement, _driver_rows(pairs, rows))
+    if any(processors):
+        columns = [
+            values if process is None else [None if v is None else process(v) for v in values]
+            for process, values in zip(processors, zip(*rows, strict=True), strict=True)
+        ]
+        rows = list(zip(*columns, strict=True))
+    conn.exec_driver_sql(statement, rows)
 
 
 def _driver_rows(pairs, rows: list[dict[str, Any]]) -> list[tuple]:
