@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from scripts.make_samples import write_rows
 from workbench.backfill import columnar
+from workbench.clay import ExportError
 from workbench.errors import NotReplayable
 from workbench.store import Store
 
@@ -195,3 +196,24 @@ def test_a_run_stopped_midway_stops_duckdb_and_keeps_whole_batches(store, tmp_pa
     monkeypatch.setattr(columnar.OrdinaryBatches, "write", original)
     rest = run(store, export=path, batch_size=200)
     assert (rest.counts["applied"], rest.counts["unchanged"]) == (9000 - calls[0], calls[0])
+
+
+@pytest.mark.parametrize("bad_at", [3, 4500])
+def test_a_line_duckdb_cannot_read_is_reported_as_the_per_row_path_reports_it(tmp_path, bad_at):
+    path = tmp_path / "bad.csv"
+    good = [[f"u{i}@x.io", f"U{i}"] for i in range(6000)]
+    write_rows(path, ["Work Email", "Full Name"], good)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines.insert(bad_at, '"only one field"\r\n')  # line `bad_at + 1` of the file
+    path.write_text("".join(lines), encoding="utf-8")
+    kept = []
+    for name in ("bulk", "per_row"):
+        store = Store(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+        with pytest.raises(ExportError, match=f"line {bad_at + 1}"):
+            if name == "bulk":
+                run(store, export=path, batch_size=1000)
+            else:
+                with columnar.disabled():
+                    run(store, export=path, batch_size=1000)
+        kept.append(store_state(store))
+    assert kept[0] == kept[1]

@@ -34,7 +34,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +68,10 @@ def disabled() -> Iterator[None]:
 
 FETCH = 2000
 AHEAD = 4  # chunks of FETCH rows computed ahead of the run
+# DuckDB's share of a run: its buffers (the CSV reader's above all) within this memory, on this
+# many threads (the run's own thread writes meanwhile), so a big export keeps a small footprint.
+DUCKDB_MEMORY = "128MB"
+DUCKDB_THREADS = 2
 
 # Characters a Python `str.isspace()` may be true for, and more (controls, format characters,
 # the variation selector of a mark): a cell starting or ending with one is not ordinary.
@@ -402,9 +406,14 @@ class OrdinaryRow:
     sent: int  # the payload hash, cut alike
 
 
+# The `group` of a row that may name any user.
+EVERY = object()
+
+
 @dataclass(slots=True)
 class OtherRow:
-    """A row for the per-row path: its number, cells, and `_group` key of the user it may name."""
+    """A row for the per-row path: its number, cells, and `_group` key of the user it may name
+    (EVERY when it is not known)."""
 
     number: int
     cells: list[Any]
@@ -423,24 +432,35 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 class ColumnarRows:
     """The rows of a CSV export as `ColumnarPlan` splits them, streamed in export order:
-    `OrdinaryRow`s, and (number, cells) for the others."""
+    `OrdinaryRow`s and `OtherRow`s. Should DuckDB fail to read the export (a line it cannot
+    parse, memory), the rows it did not give come from `rows` (`ExportReader`'s, which names a
+    bad line precisely), every one for the per-row path."""
 
-    def __init__(self, plan: ColumnarPlan, path: str | os.PathLike):
-        self.plan, self.path = plan, path
+    def __init__(
+        self, plan: ColumnarPlan, path: str | os.PathLike, rows: Callable[[], Iterator] | None = None
+    ):
+        self.plan, self.path, self.rows = plan, path, rows
 
     def __iter__(self) -> Iterator[OrdinaryRow | OtherRow]:
         """DuckDB computes and converts the rows in a thread of its own, a few chunks ahead: the
         run writes a batch (SQLite, without Python's lock) while the next ones are computed."""
         chunks: queue.Queue = queue.Queue(maxsize=AHEAD)
         stop = threading.Event()
-        con = duckdb.connect()
+        con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS})
         thread = threading.Thread(target=self._compute, args=(con, chunks, stop), daemon=True)
         thread.start()
+        last = 0
         try:
             while (chunk := chunks.get()) is not None:
+                if isinstance(chunk, duckdb.Error) and self.rows is not None:
+                    for number, cells in self.rows():
+                        if number > last:
+                            yield OtherRow(number, cells, EVERY)
+                    return
                 if isinstance(chunk, BaseException):
                     raise chunk
                 yield from chunk
+                last = chunk[-1].number
         finally:
             stop.set()
             con.interrupt()
@@ -497,8 +517,8 @@ class OrdinaryBatches:
         self.backfill, self.plan, self.path = backfill, plan, path
         self.sha256 = file_sha256(path)
 
-    def rows(self) -> Iterator[OrdinaryRow | OtherRow]:
-        return iter(ColumnarRows(self.plan, self.path))
+    def rows(self, fallback: Callable[[], Iterator] | None = None) -> Iterator[OrdinaryRow | OtherRow]:
+        return iter(ColumnarRows(self.plan, self.path, fallback))
 
     def write(self, conn, rows: list[OrdinaryRow], now) -> dict[str, int]:
         """Apply and remember one batch of ordinary rows, in export order, as `Backfill._compare`,

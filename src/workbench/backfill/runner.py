@@ -46,7 +46,7 @@ from ..store import Store, StoreError
 from ..store.applied import forget_rows, mark_rows, remember, remember_rows, remembered, valid_rows
 from ..store.db import describe, set_pragmas, tune_for_batches
 from ..targets import action_targets, row_of
-from .columnar import ColumnarPlan, OrdinaryBatches, OrdinaryRow, OtherRow
+from .columnar import EVERY, ColumnarPlan, OrdinaryBatches, OrdinaryRow, OtherRow
 from .fingerprints import config_digest, row_fingerprint
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
 from .sources import RowSource
@@ -223,7 +223,9 @@ class Backfill:
         """The run's ordinary rows planned in bulk (see `columnar`), when the run can: the local
         sink on SQLite, a CSV export, and a config of the shape `ColumnarPlan` computes."""
         path = getattr(source, "path", None)
-        if self.bind is None or self.sink.name != "local" or self.store.engine.dialect.name != "sqlite":
+        if not self.bulk or self.bind is None or self.sink.name != "local":
+            return None
+        if self.store.engine.dialect.name != "sqlite":
             return None
         if path is None or not source.columns:
             return None
@@ -284,7 +286,8 @@ class Backfill:
                     bulk.clear()
                     users.clear()
 
-                for taken, item in enumerate(ordinary.rows() if ordinary is not None else source.rows()):
+                items = ordinary.rows(source.rows) if ordinary is not None else source.rows()
+                for taken, item in enumerate(items):
                     if limit is not None and taken >= limit:
                         break
                     if type(item) is OrdinaryRow:
@@ -293,7 +296,7 @@ class Backfill:
                     elif type(item) is OtherRow:
                         # The rows of a flush go per-row first: one naming a user an earlier row
                         # of `bulk` names waits for that row to be written.
-                        if item.group in users:
+                        if users and (item.group is EVERY or item.group in users):
                             flush()
                         batch.append(_Row(item.number, item.cells))
                     else:

@@ -114,8 +114,10 @@ def clay_setup(config, env, url, export):
     "--bulk/--no-bulk",
     default=True,
     show_default=True,
-    help="With the knock sink, send users, objects, tenants and subscriptions with Knock's bulk "
-    "endpoints (1,000 a call, 429s waited out).",
+    help="Work in bulk: with the local sink on SQLite, ordinary rows of a CSV export are planned "
+    "by DuckDB and written a batch at a time, one log entry a batch; with the knock sink, users, "
+    "objects, tenants and subscriptions go through Knock's bulk endpoints (1,000 a call, 429s "
+    "waited out). --no-bulk takes every row one by one.",
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar [default: when on a terminal]."
@@ -161,7 +163,9 @@ def backfill(
     applied by a later run whose mapping applies them. --full sends everything again but
     triggers that ran already, --retrigger those triggers, and --plan prints what a run would do without applying
     anything. Rows that did something or failed are logged as events, in transactions of
-    --batch-size rows. Stopping it (Ctrl-C, or even a kill) and running it again completes it
+    --batch-size rows; with the local sink on SQLite, the ordinary rows of a CSV export are
+    planned in bulk by DuckDB and each batch of them is logged as one event that points at its
+    rows in the export (path, SHA-256, row numbers), while failed rows keep whole events. Stopping it (Ctrl-C, or even a kill) and running it again completes it
     (with the knock sink, the batch in flight may be sent again: identifies are upserts, and each
     trigger's idempotency key comes from its row, so Knock runs it once if the re-run is within
     Knock's 24 hours). Ends with one JSON line counting rows by what happened: applied,
