@@ -5,25 +5,25 @@ temporary directory and times, in this one run, on the same file:
   (a) the limit: DuckDB alone projecting the default identify payloads to NDJSON;
   (b) the peer: csv.DictReader + precompiled jsonpath-ng + one SQLite transaction of upserts;
   (c) `workbench backfill` into the local store with the default identify mapping and full
-      event/action logging (in this process, so interpreter start-up is not counted).
+      logging (in this process, so interpreter start-up is not counted): ordinary rows planned in
+      bulk by DuckDB and logged one entry a batch (`backfill.columnar`), the others row by row;
+  (c0) the same with --no-bulk: every row planned by the engine and logged whole (c0/c: what the
+      bulk planning gains);
   (g) the same backfill again on the unchanged export: a sync that finds every payload applied
       (every row's fingerprint matched in bulk by DuckDB, see `backfill.fingerprints`);
   (h) again after one mapped property changed (the user's name): every row is applied anew.
   (i) for reference, a comparison in bulk alone: DuckDB reads the export, fingerprints each row
       (all its cells and the config's hash) and anti-joins them with fingerprints stored before.
-  (d) for reference, (c)'s own rows (events, actions, applied payloads, users) inserted again with raw
-      sqlite3 executemany in (c)'s transactions: the floor of full logging in SQLite;
-  (e) the same, in one transaction without SQLite's journal or syncs (no crash safety at all):
-      a floor below any safe way of logging those rows in SQLite.
-  (j) for reference, (d) without an event and action row for each applied row (only the failed
-      ones keep theirs): the floor of a log that points at the export for the rows applied;
-  (f) for reference, the work every row needs before anything is applied or written, alone:
+  (d) for reference, (c)'s own rows (events, actions, applied payloads and rows, users) inserted
+      again with raw sqlite3 executemany in the backfill's transactions: the floor of writing
+      what (c) keeps in SQLite;
+  (e) the same, in one transaction without SQLite's journal or syncs (no crash safety at all).
+  (f) for reference, the work of the per-row path before anything is applied or written, alone:
       the export read by `workbench.backfill.CsvRows`, each row's body built from the template,
       planned by the core `Engine`, its idempotency key hashed and its fingerprint taken (no sink,
       no store).
 Prints the ratios c/a (target <= 2.0), b/c (target >= 1.5), g/a (target <= 1.0), h/c (target
-<= 1.2) and c/d, the time (a) and (b) leave
-(c) under the targets and whether (f) with (e), or with (d), fits in it, then the peak memory
+<= 1.2), c0/c and c/d, the time (a) and (b) leave (c) under the targets, then the peak memory
 (max RSS) of `workbench backfill` run as a subprocess on a --memory-rows export (target < 500 MB),
 as the process's own high-water mark (Linux /proc).
 
@@ -147,10 +147,19 @@ def peer_script(export: Path, db: Path) -> int:
     return upserted
 
 
-def workbench_backfill(export: Path, db: Path, config: Path = CONFIG) -> dict:
+def workbench_backfill(export: Path, db: Path, config: Path = CONFIG, *options: str) -> dict:
     """(c) `workbench backfill` with the shipped config's development environment (local sink);
-    (g) and (h) run it again on the same store."""
-    args = ["backfill", str(config), str(export), "--env", "development", "--store", f"sqlite:///{db}"]
+    (g) and (h) run it again on the same store; (c0) is (c) with `--no-bulk`."""
+    args = [
+        "backfill",
+        str(config),
+        str(export),
+        "--env",
+        "development",
+        "--store",
+        f"sqlite:///{db}",
+        *options,
+    ]
     result = CliRunner().invoke(cli, [*args, "--no-progress"], catch_exceptions=False)
     if result.exit_code != 0:
         raise SystemExit(result.output)
@@ -212,33 +221,21 @@ def knock_backfill(export: Path, rows: int, tmp: Path) -> tuple[float, dict, int
         fake.wait(30)
 
 
-def writes_alone(
-    logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool = True, applied_logged: bool = True
-) -> float:
+def writes_alone(logged: Path, db: Path, batch: int = DEFAULT_BATCH, safe: bool = True) -> float:
     """(d) The floor of (c)'s writes: the very rows (c) stored (events, actions, applied payloads
     and rows, users), inserted again with raw sqlite3 executemany in transactions of `batch` rows
-    (the backfill's own size). (e) with `safe` off: no journal, no syncs. (j) without
-    `applied_logged`: no event and action rows for the rows that were applied (a log that points
-    at the export for them), the rest as (d)."""
+    (the backfill's own size). (e) with `safe` off: no journal, no syncs."""
     from workbench.store import Store
 
     Store(f"sqlite:///{db}").close()  # the same schema and indexes
     source = sqlite3.connect(logged)
-    rows_total = source.execute("SELECT count(*) FROM events").fetchone()[0]
-    kept = "" if applied_logged else " WHERE status != 'processed'"
-    kept_actions = "" if applied_logged else f" WHERE event_id IN (SELECT id FROM events{kept})"
+    rows_total = source.execute("SELECT count(*) FROM applied_rows").fetchone()[0]
     tables = {}
-    for table, where in (
-        ("events", kept),
-        ("actions", kept_actions),
-        ("applied_payloads", ""),
-        ("applied_rows", ""),
-        ("local_users", ""),
-    ):
+    for table in ("events", "actions", "applied_payloads", "applied_rows", "local_users"):
         cursor = source.execute(f"SELECT * FROM {table}")
         names = [d[0] for d in cursor.description if d[0] != "id" or table != "actions"]
         picks = ", ".join(names)
-        rows = source.execute(f"SELECT {picks} FROM {table}{where}").fetchall()
+        rows = source.execute(f"SELECT {picks} FROM {table}").fetchall()
         tables[table] = (f"INSERT INTO {table} ({picks}) VALUES ({', '.join('?' * len(names))})", rows)
     source.close()
     started = time.perf_counter()
@@ -381,9 +378,9 @@ def main() -> None:
         a, identified = timed(limit_duckdb, export, tmp / "a.ndjson")
         b, upserted = timed(peer_script, export, tmp / "b.sqlite")
         c, summary = timed(workbench_backfill, export, tmp / "c.sqlite")
+        c0, per_row = timed(workbench_backfill, export, tmp / "c0.sqlite", CONFIG, "--no-bulk")
         d = writes_alone(tmp / "c.sqlite", tmp / "d.sqlite")
         e = writes_alone(tmp / "c.sqlite", tmp / "e.sqlite", batch=args.rows, safe=False)
-        j = writes_alone(tmp / "c.sqlite", tmp / "j.sqlite", applied_logged=False)
         f, planned = timed(rows_planned, export)
         g, unchanged = timed(workbench_backfill, export, tmp / "c.sqlite")
         h, renamed = timed(workbench_backfill, export, tmp / "c.sqlite", renamed_config(tmp))
@@ -392,10 +389,12 @@ def main() -> None:
         print(f"(a) DuckDB to NDJSON:          {a:6.2f} s  ({identified} payloads)")
         print(f"(b) DictReader+jsonpath+SQLite: {b:6.2f} s  ({upserted} upserts)")
         print(f"(c) workbench backfill:         {c:6.2f} s  {json.dumps(summary)}")
-        print(f"(d) (c)'s writes alone, raw:    {d:6.2f} s  (the SQLite floor of full logging)")
-        print(f"(e) (d) unjournaled, one txn:   {e:6.2f} s  (below any crash-safe logging)")
-        print(f"(f) read, build, plan, hash:    {f:6.2f} s  ({planned} rows to apply; no sink, no store)")
-        print(f"(j) (d) but no per-row log of applied rows: {j:6.2f} s  (their log pointing at the export)")
+        print(f"(c0) (c) with --no-bulk:        {c0:6.2f} s  {json.dumps(per_row)}")
+        print(f"(d) (c)'s writes alone, raw:    {d:6.2f} s  (the SQLite floor of what (c) keeps)")
+        print(f"(e) (d) unjournaled, one txn:   {e:6.2f} s  (below any crash-safe writing)")
+        print(
+            f"(f) read, build, plan, hash:    {f:6.2f} s  ({planned} rows to apply, row by row; no sink, no store)"
+        )
         print(f"(g) (c) again, unchanged:      {g:6.2f} s  {json.dumps(unchanged)}")
         print(f"(h) (c) again, name changed:   {h:6.2f} s  {json.dumps(renamed)}")
         print(f"(i) a comparison in bulk alone: {i:6.2f} s  ({left} rows left for Python)")
@@ -404,18 +403,13 @@ def main() -> None:
         print(f"g/a = {g / a:.2f}  (target <= 1.0: a re-run that applies nothing, against the limit)")
         print(f"h/c = {h / c:.2f}  (target <= 1.2: a re-run that applies every row, against the first run)")
         print(f"i/a = {i / a:.2f}  (a comparison in bulk alone, against the limit)")
+        print(f"c0/c = {c0 / c:.2f}  (what planning ordinary rows in bulk gains over the per-row path)")
         print(f"c/d = {c / d:.2f}  (how far above its own writes the backfill is)")
         print(
             f"the targets leave (c) {min(2.0 * a, b / 1.5):.2f} s in all: "
-            f"{2.0 * a:.2f} s by (a), {b / 1.5:.2f} s by (b)"
+            f"{2.0 * a:.2f} s by (a), {b / 1.5:.2f} s by (b); its own writes (d) take {d:.2f} s, "
+            f"(a) and (d) together {a + d:.2f} s"
         )
-        # One process does both: the rows' own work (f) and the writes of their log (e or d).
-        floors = (("e", e, 2.0 * a, "c/a"), ("d", d, b / 1.5, "b/c"), ("j", j, b / 1.5, "b/c"))
-        for name, writes, allowed, target in floors:
-            verdict = "above" if f + writes > allowed else "within"
-            print(
-                f"(f)+({name}) = {f + writes:.2f} s, {verdict} the {allowed:.2f} s the {target} target allows"
-            )
         if args.memory_rows:
             peak_memory(args.memory_rows, tmp)
         if args.knock_rows:
