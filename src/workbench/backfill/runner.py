@@ -186,7 +186,9 @@ class Backfill:
                 limit,
                 progress,
                 summary,
-                lambda batch, build, also=None: self._flush(batch, build, summary, writer, also),
+                lambda batch, build, also=None, first=None: self._flush(
+                    batch, build, summary, writer, also, first
+                ),
                 ordinary,
             )
         finally:
@@ -273,8 +275,12 @@ class Backfill:
 
                 def flush():
                     if batch and bulk:  # one transaction for both
+                        first = min(batch[0].number, bulk[0].number)
                         handle(
-                            batch, build, lambda conn, now: self._write_ordinary(ordinary, conn, bulk, now)
+                            batch,
+                            build,
+                            lambda conn, now: self._write_ordinary(ordinary, conn, bulk, now),
+                            first,
                         )
                     elif batch:
                         handle(batch, build)
@@ -314,14 +320,22 @@ class Backfill:
 
     # -- one batch ----------------------------------------------------------------------
 
-    def _flush(self, batch: list[_Row], build, summary: BackfillSummary, writer, also=None) -> None:
+    @contextmanager
+    def _kept(self, first: int) -> Iterator[None]:
+        """A batch's transaction: a database error says which rows were not kept, and what to do."""
         try:
-            self._run_batch(batch, build, also=also)
+            yield
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot write the event log in {self.store!r}: {describe(exc)}; "
-                f"the batch from row {batch[0].number} was not kept, run the same backfill again"
+                f"the batch from row {first} was not kept, run the same backfill again"
             ) from exc
+
+    def _flush(
+        self, batch: list[_Row], build, summary: BackfillSummary, writer, also=None, first=None
+    ) -> None:
+        with self._kept(first or batch[0].number):
+            self._run_batch(batch, build, also=also)
         for row in batch:
             summary.counts[row.status] += 1
             if writer and row.status in FAILURE_STATUSES:
@@ -329,14 +343,8 @@ class Backfill:
 
     def _flush_ordinary(self, ordinary: OrdinaryBatches, rows: list[OrdinaryRow]) -> None:
         conn = self._batch_connection()
-        try:
-            with conn.begin():
-                self._write_ordinary(ordinary, conn, rows, self.clock())
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot write the event log in {self.store!r}: {describe(exc)}; "
-                f"the batch from row {rows[0].number} was not kept, run the same backfill again"
-            ) from exc
+        with self._kept(rows[0].number), conn.begin():
+            self._write_ordinary(ordinary, conn, rows, self.clock())
 
     def _write_ordinary(self, ordinary: OrdinaryBatches, conn, rows: list[OrdinaryRow], now) -> None:
         for category, count in ordinary.write(conn, rows, now).items():
