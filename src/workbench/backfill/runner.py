@@ -53,7 +53,8 @@ from .sources import RowSource
 
 DEFAULT_BATCH = 2000
 # Rows planned in bulk (see `columnar`) are written this many batches at a time: they hold
-# little memory and cost a transaction's sync each.
+# little memory and cost a transaction's sync each. The first batch of them is written as soon as
+# it is one batch long, so writing starts while DuckDB computes the rest.
 ORDINARY_BATCHES = 5
 BACKFILL_CACHE_KIB = 64 * 1024
 BACKFILL_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -272,6 +273,7 @@ class Backfill:
                 batch: list[_Row] = []
                 bulk: list[OrdinaryRow] = []  # rows planned in bulk (see `columnar`)
                 users: set[str] = set()  # the users `bulk` names
+                bulk_size = self.batch_size
 
                 def flush():
                     if batch and bulk:  # one transaction for both
@@ -307,8 +309,9 @@ class Backfill:
                         batch.append(_Row(item.number, item.cells))
                     else:
                         batch.append(_Row(*item))
-                    if len(batch) >= self.batch_size or len(bulk) >= self.batch_size * ORDINARY_BATCHES:
+                    if len(batch) >= self.batch_size or len(bulk) >= bulk_size:
                         flush()
+                        bulk_size = self.batch_size * ORDINARY_BATCHES
                 if batch or bulk:
                     flush()
         except KeyboardInterrupt:
