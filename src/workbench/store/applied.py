@@ -3,6 +3,7 @@ backfilled rows a re-run need not plan again, by fingerprint (see `backfill.fing
 
 from __future__ import annotations
 
+import json
 from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
 
@@ -34,16 +35,29 @@ _REMEMBERED = select(applied_payloads.c.target, applied_payloads.c.payload_hash)
 )
 
 
+# On SQLite, a batch's targets go in as one JSON array: one statement instead of one per IN_CHUNK
+# targets, each compiled by SQLAlchemy (a backfill asks for thousands at a time).
+_REMEMBERED_SQLITE = (
+    "SELECT target, payload_hash FROM applied_payloads WHERE source = ? AND environment = ? "
+    "AND target IN (SELECT value FROM json_each(?))"
+)
+
+
 def remembered(conn: Connection, scope: tuple[str, str], targets: Iterable[str]) -> dict[str, str]:
     """{target: payload hash last applied} for those of `targets` that were ever applied."""
     source, environment = scope
     keys = sorted(set(targets))
-    found: dict[str, str] = {}
+    if not keys:
+        return {}
+    if conn.dialect.name == "sqlite":
+        found = conn.exec_driver_sql(_REMEMBERED_SQLITE, (source, environment, json.dumps(keys)))
+        return dict(found.all())
+    out: dict[str, str] = {}
     for chunk in in_chunks(keys):
-        found.update(
+        out.update(
             conn.execute(_REMEMBERED, {"source": source, "environment": environment, "targets": chunk}).all()
         )
-    return found
+    return out
 
 
 def remember(conn: Connection, scope: tuple[str, str], applied: Sequence[tuple], now: datetime) -> None:
