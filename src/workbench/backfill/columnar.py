@@ -71,6 +71,7 @@ AHEAD = 4  # chunks of FETCH rows computed ahead of the run
 # DuckDB's share of a run: its buffers (the CSV reader's above all) within this memory, on this
 # many threads (the run's own thread writes meanwhile), so a big export keeps a small footprint.
 DUCKDB_MEMORY = "128MB"
+CSV_BUFFER = 4 << 20
 DUCKDB_THREADS = 2
 
 # Characters a Python `str.isspace()` may be true for, and more (controls, format characters,
@@ -421,8 +422,10 @@ class OtherRow:
 
 
 def export_source(path: str | os.PathLike, columns: Sequence[str]) -> str:
-    """The FROM clause reading a CSV export as `BulkFingerprints` (and `ExportReader`) read it."""
-    return BulkFingerprints("", columns, [], csv=path)._rows()[0]
+    """The FROM clause reading a CSV export as `BulkFingerprints` (and `ExportReader`) read it,
+    in buffers of CSV_BUFFER bytes: the first rows come sooner and take less memory than with
+    DuckDB's default (a longer row makes DuckDB fail, and the export reader takes over)."""
+    return BulkFingerprints("", columns, [], csv=path)._rows()[0][:-1] + f", buffer_size = {CSV_BUFFER})"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -515,7 +518,17 @@ class OrdinaryBatches:
 
     def __init__(self, backfill: Any, plan: ColumnarPlan, path: str | os.PathLike):
         self.backfill, self.plan, self.path = backfill, plan, path
-        self.sha256 = file_sha256(path)
+        # The export's hash, for the log entries, is taken meanwhile (hashlib lets go of Python's lock).
+        self._sha256: list[str] = []
+        self._hashing = threading.Thread(target=lambda: self._sha256.append(file_sha256(path)), daemon=True)
+        self._hashing.start()
+
+    @property
+    def sha256(self) -> str:
+        self._hashing.join()
+        if not self._sha256:
+            raise OSError(f"cannot read {os.fspath(self.path)!r} to take its SHA-256")
+        return self._sha256[0]
 
     def rows(self, fallback: Callable[[], Iterator] | None = None) -> Iterator[OrdinaryRow | OtherRow]:
         return iter(ColumnarRows(self.plan, self.path, fallback))
