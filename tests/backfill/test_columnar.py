@@ -5,14 +5,17 @@ and failures, on any cells a Clay export may hold."""
 import csv
 import json
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scripts.make_samples import write_rows
-from workbench.backfill import columnar
-from workbench.clay import ExportError
+from workbench.backfill import Backfill, TableRows, columnar
+from workbench.clay import ExportError, load_export
+from workbench.config import load_config
 from workbench.errors import NotReplayable
+from workbench.sinks.local import LocalSink
 from workbench.store import Store
 
 from .conftest import LEADS, batch_entries, config_with, email_of, export_rows, rows, rows_in_batches, run
@@ -217,3 +220,24 @@ def test_a_line_duckdb_cannot_read_is_reported_as_the_per_row_path_reports_it(tm
                     run(store, export=path, batch_size=1000)
         kept.append(store_state(store))
     assert kept[0] == kept[1]
+
+
+def test_a_loaded_table_is_planned_in_bulk_as_the_per_row_path_plans_it(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    loaded = load_export(LEADS, con)
+    config = load_config(config_with(tmp_path))
+    states = []
+    for name in ("bulk", "per_row"):
+        store = Store(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+        job = Backfill(config, "development", store, LocalSink(store), batch_size=50)
+        if name == "bulk":
+            summary = job.run(TableRows(con, loaded.table), progress=False)
+            entries = batch_entries(store)
+            assert entries and {e["table"] for e in entries} == {loaded.table}
+            assert rows_in_batches(store) == [n for n, r in enumerate(export_rows(LEADS), 1) if email_of(r)]
+        else:
+            with columnar.disabled():
+                summary = job.run(TableRows(con, loaded.table), progress=False)
+        states.append((summary.counts, store_state(store)))
+    assert states[0] == states[1]
+    con.close()

@@ -18,15 +18,16 @@ export order:
 `OrdinaryBatches.write` then applies a batch of ordinary rows by the run's rules (what the run
 sent, the memory, which row holds a target) and writes it with a few statements: the users
 merged, what each row applied remembered, and one entry in the event log standing for the batch
-(a pointer to the export by path, SHA-256 and row numbers; see `engine.events.BATCH_BODY`). Rows
+(a pointer to the rows: the export's path and SHA-256, or the table, and the row numbers; see
+`engine.events.BATCH_BODY`). Rows
 naming one user are applied in export order whichever path takes them (the runner writes the
 pending ordinary rows before a per-row row that may name one of their users). Rows that fail are
 never ordinary: they keep their whole entry in the log, to be shown and replayed.
 
-Used only on a SQLite store with the local sink, for a whole CSV export (no `--limit`, no
-`--no-bulk`), and only when `ColumnarPlan.for_run` finds the config of that shape; otherwise (and
-within `disabled()`, or without this module) every row takes the per-row path, with the same
-results.
+Used only on a SQLite store with the local sink, for a whole export DuckDB reads (a CSV file or
+a loaded table: `RowSource.in_duckdb`; no `--limit`, no `--no-bulk`), and only when
+`ColumnarPlan.for_run` finds the config of that shape; otherwise (and within `disabled()`, or
+without this module) every row takes the per-row path, with the same results.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import duckdb
 
 from ..actions import MAX_USER_ID, USER_FIELDS
 from ..clay.bodies import FAILURE_MARKS, template_column
+from ..clay.loading import quote
 from ..engine import BATCH_BODY, ActionResult, Outcome, SourceEvent, new_event_ids, row_identity
 from ..jsontext import compact_json, json_text
 from ..paths import MISSING
@@ -259,8 +261,9 @@ class ColumnarPlan:
 
     # -- the query -------------------------------------------------------------------------
 
-    def query(self, source: str) -> str:
-        """Every row of `source` (the export, columns c0…), in order: whether it is ordinary, the
+    def query(self, source: str, numbered: bool = False) -> str:
+        """Every row of `source` (the export, columns c0…, and its row number `n` when
+        `numbered`), in order: whether it is ordinary, the
         user it names (for the others, a wider key: `_group`); for ordinary rows the user's record,
         the payload hash, the memory key, the fingerprint and the target's first 16 hex digits;
         for the others their cells."""
@@ -288,7 +291,7 @@ class ColumnarPlan:
             ]
         )
         return f"""
-            WITH rows AS (SELECT {cells} FROM {source}),
+            WITH rows AS (SELECT {cells}{", n" if numbered else ""} FROM {source}),
             keyed AS (
                 SELECT *, {", ".join(f"{sql.value} AS {slots[key]}" for key, sql in self.keys.items())}
                 FROM rows
@@ -310,7 +313,8 @@ class ColumnarPlan:
                        target, chr(10), {_sql_text(self.scope_text)}, '"', sha256(body_json), '"]')) END,
                    CASE WHEN ordinary THEN {fingerprint} END,
                    CASE WHEN ordinary THEN left(target, 16) END,
-                   CASE WHEN NOT ordinary THEN [{cells}] END
+                   CASE WHEN NOT ordinary THEN [{cells}] END,
+                   {"n" if numbered else "NULL"}
             FROM targeted"""
 
     def _record(self, slots: Mapping[str, str]) -> str:
@@ -424,6 +428,43 @@ class OtherRow:
     group: str | None
 
 
+class DuckSource:
+    """Where DuckDB reads an export's rows: `sql`, a FROM clause giving the columns as c0, c1…
+    (and the row number as `n` when `numbered`; else rows come in order, numbered from 1),
+    `connect()`, a DuckDB connection to run it on, and `pointer()`, what a batch's log entry
+    names as the rows' place."""
+
+    def __init__(self, sql: str, connect: Callable[[], Any], numbered: bool, pointer: Callable[[], dict]):
+        self.sql, self.connect, self.numbered, self.pointer = sql, connect, numbered, pointer
+
+
+def csv_source(path: str | os.PathLike, columns: Sequence[str]) -> DuckSource:
+    """A CSV export, read by a DuckDB of its own; batch entries name its path and SHA-256 (taken
+    in a thread of its own meanwhile: hashlib lets go of Python's lock)."""
+    digest: list[str] = []
+    hashing = threading.Thread(target=lambda: digest.append(file_sha256(path)), daemon=True)
+    hashing.start()
+
+    def pointer() -> dict:
+        hashing.join()
+        if not digest:
+            raise OSError(f"cannot read {os.fspath(path)!r} to take its SHA-256")
+        return {"export": os.fspath(path), "sha256": digest[0]}
+
+    def connect():
+        return duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS})
+
+    return DuckSource(export_source(path, columns), connect, False, pointer)
+
+
+def table_source(con: Any, table: str, columns: Sequence[str]) -> DuckSource:
+    """A table `workbench load` filled, read in `_row_number` order on a cursor of `con` (its
+    database's settings); batch entries name the table."""
+    picks = ", ".join(f"{quote(c)} AS c{i}" for i, c in enumerate(columns))
+    sql = f"(SELECT _row_number AS n, {picks} FROM {quote(table)} ORDER BY _row_number)"
+    return DuckSource(sql, con.cursor, True, lambda: {"table": table})
+
+
 def export_source(path: str | os.PathLike, columns: Sequence[str]) -> str:
     """The FROM clause reading a CSV export as `BulkFingerprints` (and `ExportReader`) read it,
     in buffers of CSV_BUFFER bytes: the first rows come sooner and take less memory than with
@@ -437,22 +478,20 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 class ColumnarRows:
-    """The rows of a CSV export as `ColumnarPlan` splits them, streamed in export order:
+    """The rows of an export as `ColumnarPlan` splits them, streamed in export order:
     `OrdinaryRow`s and `OtherRow`s. Should DuckDB fail to read the export (a line it cannot
-    parse, memory), the rows it did not give come from `rows` (`ExportReader`'s, which names a
-    bad line precisely), every one for the per-row path."""
+    parse, memory), the rows it did not give come from `rows` (the source's own reading, which
+    names a bad line precisely), every one for the per-row path."""
 
-    def __init__(
-        self, plan: ColumnarPlan, path: str | os.PathLike, rows: Callable[[], Iterator] | None = None
-    ):
-        self.plan, self.path, self.rows = plan, path, rows
+    def __init__(self, plan: ColumnarPlan, source: DuckSource, rows: Callable[[], Iterator] | None = None):
+        self.plan, self.source, self.rows = plan, source, rows
 
     def __iter__(self) -> Iterator[OrdinaryRow | OtherRow]:
         """DuckDB computes and converts the rows in a thread of its own, a few chunks ahead: the
         run writes a batch (SQLite, without Python's lock) while the next ones are computed."""
         chunks: queue.Queue = queue.Queue(maxsize=AHEAD)
         stop = threading.Event()
-        con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS})
+        con = self.source.connect()
         thread = threading.Thread(target=self._compute, args=(con, chunks, stop), daemon=True)
         thread.start()
         last = 0
@@ -479,19 +518,26 @@ class ColumnarRows:
 
     def _compute(self, con, chunks: queue.Queue, stop: threading.Event) -> None:
         try:
-            cursor = con.execute(self.plan.query(export_source(self.path, self.plan.columns)))
+            cursor = con.execute(self.plan.query(self.source.sql, self.source.numbered))
             # Rows come in the file's order (DuckDB preserves it where a query has no ORDER BY),
-            # numbered from 1 as `ExportReader` numbers them.
+            # numbered from 1 as `ExportReader` numbers them, unless the source numbers them.
             numbers = itertools.count(1)
             while not stop.is_set() and (fetched := cursor.fetchmany(FETCH)):
                 chunk = [
                     OrdinaryRow(
-                        n, who, record, digest, key, fingerprint, int(target, 16), int(digest[:16], 16)
+                        number or n,
+                        who,
+                        record,
+                        digest,
+                        key,
+                        fingerprint,
+                        int(target, 16),
+                        int(digest[:16], 16),
                     )
                     if ordinary
-                    else OtherRow(n, ["" if c is None else c for c in cells], who)
+                    else OtherRow(number or n, ["" if c is None else c for c in cells], who)
                     # (`fetched` first: zip stops at its end without taking one more number)
-                    for (ordinary, who, record, digest, key, fingerprint, target, cells), n in zip(
+                    for (ordinary, who, record, digest, key, fingerprint, target, cells, number), n in zip(
                         fetched, numbers, strict=False
                     )
                 ]
@@ -519,22 +565,11 @@ class OrdinaryBatches:
     """A run's ordinary rows (`ColumnarRows`), written a batch at a time in the run's transaction:
     the users merged, what each row applied remembered, one log entry for the batch."""
 
-    def __init__(self, backfill: Any, plan: ColumnarPlan, path: str | os.PathLike):
-        self.backfill, self.plan, self.path = backfill, plan, path
-        # The export's hash, for the log entries, is taken meanwhile (hashlib lets go of Python's lock).
-        self._sha256: list[str] = []
-        self._hashing = threading.Thread(target=lambda: self._sha256.append(file_sha256(path)), daemon=True)
-        self._hashing.start()
-
-    @property
-    def sha256(self) -> str:
-        self._hashing.join()
-        if not self._sha256:
-            raise OSError(f"cannot read {os.fspath(self.path)!r} to take its SHA-256")
-        return self._sha256[0]
+    def __init__(self, backfill: Any, plan: ColumnarPlan, source: DuckSource):
+        self.backfill, self.plan, self.source = backfill, plan, source
 
     def rows(self, fallback: Callable[[], Iterator] | None = None) -> Iterator[OrdinaryRow | OtherRow]:
-        return iter(ColumnarRows(self.plan, self.path, fallback))
+        return iter(ColumnarRows(self.plan, self.source, fallback))
 
     def write(self, conn, rows: list[OrdinaryRow], now) -> dict[str, int]:
         """Apply and remember one batch of ordinary rows, in export order, as `Backfill._compare`,
@@ -584,8 +619,7 @@ class OrdinaryBatches:
         ranges = _ranges([r.number for r in rows])
         pointer = {
             BATCH_BODY: {
-                "export": os.fspath(self.path),
-                "sha256": self.sha256,
+                **self.source.pointer(),
                 "rows": ranges,
                 "applied": len(rows),
                 "note": "rows applied in bulk; the export holds their bodies, the log keeps failed rows whole",

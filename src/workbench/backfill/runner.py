@@ -224,17 +224,15 @@ class Backfill:
 
     def _ordinary(self, source: RowSource) -> OrdinaryBatches | None:
         """The run's ordinary rows planned in bulk (see `columnar`), when the run can: the local
-        sink on SQLite, a CSV export, and a config of the shape `ColumnarPlan` computes."""
-        path = getattr(source, "path", None)
+        sink on SQLite, an export DuckDB reads, and a config of the shape `ColumnarPlan` computes."""
         if not self.bulk or self.bind is None or self.sink.name != "local":
             return None
-        if self.store.engine.dialect.name != "sqlite":
-            return None
-        if path is None or not source.columns:
+        if self.store.engine.dialect.name != "sqlite" or not source.columns:
             return None
         build = body_builder(source.columns, self.template, self.default_event)
         plan = ColumnarPlan.for_run(self, source.columns, build.reads)
-        return OrdinaryBatches(self, plan, path) if plan is not None else None
+        where = source.in_duckdb() if plan is not None else None
+        return OrdinaryBatches(self, plan, where) if where is not None else None
 
     def plan(
         self, source: RowSource, *, limit: int | None = None, progress: bool | None = None, examples: int = 3

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..clay import ExportReader, data_columns, quote
+from .columnar import DuckSource, csv_source, table_source
 from .fingerprints import BulkFingerprints
 
 
@@ -22,6 +23,10 @@ class RowSource:
 
     def fingerprinted(self, digest: str, reads: list[int]) -> BulkFingerprints | None:
         """Its rows fingerprinted in bulk (see `fingerprints`), when it can be."""
+        return None
+
+    def in_duckdb(self) -> DuckSource | None:
+        """How DuckDB reads its rows, for rows planned in bulk (see `columnar`), when it can."""
         return None
 
     def close(self) -> None:
@@ -73,6 +78,9 @@ class CsvRows(RowSource):
     def fingerprinted(self, digest, reads):
         return BulkFingerprints(digest, self.columns, reads, csv=self.path) if self.columns else None
 
+    def in_duckdb(self):
+        return csv_source(self.path, self.columns) if self.columns else None
+
     def close(self) -> None:
         self.reader.close()
 
@@ -96,3 +104,6 @@ class TableRows(RowSource):
 
     def fingerprinted(self, digest, reads):
         return BulkFingerprints(digest, self.columns, reads, con=self.con, table=self.table)
+
+    def in_duckdb(self):
+        return table_source(self.con, self.table, self.columns)

@@ -114,7 +114,7 @@ def clay_setup(config, env, url, export):
     "--bulk/--no-bulk",
     default=True,
     show_default=True,
-    help="Work in bulk: with the local sink on SQLite, ordinary rows of a CSV export are planned "
+    help="Work in bulk: with the local sink on SQLite, ordinary rows of the export are planned "
     "by DuckDB and written a batch at a time, one log entry a batch; with the knock sink, users, "
     "objects, tenants and subscriptions go through Knock's bulk endpoints (1,000 a call, 429s "
     "waited out). --no-bulk takes every row one by one.",
@@ -163,9 +163,10 @@ def backfill(
     applied by a later run whose mapping applies them. --full sends everything again but
     triggers that ran already, --retrigger those triggers, and --plan prints what a run would do without applying
     anything. Rows that did something or failed are logged as events, in transactions of
-    --batch-size rows; with the local sink on SQLite, the ordinary rows of a CSV export are
+    --batch-size rows; with the local sink on SQLite, the ordinary rows of the export are
     planned in bulk by DuckDB and each batch of them is logged as one event that points at its
-    rows in the export (path, SHA-256, row numbers), while failed rows keep whole events. Stopping it (Ctrl-C, or even a kill) and running it again completes it
+    rows in the export (path and SHA-256, or table, and row numbers), while failed rows keep
+    whole events. Stopping it (Ctrl-C, or even a kill) and running it again completes it
     (with the knock sink, the batch in flight may be sent again: identifies are upserts, and each
     trigger's idempotency key comes from its row, so Knock runs it once if the re-run is within
     Knock's 24 hours). Ends with one JSON line counting rows by what happened: applied,
