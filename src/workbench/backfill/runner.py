@@ -256,7 +256,7 @@ class Backfill:
         from tqdm.auto import tqdm  # picks the notebook or terminal bar; loads on the first run
 
         started = time.perf_counter()
-        self._sent, self._summary = {}, summary
+        self._sent, self._summary, self._written = {}, summary, {}
         if progress is False:
             total = None  # no bar to show it on
         else:
@@ -337,6 +337,7 @@ class Backfill:
     ) -> None:
         with self._kept(first or batch[0].number):
             self._run_batch(batch, build, also=also)
+        self._count_ordinary()
         for row in batch:
             summary.counts[row.status] += 1
             if writer and row.status in FAILURE_STATUSES:
@@ -346,10 +347,16 @@ class Backfill:
         conn = self._batch_connection()
         with self._kept(rows[0].number), conn.begin():
             self._write_ordinary(ordinary, conn, rows, self.clock())
+        self._count_ordinary()
 
     def _write_ordinary(self, ordinary: OrdinaryBatches, conn, rows: list[OrdinaryRow], now) -> None:
-        for category, count in ordinary.write(conn, rows, now).items():
+        self._written = ordinary.write(conn, rows, now)
+
+    def _count_ordinary(self) -> None:
+        """Count the bulk rows of a batch once its transaction is committed."""
+        for category, count in self._written.items():
             self._summary.counts[category] += count
+        self._written = {}
 
     def forget_other_configs(self, conn) -> None:
         """Forget, once a run, the rows remembered under another config (this run replaces them)."""
