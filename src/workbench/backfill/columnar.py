@@ -576,7 +576,11 @@ class OrdinaryBatches:
         `_apply` and `_write` would; returns the rows per category."""
         backfill = self.backfill
         scope, store, sent, valid = backfill.scope, backfill.store, backfill._sent, backfill._valid
-        memory = {} if backfill.full else remembered(conn, scope, [r.memory_key for r in rows])
+        # Read even with --full: the targets found are upserted, the others inserted (`remember`).
+        memory = remembered(conn, scope, [r.memory_key for r in rows])
+        known = set(memory)
+        if backfill.full:
+            memory = {}
         todo, same, quiet = [], [], 0
         # Memory key: the fingerprint of the batch's last row that applied it or found it unchanged.
         claims: dict[str, str] = {}
@@ -600,7 +604,11 @@ class OrdinaryBatches:
             event_id = new_event_ids(1, now)[0]
             store.patch_records(conn, local_users, [(r.user_id, r.record) for r in todo], now)
             remember(
-                conn, scope, [(r.memory_key, r.payload_hash, event_id, r.fingerprint) for r in todo], now
+                conn,
+                scope,
+                [(r.memory_key, r.payload_hash, event_id, r.fingerprint) for r in todo],
+                now,
+                known,
             )
             store.record_processed(conn, [self._entry(event_id, todo, now)], now, remember_applied=False)
         backfill.forget_other_configs(conn)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from ..engine import Outcome
 from ..targets import action_targets, row_of
 from .db import in_chunks
-from .fast import upsert_rows
+from .fast import insert_rows, upsert_rows
 from .schema import applied_payloads, applied_rows
 
 _KEY = ("source", "environment", "target")
@@ -50,8 +50,14 @@ def remembered(conn: Connection, scope: tuple[str, str], targets: Iterable[str])
     if not keys:
         return {}
     if conn.dialect.name == "sqlite":
-        found = conn.exec_driver_sql(_REMEMBERED_SQLITE, (source, environment, json.dumps(keys)))
-        return dict(found.all())
+        # On the driver's cursor: SQLAlchemy's result rows would cost more than the query.
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            return dict(
+                cursor.execute(_REMEMBERED_SQLITE, (source, environment, json.dumps(keys))).fetchall()
+            )
+        finally:
+            cursor.close()
     out: dict[str, str] = {}
     for chunk in in_chunks(keys):
         out.update(
@@ -60,10 +66,20 @@ def remembered(conn: Connection, scope: tuple[str, str], targets: Iterable[str])
     return out
 
 
-def remember(conn: Connection, scope: tuple[str, str], applied: Sequence[tuple], now: datetime) -> None:
+def remember(
+    conn: Connection,
+    scope: tuple[str, str],
+    applied: Sequence[tuple],
+    now: datetime,
+    known: Container[str] | None = None,
+) -> None:
     """Remember (target, payload hash, event id[, row fingerprint]) as applied now, in `conn`'s
     transaction; a target named twice keeps its last hash. Without a row fingerprint (a live
-    row), the target no longer holds the fingerprint of the backfilled row that applied it before."""
+    row), the target no longer holds the fingerprint of the backfilled row that applied it before.
+
+    `known`: the targets `remembered` found in this same transaction (SQLite's writers take its
+    lock at BEGIN, so no other can add one meanwhile); the others are inserted plainly, which
+    costs SQLite half of an upsert on a table with triggers. None: every target is upserted."""
     if not applied:
         return
     source, environment = scope
@@ -72,7 +88,11 @@ def remember(conn: Connection, scope: tuple[str, str], applied: Sequence[tuple],
         (source, environment, target, digest, event_id, now, fingerprint)
         for target, (digest, event_id, fingerprint) in last.items()
     ]
-    upsert_rows(conn, applied_payloads, _KEY, _PAYLOAD_COLUMNS, rows)
+    if known is None or conn.dialect.name != "sqlite":
+        upsert_rows(conn, applied_payloads, _KEY, _PAYLOAD_COLUMNS, rows)
+        return
+    upsert_rows(conn, applied_payloads, _KEY, _PAYLOAD_COLUMNS, [r for r in rows if r[2] in known])
+    insert_rows(conn, applied_payloads, _PAYLOAD_COLUMNS, [r for r in rows if r[2] not in known])
 
 
 def applied_by(

@@ -237,13 +237,36 @@ def upsert_rows(conn: Connection, table, key: Sequence[str], names: Sequence[str
     if processors is None:
         conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
         return
-    if any(processors):
-        columns = [
-            values if process is None else [None if v is None else process(v) for v in values]
-            for process, values in zip(processors, zip(*rows, strict=True), strict=True)
-        ]
-        rows = list(zip(*columns, strict=True))
-    conn.exec_driver_sql(statement, rows)
+    conn.exec_driver_sql(statement, _converted(processors, rows))
+
+
+def insert_rows(conn: Connection, table, names: Sequence[str], rows: list[tuple]) -> None:
+    """A multi-row INSERT of `rows`, tuples of the columns `names`, as `insert_many` makes it."""
+    if not rows:
+        return
+    names = tuple(names)
+    if _plain or conn.dialect.name != "sqlite":
+        conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    cache_key = (table.name, names, id(conn.dialect), "rows")
+    cached = _PROCESSORS.get(cache_key)
+    if cached is None:
+        processors = [bind_processor(table.c[name].type, conn.dialect) for name in names]
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        cached = _PROCESSORS[cache_key] = (processors, sql)
+    processors, sql = cached
+    conn.exec_driver_sql(sql, _converted(processors, rows))
+
+
+def _converted(processors, rows: list[tuple]) -> list[tuple]:
+    """Driver-ready rows: each value converted by its column's processor, column by column."""
+    if not any(processors):
+        return rows
+    columns = [
+        values if process is None else [None if v is None else process(v) for v in values]
+        for process, values in zip(processors, zip(*rows, strict=True), strict=True)
+    ]
+    return list(zip(*columns, strict=True))
 
 
 def _driver_rows(pairs, rows: list[dict[str, Any]]) -> list[tuple]:
