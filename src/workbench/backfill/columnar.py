@@ -274,9 +274,7 @@ class ColumnarPlan:
         record = self._record(slots)
         id_key = self.params["id"][1]
         id_cell = self._cell_of(id_key)
-        fingerprint = BulkFingerprints(self.backfill.digest, self.columns, self.reads).expression(
-            [f"c{i}" for i in self.reads]
-        )
+        fingerprint = BulkFingerprints(self.columns, self.reads).expression([f"c{i}" for i in self.reads])
         read = self._cells()
         # One match over the cells read, joined by the unit separator (which no ordinary cell holds).
         pattern = chr(0x1F).join(_NUMBER if i in self.numbers else _TEXT_CELL for i in read)
@@ -469,7 +467,7 @@ def export_source(path: str | os.PathLike, columns: Sequence[str]) -> str:
     """The FROM clause reading a CSV export as `BulkFingerprints` (and `ExportReader`) read it,
     in buffers of CSV_BUFFER bytes: the first rows come sooner and take less memory than with
     DuckDB's default (a longer row makes DuckDB fail, and the export reader takes over)."""
-    return BulkFingerprints("", columns, [], csv=path)._rows()[0][:-1] + f", buffer_size = {CSV_BUFFER})"
+    return BulkFingerprints(columns, [], csv=path)._rows()[0][:-1] + f", buffer_size = {CSV_BUFFER})"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

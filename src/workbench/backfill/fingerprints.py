@@ -1,15 +1,17 @@
 """A re-run compared in bulk: row fingerprints, computed by Python as a run stores them and by
 DuckDB over the whole export when a re-run compares them.
 
-A row's *fingerprint* is the MD5 of the config's digest (`config_digest`: the whole config, the
-environment, the run's event and headers) and of the cells its body is built from (the columns
-the body template reads, or every column without one), each cell written as its length, `:` and
-its text (a blank cell as NUL), joined by the unit separator. Two rows with one fingerprint give
-the same body under the same config, so the same plan: a row whose outcome did not depend on
-anything outside it (every action applied or unchanged, or skipped, invalid or failed before
-anything was sent) is remembered with its fingerprint (`store.applied`), and a re-run counts it
-as it ended without planning it again, as long as the targets it applied still hold what it
-applied (see `store.applied.valid_rows`).
+A row's *fingerprint* is the MD5 of the cells its body is built from (the columns the body
+template reads, or every column without one), each cell written as its length, `:` and its text
+(a blank cell as NUL), joined by the unit separator. Two rows with one fingerprint give the same
+body, so under the same config the same plan: a row whose outcome did not depend on anything
+outside it (every action applied or unchanged, or skipped, invalid or failed before anything was
+sent) is remembered with its fingerprint under the config's digest (`config_digest`: the whole
+config, the environment, the run's event and headers; `store.applied`), and a re-run of that
+config counts it as it ended without planning it again, as long as the targets it applied still
+hold what it applied (see `store.applied.valid_rows`). The digest is kept beside the
+fingerprint, not in it: a run under another config applies a row's targets under the same
+fingerprint, so the database has nothing to forget for them (`schema.APPLIED_ROWS_TRIGGERS`).
 
 `row_fingerprint` (Python, one row) and `BulkFingerprints` (DuckDB, every row) compute the same
 text and hash it the same way; a cell that is not text (a typed DuckDB table) gives no
@@ -29,7 +31,7 @@ import duckdb
 from ..clay.loading import quote
 from ..jsontext import compact_json
 
-FORMAT = "fingerprint/1"
+FORMAT = "fingerprint/2"
 _SEPARATOR = "\x1f"
 _BLANK = "\x00"
 
@@ -45,9 +47,9 @@ def config_digest(config: Any, environment: str, event: str | None, headers: Map
     return hashlib.sha256(compact_json(parts, sort_keys=True)).hexdigest()
 
 
-def row_fingerprint(digest: str, cells: Sequence[Any], reads: Sequence[int]) -> str | None:
+def row_fingerprint(cells: Sequence[Any], reads: Sequence[int]) -> str | None:
     """The fingerprint of one row's `cells` (the positions `reads`); None when a cell read is not text."""
-    parts = [digest]
+    parts = [FORMAT]
     for i in reads:
         cell = cells[i]
         if not cell:
@@ -72,7 +74,6 @@ class BulkFingerprints:
 
     def __init__(
         self,
-        digest: str,
         columns: Sequence[str],
         reads: Sequence[int],
         *,
@@ -80,7 +81,7 @@ class BulkFingerprints:
         con: Any = None,
         table: str | None = None,
     ):
-        self.digest, self.columns, self.reads = digest, list(columns), list(reads)
+        self.columns, self.reads = list(columns), list(reads)
         self.csv, self.con, self.table = csv, con, table
 
     def _rows(self) -> tuple[str, list[str]]:
@@ -101,7 +102,7 @@ class BulkFingerprints:
             f"CASE WHEN {q} IS NULL OR {q} = '' THEN chr(0) ELSE concat(length({q}), ':', {q}) END"
             for q in map(quote, names)
         ]
-        return f"md5(concat_ws(chr(31), {', '.join([_literal(self.digest), *cells])}))"
+        return f"md5(concat_ws(chr(31), {', '.join([_literal(FORMAT), *cells])}))"
 
     def match(self, remembered: Mapping[str, str]) -> dict[str | None, int]:
         """{remembered status: rows of the export with a fingerprint remembered so}; None counts

@@ -206,7 +206,7 @@ class Backfill:
             return False
         started = time.perf_counter()
         build = body_builder(source.columns, self.template, self.default_event)
-        bulk = source.fingerprinted(self.digest, build.reads)
+        bulk = source.fingerprinted(build.reads)
         if bulk is None:
             return False
         import duckdb  # the clay extra, as the sources
@@ -429,7 +429,7 @@ class Backfill:
     def _prepare(self, row: _Row, build, event_id: str) -> None:
         row.event_id = event_id
         if self.digest is not None:
-            row.fingerprint = fingerprint = row_fingerprint(self.digest, row.cells, build.reads)
+            row.fingerprint = fingerprint = row_fingerprint(row.cells, build.reads)
             row.remembered = self._valid.get(fingerprint) if fingerprint is not None else None
             if row.remembered is not None:
                 return  # planned only once this run sent something before it (see `_apply`)

@@ -21,7 +21,7 @@ class RowSource:
     def rows(self) -> Iterator[tuple[int, list[Any]]]:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def fingerprinted(self, digest: str, reads: list[int]) -> BulkFingerprints | None:
+    def fingerprinted(self, reads: list[int]) -> BulkFingerprints | None:
         """Its rows fingerprinted in bulk (see `fingerprints`), when it can be."""
         return None
 
@@ -75,8 +75,8 @@ class CsvRows(RowSource):
     def rows(self):
         return self.reader.rows()
 
-    def fingerprinted(self, digest, reads):
-        return BulkFingerprints(digest, self.columns, reads, csv=self.path) if self.columns else None
+    def fingerprinted(self, reads):
+        return BulkFingerprints(self.columns, reads, csv=self.path) if self.columns else None
 
     def in_duckdb(self):
         return csv_source(self.path, self.columns) if self.columns else None
@@ -102,8 +102,8 @@ class TableRows(RowSource):
             for record in chunk:
                 yield record[0], list(record[1:])
 
-    def fingerprinted(self, digest, reads):
-        return BulkFingerprints(digest, self.columns, reads, con=self.con, table=self.table)
+    def fingerprinted(self, reads):
+        return BulkFingerprints(self.columns, reads, con=self.con, table=self.table)
 
     def in_duckdb(self):
         return table_source(self.con, self.table, self.columns)
