@@ -38,7 +38,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +54,7 @@ from ..paths import MISSING
 from ..specs import Literal, PathValue, Template
 from ..store import local_users
 from ..store.applied import mark_rows, remember, remember_rows, remembered
-from .fingerprints import BulkFingerprints, _literal
+from .fingerprints import BulkFingerprints, csv_from, sql_literal
 
 _enabled = True
 
@@ -99,18 +99,14 @@ def _json_text(sql: str) -> str:
     return f"to_json({sql})::VARCHAR"
 
 
-def _object(members: Mapping[str, str]) -> str:
-    """A JSON object from {key: SQL giving its value's JSON text or NULL (left out)}, keys sorted."""
-    parts = [f"'{_quoted_key(key)}:' || ({value})" for key, value in sorted(members.items())]
+def _object(members: Iterable[tuple[str, str]]) -> str:
+    """A JSON object from (key, SQL giving its value's JSON text or NULL: left out), in order."""
+    parts = [f"'{_quoted_key(key)}:' || ({value})" for key, value in members]
     return f"concat('{{', concat_ws(',', {', '.join(parts)}), '}}')" if parts else "'{}'"
 
 
 def _quoted_key(key: str) -> str:
     return compact_json(key).decode().replace("'", "''")
-
-
-def _sql_text(text: str) -> str:
-    return _literal(text)
 
 
 @dataclass(frozen=True)
@@ -165,6 +161,7 @@ class ColumnarPlan:
         plan = cls(backfill, columns, reads, event, mapping)
         try:
             plan.keys = plan._body_keys()
+            plan.slots = {key: f"k_{i}" for i, key in enumerate(plan.keys)}  # their SQL columns
             plan.params = plan._params()
         except _NotColumnar:
             return None
@@ -205,7 +202,7 @@ class ColumnarPlan:
             if isinstance(spec, Literal):
                 if not isinstance(spec.value, str) or not spec.value:
                     raise _NotColumnar
-                params[name] = (_sql_text(compact_json(spec.value).decode()), None)
+                params[name] = (sql_literal(compact_json(spec.value).decode()), None)
                 continue
             if isinstance(spec, Template):
                 rendered = self._template(spec)
@@ -229,7 +226,7 @@ class ColumnarPlan:
                 continue  # no body has it: the param is left out of every payload
             if not key.text:
                 raise _NotColumnar  # a number where Knock wants text: the engine converts it
-            params[name] = (f"k_{_slot(path.steps[0], self.keys)}", path.steps[0])
+            params[name] = (self.slots[path.steps[0]], path.steps[0])
         if "id" not in params or params["id"][1] is None:
             raise _NotColumnar
         if template_column(self.backfill.template.get(params["id"][1])) is None:
@@ -244,7 +241,7 @@ class ColumnarPlan:
             if isinstance(part, str):
                 if _CONTROLS.search(part):
                     raise _NotColumnar
-                pieces.append(_sql_text(part))
+                pieces.append(sql_literal(part))
                 continue
             if (
                 part.wildcard
@@ -267,21 +264,21 @@ class ColumnarPlan:
         user it names (for the others, a wider key: `_group`); for ordinary rows the user's record,
         the payload hash, the memory key, the fingerprint and the target's first 16 hex digits;
         for the others their cells."""
-        slots = {key: f"k_{_slot(key, self.keys)}" for key in self.keys}
+        slots = self.slots
         cells = ", ".join(f"c{i}" for i in range(len(self.columns)))
-        body = _object({key: slots[key] for key in self.keys})
-        payload = _object({name: value for name, (value, _) in self.params.items()})
+        body = _object(sorted(slots.items()))
+        payload = _object(sorted((name, value) for name, (value, _) in self.params.items()))
         record = self._record(slots)
         id_key = self.params["id"][1]
         id_cell = self._cell_of(id_key)
         fingerprint = BulkFingerprints(self.columns, self.reads).expression([f"c{i}" for i in self.reads])
-        read = self._cells()
+        read = self.reads
         # One match over the cells read, joined by the unit separator (which no ordinary cell holds).
         pattern = chr(0x1F).join(_NUMBER if i in self.numbers else _TEXT_CELL for i in read)
         joined = ", ".join(f"coalesce(c{i}, '')" for i in read)
         ordinary = " AND ".join(
             [
-                f"regexp_full_match(concat_ws(chr(31), {joined}), {_sql_text(pattern)})",
+                f"regexp_full_match(concat_ws(chr(31), {joined}), {sql_literal(pattern)})",
                 "uid IS NOT NULL",
                 f"strlen(uid) <= {MAX_USER_ID}",
                 "NOT contains(uid, '/') AND NOT contains(uid, '#')",
@@ -308,7 +305,7 @@ class ColumnarPlan:
                    CASE WHEN ordinary THEN {record} END,
                    CASE WHEN ordinary THEN sha256(concat('["users_identify",', {payload}, ']')) END,
                    CASE WHEN ordinary THEN sha256(concat(
-                       target, chr(10), {_sql_text(self.scope_text)}, '"', sha256(body_json), '"]')) END,
+                       target, chr(10), {sql_literal(self.scope_text)}, '"', sha256(body_json), '"]')) END,
                    CASE WHEN ordinary THEN {fingerprint} END,
                    CASE WHEN ordinary THEN left(target, 16) END,
                    CASE WHEN NOT ordinary THEN [{cells}] END,
@@ -321,32 +318,23 @@ class ColumnarPlan:
         is present, else after them in the order of USER_FIELDS."""
         named = {name: self.params[name][0] for name in USER_FIELDS if name in self.params}
         properties = [key for key in self.keys if key != "id"] if "properties" in self.params else []
-        parts = []
+        members = []
         for key in properties:
             value = (
                 slots[key]
                 if key not in named
                 else f"CASE WHEN {slots[key]} IS NOT NULL THEN coalesce({named[key]}, {slots[key]}) END"
             )
-            parts.append(f"'{_quoted_key(key)}:' || ({value})")
+            members.append((key, value))
         for name, value in named.items():
             if name in properties:
                 value = f"CASE WHEN {slots[name]} IS NULL THEN {value} END"
-            parts.append(f"'{_quoted_key(name)}:' || ({value})")
-        return f"concat('{{', concat_ws(',', {', '.join(parts)}), '}}')" if parts else "'{}'"
+            members.append((name, value))
+        return _object(members)
 
     def _cell_of(self, key: str) -> str:
         spec = self.backfill.template[key]
         return f"c{self.columns.index(template_column(spec))}"
-
-    def _cells(self) -> list[int]:
-        return sorted({self.columns.index(template_column(s)) for s in self._read_specs()})
-
-    def _read_specs(self):
-        for key, spec in self.backfill.template.items():
-            column = template_column(spec)
-            if column is not None and column in self.columns and key in self.keys:
-                yield spec
 
 
 class _NotColumnar(Exception):
@@ -359,20 +347,16 @@ _PROPERTIES_LIMIT = 256 * 1024 // 2  # far under Knock's limit: the engine measu
 def _static(value: Any) -> _Key:
     """A literal of the template or config, when SQL can write its JSON as Python does."""
     if type(value) is str and value:
-        return _Key(_sql_text(compact_json(value).decode()), True, _sql_text(value))
+        return _Key(sql_literal(compact_json(value).decode()), True, sql_literal(value))
     if type(value) is int and not isinstance(value, bool) and abs(value) < 10**15:
         return _Key(f"'{value}'", False, f"'{value}'")
     raise _NotColumnar
 
 
-def _slot(key: str, keys: Mapping[str, Any]) -> int:
-    return list(keys).index(key)
-
-
 def _clean(cell: str) -> str:
     """`clay.bodies.clean_cell` of an ordinary cell (see `_cell_ok`): NULL for a blank or a
     failure mark, the text after `✅` and its spaces, or the cell as it is."""
-    fails = " OR ".join(f"starts_with({cell}, {_sql_text(mark[0])})" for mark in FAILURE_MARKS)
+    fails = " OR ".join(f"starts_with({cell}, {sql_literal(mark[0])})" for mark in FAILURE_MARKS)
     return (
         f"CASE WHEN {cell} IS NULL OR {cell} = '' OR {fails} THEN NULL "
         f"WHEN starts_with({cell}, '✅') THEN NULLIF(trim(substr({cell}, 2), ' '), '') "
@@ -437,7 +421,8 @@ class DuckSource:
 
 
 def csv_source(path: str | os.PathLike, columns: Sequence[str]) -> DuckSource:
-    """A CSV export, read by a DuckDB of its own; batch entries name its path and SHA-256 (taken
+    """A CSV export, read by a DuckDB of its own as `ExportReader` reads it; batch entries name
+    its path and SHA-256 (taken
     in a thread of its own meanwhile: hashlib lets go of Python's lock)."""
     digest: list[str] = []
     hashing = threading.Thread(target=lambda: digest.append(file_sha256(path)), daemon=True)
@@ -452,7 +437,9 @@ def csv_source(path: str | os.PathLike, columns: Sequence[str]) -> DuckSource:
     def connect():
         return duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS})
 
-    return DuckSource(export_source(path, columns), connect, False, pointer)
+    # Read in buffers of CSV_BUFFER bytes: the first rows come sooner and take less memory than
+    # with DuckDB's default (a longer row makes DuckDB fail, and the export reader takes over).
+    return DuckSource(csv_from(path, len(columns), buffer_size=CSV_BUFFER), connect, False, pointer)
 
 
 def table_source(con: Any, table: str, columns: Sequence[str]) -> DuckSource:
@@ -461,13 +448,6 @@ def table_source(con: Any, table: str, columns: Sequence[str]) -> DuckSource:
     picks = ", ".join(f"{quote(c)} AS c{i}" for i, c in enumerate(columns))
     sql = f"(SELECT _row_number AS n, {picks} FROM {quote(table)} ORDER BY _row_number)"
     return DuckSource(sql, con.cursor, True, lambda: {"table": table})
-
-
-def export_source(path: str | os.PathLike, columns: Sequence[str]) -> str:
-    """The FROM clause reading a CSV export as `BulkFingerprints` (and `ExportReader`) read it,
-    in buffers of CSV_BUFFER bytes: the first rows come sooner and take less memory than with
-    DuckDB's default (a longer row makes DuckDB fail, and the export reader takes over)."""
-    return BulkFingerprints(columns, [], csv=path)._rows()[0][:-1] + f", buffer_size = {CSV_BUFFER})"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

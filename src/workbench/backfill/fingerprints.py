@@ -61,8 +61,22 @@ def row_fingerprint(cells: Sequence[Any], reads: Sequence[int]) -> str | None:
     return hashlib.md5(_SEPARATOR.join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """`text` as a SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def csv_from(path: str | os.PathLike, width: int, **options: Any) -> str:
+    """DuckDB's FROM clause reading a CSV export as `ExportReader` reads it (UTF-8, comma-separated,
+    quoted with `"`, every cell text, a blank cell NULL), its `width` columns named c0, c1…;
+    `options`: more of `read_csv`'s, e.g. `buffer_size`."""
+    types = ", ".join(f"{sql_literal(f'c{i}')}: 'VARCHAR'" for i in range(width))
+    more = "".join(f", {name} = {value}" for name, value in options.items())
+    return (
+        f"read_csv({sql_literal(os.fspath(path))}, header = true, delim = ',', quote = '\"', "
+        f"escape = '\"', auto_detect = false, columns = {{{types}}}, "
+        f"encoding = 'utf-8', strict_mode = true{more})"
+    )
 
 
 class BulkFingerprints:
@@ -87,14 +101,7 @@ class BulkFingerprints:
     def _rows(self) -> tuple[str, list[str]]:
         """The FROM clause and the read columns' names in it."""
         if self.csv is not None:
-            names = [f"c{i}" for i in range(len(self.columns))]
-            types = ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in names)
-            source = (
-                f"read_csv({_literal(os.fspath(self.csv))}, header = true, delim = ',', quote = '\"', "
-                f"escape = '\"', auto_detect = false, columns = {{{types}}}, "
-                "encoding = 'utf-8', strict_mode = true)"
-            )
-            return source, [names[i] for i in self.reads]
+            return csv_from(self.csv, len(self.columns)), [f"c{i}" for i in self.reads]
         return quote(self.table), [self.columns[i] for i in self.reads]
 
     def expression(self, names: Sequence[str]) -> str:
@@ -102,7 +109,7 @@ class BulkFingerprints:
             f"CASE WHEN {q} IS NULL OR {q} = '' THEN chr(0) ELSE concat(length({q}), ':', {q}) END"
             for q in map(quote, names)
         ]
-        return f"md5(concat_ws(chr(31), {', '.join([_literal(FORMAT), *cells])}))"
+        return f"md5(concat_ws(chr(31), {', '.join([sql_literal(FORMAT), *cells])}))"
 
     def match(self, remembered: Mapping[str, str]) -> dict[str | None, int]:
         """{remembered status: rows of the export with a fingerprint remembered so}; None counts
