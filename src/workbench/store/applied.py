@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from ..engine import Outcome
 from ..targets import action_targets, row_of
 from .db import in_chunks
-from .fast import insert_rows, upsert_rows
+from .fast import Prepared, insert_rows, upsert_rows
 from .schema import applied_payloads, applied_rows
 
 _KEY = ("source", "environment", "target")
@@ -37,9 +37,11 @@ _REMEMBERED = select(applied_payloads.c.target, applied_payloads.c.payload_hash)
 
 # On SQLite, a batch's targets go in as one JSON array: one statement instead of one per IN_CHUNK
 # targets, each compiled by SQLAlchemy (a backfill asks for thousands at a time).
-_REMEMBERED_SQLITE = (
-    "SELECT target, payload_hash FROM applied_payloads WHERE source = ? AND environment = ? "
-    "AND target IN (SELECT value FROM json_each(?))"
+_REMEMBERED_SQLITE = Prepared(
+    text(
+        "SELECT target, payload_hash FROM applied_payloads WHERE source = :source "
+        "AND environment = :environment AND target IN (SELECT value FROM json_each(:targets))"
+    )
 )
 
 
@@ -50,14 +52,9 @@ def remembered(conn: Connection, scope: tuple[str, str], targets: Iterable[str])
     if not keys:
         return {}
     if conn.dialect.name == "sqlite":
-        # On the driver's cursor: SQLAlchemy's result rows would cost more than the query.
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            return dict(
-                cursor.execute(_REMEMBERED_SQLITE, (source, environment, json.dumps(keys))).fetchall()
-            )
-        finally:
-            cursor.close()
+        # On the driver's cursor (`fast.Prepared`): SQLAlchemy's result rows would cost more than the query.
+        bound = {"source": source, "environment": environment, "targets": json.dumps(keys)}
+        return dict(_REMEMBERED_SQLITE.fetchall(conn, bound))
     out: dict[str, str] = {}
     for chunk in in_chunks(keys):
         out.update(

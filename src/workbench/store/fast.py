@@ -181,6 +181,17 @@ class Prepared:
 _PROCESSORS: dict[tuple, tuple] = {}
 
 
+def _insert_statement(conn: Connection, table, names: tuple[str, ...]) -> tuple[list, str]:
+    """(each column's bind processor, the INSERT's SQL) for these columns on SQLite, made once."""
+    cache_key = (table.name, names, id(conn.dialect))
+    cached = _PROCESSORS.get(cache_key)
+    if cached is None:
+        processors = [bind_processor(table.c[name].type, conn.dialect) for name in names]
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        cached = _PROCESSORS[cache_key] = (processors, sql)
+    return cached
+
+
 def insert_many(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
     """A multi-row INSERT (the backfill's and write-behind's batches). On SQLite it goes straight
     to the driver's executemany, each value converted by its column's own bind processor (JSON
@@ -192,14 +203,20 @@ def insert_many(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
         conn.execute(table.insert(), rows)
         return
     names = tuple(rows[0])
-    cache_key = (table.name, names, id(conn.dialect))
-    cached = _PROCESSORS.get(cache_key)
-    if cached is None:
-        processors = [bind_processor(table.c[name].type, conn.dialect) for name in names]
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        cached = _PROCESSORS[cache_key] = (tuple(zip(names, processors, strict=True)), sql)
-    pairs, sql = cached
-    conn.exec_driver_sql(sql, _driver_rows(pairs, rows))
+    processors, sql = _insert_statement(conn, table, names)
+    conn.exec_driver_sql(sql, _driver_rows(tuple(zip(names, processors, strict=True)), rows))
+
+
+def insert_rows(conn: Connection, table, names: Sequence[str], rows: list[tuple]) -> None:
+    """`insert_many` of rows given as tuples of the columns `names`."""
+    if not rows:
+        return
+    names = tuple(names)
+    if _plain or conn.dialect.name != "sqlite":
+        conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    processors, sql = _insert_statement(conn, table, names)
+    conn.exec_driver_sql(sql, _converted(processors, rows))
 
 
 _UPSERTS: dict[tuple, Any] = {}
@@ -238,24 +255,6 @@ def upsert_rows(conn: Connection, table, key: Sequence[str], names: Sequence[str
         conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
         return
     conn.exec_driver_sql(statement, _converted(processors, rows))
-
-
-def insert_rows(conn: Connection, table, names: Sequence[str], rows: list[tuple]) -> None:
-    """A multi-row INSERT of `rows`, tuples of the columns `names`, as `insert_many` makes it."""
-    if not rows:
-        return
-    names = tuple(names)
-    if _plain or conn.dialect.name != "sqlite":
-        conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
-        return
-    cache_key = (table.name, names, id(conn.dialect), "rows")
-    cached = _PROCESSORS.get(cache_key)
-    if cached is None:
-        processors = [bind_processor(table.c[name].type, conn.dialect) for name in names]
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        cached = _PROCESSORS[cache_key] = (processors, sql)
-    processors, sql = cached
-    conn.exec_driver_sql(sql, _converted(processors, rows))
 
 
 def _converted(processors, rows: list[tuple]) -> list[tuple]:
