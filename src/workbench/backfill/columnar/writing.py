@@ -1,0 +1,110 @@
+"""A batch of ordinary rows applied and written: users, memory, one log entry (see the package)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ...engine import BATCH_BODY, ActionResult, Outcome, SourceEvent, new_event_ids
+from ...jsontext import json_text
+from ...store import local_users
+from ...store.applied import mark_rows, remember, remember_rows, remembered
+from .plan import ColumnarPlan
+from .reading import ColumnarRows, DuckSource, OrdinaryRow, OtherRow
+
+
+def _ranges(numbers: list[int]) -> list[list[int]]:
+    """Row numbers as [first, last] runs."""
+    out: list[list[int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+class OrdinaryBatches:
+    """A run's ordinary rows (`ColumnarRows`), written a batch at a time in the run's transaction:
+    the users merged, what each row applied remembered, one log entry for the batch."""
+
+    def __init__(self, backfill: Any, plan: ColumnarPlan, source: DuckSource):
+        self.backfill, self.plan, self.source = backfill, plan, source
+
+    def rows(self, fallback: Callable[[], Iterator] | None = None) -> Iterator[OrdinaryRow | OtherRow]:
+        return iter(ColumnarRows(self.plan, self.source, fallback))
+
+    def write(self, conn, rows: list[OrdinaryRow], now) -> dict[str, int]:
+        """Apply and remember one batch of ordinary rows, in export order, as `Backfill._compare`,
+        `_apply` and `_write` would; returns the rows per category."""
+        backfill = self.backfill
+        scope, store, sent, valid = backfill.scope, backfill.store, backfill._sent, backfill._valid
+        # Read even with --full: the targets found are upserted, the others inserted (`remember`).
+        memory = remembered(conn, scope, [r.memory_key for r in rows])
+        known = set(memory)
+        if backfill.full:
+            memory = {}
+        todo, same, quiet = [], [], 0
+        # Memory key: the fingerprint of the batch's last row that applied it or found it unchanged.
+        claims: dict[str, str] = {}
+        for row in rows:
+            earlier = sent.get(row.target)
+            # Once this run sent something else to a target, later rows send to it again.
+            if backfill.full or (earlier is not None and earlier != row.sent):
+                pass
+            elif row.fingerprint in valid:
+                quiet += 1  # remembered: its target holds its payload, nothing is written
+                continue
+            elif memory.get(row.memory_key) == row.payload_hash:
+                same.append(row)
+                claims[row.memory_key] = row.fingerprint
+                continue
+            todo.append(row)
+            sent[row.target] = row.sent
+            memory[row.memory_key] = row.payload_hash  # a row repeated is unchanged the second time
+            claims[row.memory_key] = row.fingerprint
+        if todo:
+            event_id = new_event_ids(1, now)[0]
+            store.patch_records(conn, local_users, [(r.user_id, r.record) for r in todo], now)
+            remember(
+                conn,
+                scope,
+                [(r.memory_key, r.payload_hash, event_id, r.fingerprint) for r in todo],
+                now,
+                known,
+            )
+            store.record_processed(conn, [self._entry(event_id, todo, now)], now, remember_applied=False)
+        backfill.forget_other_configs(conn)
+        mark_rows(
+            conn,
+            scope,
+            [(r.memory_key, r.fingerprint) for r in same if claims[r.memory_key] == r.fingerprint],
+        )
+        held = [(r.fingerprint, "done") for r in rows if claims.get(r.memory_key) == r.fingerprint]
+        remember_rows(conn, scope, backfill.digest, held)
+        return {"applied": len(todo), "unchanged": len(same) + quiet}
+
+    def _entry(self, event_id: str, rows: list[OrdinaryRow], now) -> tuple:
+        """The event-log entry standing for a batch: a pointer to the rows in the export."""
+        backfill, mapping = self.backfill, self.plan.mapping
+        ranges = _ranges([r.number for r in rows])
+        pointer = {
+            BATCH_BODY: {
+                **self.source.pointer(),
+                "rows": ranges,
+                "applied": len(rows),
+                "note": "rows applied in bulk; the export holds their bodies, the log keeps failed rows whole",
+            }
+        }
+        result = ActionResult(
+            mapping.action,
+            "success",
+            mapping.key,
+            params=mapping.raw.get("params"),
+            result={"applied": len(rows), "rows": ranges},
+        )
+        outcome = Outcome("processed", self.plan.event, actions=[result], body=pointer)
+        event = SourceEvent(
+            json_text(pointer), backfill.headers, origin="backfill", id=event_id, received_at=now
+        )
+        return event, *backfill.scope, outcome
