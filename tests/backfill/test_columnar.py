@@ -90,7 +90,9 @@ PLAIN = [
 
 def store_state(store):
     users = {k: json.loads(v) for k, v in rows(store, "SELECT id, data FROM local_users")}
-    applied = sorted(rows(store, "SELECT target, payload_hash, row_fingerprint FROM applied_payloads"))
+    applied = sorted(
+        rows(store, "SELECT target, payload_hash, row_fingerprint, row_config FROM applied_payloads")
+    )
     remembered = sorted(rows(store, "SELECT fingerprint, config_digest, status FROM applied_rows"))
     return users, applied, remembered
 

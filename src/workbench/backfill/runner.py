@@ -539,28 +539,38 @@ class Backfill:
 
     def _write(self, conn, batch: list[_Row], now: datetime) -> None:
         source, environment = self.scope
-        done, applied, marks, ended = [], [], [], []
+        done, ended = [], []
         # Memory key: the fingerprint of the batch's last row that applied it or found it
         # unchanged (None: a row not remembered); a row is remembered only if it is that row for
         # each of its keys (the database forgets it when a later batch or writer takes one over).
         claims: dict[str, str | None] = {}
         for row in batch:
-            outcome = row.outcome
             # Rows counted as they last ended, without being planned, write nothing.
             fresh = row.fingerprint is not None and (row.remembered is None or row.plan is not None)
             how = self._ended(row) if fresh else None
             fingerprint = row.fingerprint if how is not None else None
-            keys = []
+            keys = [
+                k
+                for _, result, targets in row.targets
+                if result.status == "success" or (fingerprint is not None and _unchanged(result))
+                for _, k, _ in targets
+            ]
+            claims.update(dict.fromkeys(keys, fingerprint))
+            ended.append((fingerprint, how, keys))
+        applied, marks, held = [], [], []
+        for row, (fingerprint, how, keys) in zip(batch, ended, strict=True):
+            config = None
+            if how is not None and all(claims[k] == fingerprint for k in keys):
+                if how == "done" and len(keys) == 1:
+                    config = self.digest  # remembered on its one target (`store.applied.valid_rows`)
+                else:
+                    held.append((fingerprint, how))
             for _, result, targets in row.targets:
                 if result.status == "success":
-                    applied += [(k, h, row.event_id, fingerprint) for _, k, h in targets]
-                    keys += [k for _, k, _ in targets]
+                    applied += [(k, h, row.event_id, fingerprint, config) for _, k, h in targets]
                 elif fingerprint is not None and _unchanged(result):
-                    marks += [(k, fingerprint) for _, k, _ in targets]
-                    keys += [k for _, k, _ in targets]
-            claims.update(dict.fromkeys(keys, fingerprint))
-            if how is not None:
-                ended.append((fingerprint, how, keys))
+                    marks += [(k, fingerprint, config) for _, k, _ in targets if claims[k] == fingerprint]
+            outcome = row.outcome
             if outcome is None or row.status in ("unchanged", "skipped"):
                 continue  # nothing happened to it: the export holds it, the memory what it did
             # The body as the HTTP API column would have sent it.
@@ -572,8 +582,7 @@ class Backfill:
         remember(conn, self.scope, applied, now)
         if self.digest is not None:
             self.forget_other_configs(conn)
-            mark_rows(conn, self.scope, [(k, f) for k, f in marks if claims[k] == f])
-            held = [(f, how) for f, how, keys in ended if all(claims[k] == f for k in keys)]
+            mark_rows(conn, self.scope, marks)
             remember_rows(conn, self.scope, self.digest, held)
 
     @staticmethod

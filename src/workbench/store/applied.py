@@ -25,6 +25,7 @@ _PAYLOAD_COLUMNS = (
     "event_id",
     "applied_at",
     "row_fingerprint",
+    "row_config",
 )
 _ROW_COLUMNS = ("source", "environment", "fingerprint", "config_digest", "status")
 
@@ -70,9 +71,11 @@ def remember(
     now: datetime,
     known: Container[str] | None = None,
 ) -> None:
-    """Remember (target, payload hash, event id[, row fingerprint]) as applied now, in `conn`'s
-    transaction; a target named twice keeps its last hash. Without a row fingerprint (a live
-    row), the target no longer holds the fingerprint of the backfilled row that applied it before.
+    """Remember (target, payload hash, event id[, row fingerprint[, config digest]]) as applied
+    now, in `conn`'s transaction; a target named twice keeps its last hash. Without a row
+    fingerprint (a live row), the target no longer holds the fingerprint of the backfilled row
+    that applied it before. With a config digest, that row is remembered on the target (see
+    `valid_rows`).
 
     `known`: the targets `remembered` found in this same transaction (SQLite's writers take its
     lock at BEGIN, so no other can add one meanwhile); the others are inserted plainly, which
@@ -80,10 +83,19 @@ def remember(
     if not applied:
         return
     source, environment = scope
-    last = {a[0]: (a[1], a[2], a[3] if len(a) > 3 else None) for a in applied}
+    last = {a[0]: a for a in applied}
     rows = [
-        (source, environment, target, digest, event_id, now, fingerprint)
-        for target, (digest, event_id, fingerprint) in last.items()
+        (
+            source,
+            environment,
+            target,
+            a[1],
+            a[2],
+            now,
+            a[3] if len(a) > 3 else None,
+            a[4] if len(a) > 4 else None,
+        )
+        for target, a in last.items()
     ]
     if known is None or conn.dialect.name != "sqlite":
         upsert_rows(conn, applied_payloads, _KEY, _PAYLOAD_COLUMNS, rows)
@@ -119,28 +131,33 @@ _MARK = (
         applied_payloads.c.environment == bindparam("e"),
         applied_payloads.c.target == bindparam("t"),
     )
-    .values(row_fingerprint=bindparam("f"))
+    .values(row_fingerprint=bindparam("f"), row_config=bindparam("c"))
 )
 
-# {status: fingerprints joined by commas}: one text per status instead of a row per fingerprint.
+# {status: fingerprints joined by commas}: one text per status instead of a row per fingerprint;
+# the rows remembered on their one target last (`done`). SQLite reads those in one scan of the
+# table (NOT INDEXED): through the primary key it would look up every row of the environment.
 _VALID = {
     dialect: text(
         f"SELECT status, {joined} FROM applied_rows "
-        "WHERE source = :s AND environment = :e AND config_digest = :d GROUP BY status"
+        "WHERE source = :s AND environment = :e AND config_digest = :d GROUP BY status "
+        f"UNION ALL SELECT 'done', {joined.replace('fingerprint', 'row_fingerprint')} FROM applied_payloads{hint} "
+        "WHERE source = :s AND environment = :e AND row_config = :d"
     )
-    for dialect, joined in (
-        ("sqlite", "group_concat(fingerprint, ',')"),
-        ("postgresql", "string_agg(fingerprint, ',')"),
+    for dialect, joined, hint in (
+        ("sqlite", "group_concat(fingerprint, ',')", " NOT INDEXED"),
+        ("postgresql", "string_agg(fingerprint, ',')", ""),
     )
 }
 
 
-def mark_rows(conn: Connection, scope: tuple[str, str], marks: Sequence[tuple[str, str]]) -> None:
-    """(target, row fingerprint): targets a backfilled row found unchanged now carry its
-    fingerprint (the row that held one before is forgotten)."""
+def mark_rows(conn: Connection, scope: tuple[str, str], marks: Sequence[tuple[str, str, str | None]]) -> None:
+    """(target, row fingerprint, config digest or None): targets a backfilled row found unchanged
+    now carry its fingerprint (the row that held one before is forgotten), and with a config
+    digest remember the row (see `remember`)."""
     if marks:
         source, environment = scope
-        conn.execute(_MARK, [{"s": source, "e": environment, "t": t, "f": f} for t, f in marks])
+        conn.execute(_MARK, [{"s": source, "e": environment, "t": t, "f": f, "c": c} for t, f, c in marks])
 
 
 def remember_rows(
@@ -161,10 +178,11 @@ def remember_rows(
 
 def valid_rows(conn: Connection, scope: tuple[str, str], config_digest: str) -> dict[str, str]:
     """{fingerprint: how it ended} of the rows remembered under `config_digest` (those whose
-    targets all still hold what they applied: the others were forgotten)."""
+    targets all still hold what they applied: the others were forgotten): in `applied_rows`, or
+    on the one target a row applied (`row_config`), which forgets it as it changes hands."""
     source, environment = scope
     found = conn.execute(_VALID[conn.dialect.name], {"s": source, "e": environment, "d": config_digest})
-    return {fingerprint: status for status, joined in found for fingerprint in joined.split(",")}
+    return {fingerprint: status for status, joined in found if joined for fingerprint in joined.split(",")}
 
 
 def forget_rows(conn: Connection, scope: tuple[str, str], config_digest: str) -> None:

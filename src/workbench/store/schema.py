@@ -157,13 +157,18 @@ applied_payloads = Table(
     # The fingerprint of the backfilled row that applied it (see `applied_rows`); NULL when a live
     # row or anything else applied it last.
     Column("row_fingerprint", String(32)),
+    # The config digest under which that row is remembered here, when this target is the only one
+    # it applied and it ended `done`: such a row needs no `applied_rows` entry, and is forgotten
+    # when the target changes hands as the fingerprint is overwritten. NULL otherwise.
+    Column("row_config", String(64)),
     PrimaryKeyConstraint("source", "environment", "target"),
 )
 
 # Per environment, the backfilled rows a re-run need not plan again (`backfill.fingerprints`):
 # the row's fingerprint, how it ended (`done`: applied or unchanged; or skipped, invalid,
 # no_mapping, failed before anything was sent) and under which config digest. A row is forgotten
-# as soon as a target it applied is applied by anything else (`APPLIED_ROWS_TRIGGERS`).
+# as soon as a target it applied is applied by anything else (`APPLIED_ROWS_TRIGGERS`). A row
+# that ended `done` on one target is remembered on that target instead (`row_config` above).
 applied_rows = Table(
     "applied_rows",
     metadata,

@@ -8,7 +8,7 @@ from typing import Any
 from ...engine import BATCH_BODY, ActionResult, Outcome, SourceEvent, new_event_ids
 from ...jsontext import json_text
 from ...store import local_users
-from ...store.applied import mark_rows, remember, remember_rows, remembered
+from ...store.applied import mark_rows, remember, remembered
 from .plan import ColumnarPlan
 from .reading import ColumnarRows, DuckSource, OrdinaryRow, OtherRow
 
@@ -22,6 +22,11 @@ def _ranges(numbers: list[int]) -> list[list[int]]:
         else:
             out.append([n, n])
     return out
+
+
+def _held(row: OrdinaryRow, claims: dict[str, str], digest: str) -> str | None:
+    """The config digest `row` is remembered under on its target, if it is the row that claims it."""
+    return digest if claims[row.memory_key] == row.fingerprint else None
 
 
 class OrdinaryBatches:
@@ -63,13 +68,18 @@ class OrdinaryBatches:
             sent[row.target] = row.sent
             memory[row.memory_key] = row.payload_hash  # a row repeated is unchanged the second time
             claims[row.memory_key] = row.fingerprint
+        # Each row has one target: the row that claims it is remembered on it (`valid_rows`).
+        digest = backfill.digest
         if todo:
             event_id = new_event_ids(1, now)[0]
             store.patch_records(conn, local_users, [(r.user_id, r.record) for r in todo], now)
             remember(
                 conn,
                 scope,
-                [(r.memory_key, r.payload_hash, event_id, r.fingerprint) for r in todo],
+                [
+                    (r.memory_key, r.payload_hash, event_id, r.fingerprint, _held(r, claims, digest))
+                    for r in todo
+                ],
                 now,
                 known,
             )
@@ -78,10 +88,8 @@ class OrdinaryBatches:
         mark_rows(
             conn,
             scope,
-            [(r.memory_key, r.fingerprint) for r in same if claims[r.memory_key] == r.fingerprint],
+            [(r.memory_key, r.fingerprint, digest) for r in same if claims[r.memory_key] == r.fingerprint],
         )
-        held = [(r.fingerprint, "done") for r in rows if claims.get(r.memory_key) == r.fingerprint]
-        remember_rows(conn, scope, backfill.digest, held)
         return {"applied": len(todo), "unchanged": len(same) + quiet}
 
     def _entry(self, event_id: str, rows: list[OrdinaryRow], now) -> tuple:
