@@ -258,7 +258,7 @@ def rows_planned(export: Path) -> int:
     it, without a sink or store."""
     from workbench.backfill import Backfill, CsvRows
     from workbench.backfill.fingerprints import config_digest
-    from workbench.backfill.runner import _Row
+    from workbench.backfill.rules import Row
     from workbench.clay import body_builder
     from workbench.config import load_config
 
@@ -269,7 +269,7 @@ def rows_planned(export: Path) -> int:
     keyed = 0
     try:
         for number, cells in source.rows():
-            row = _Row(number, cells)
+            row = Row(number, cells)
             job._prepare(row, build, "evt_bench")
             keyed += row.key is not None
     finally:

@@ -40,7 +40,7 @@ class OrdinaryBatches:
         return iter(ColumnarRows(self.plan, self.source, fallback))
 
     def write(self, conn, rows: list[OrdinaryRow], now) -> dict[str, int]:
-        """Apply and remember one batch of ordinary rows, in export order, as `Backfill._compare`,
+        """Apply and remember one batch of ordinary rows, in export order, as `rules.RowRules._compare`,
         `_apply` and `_write` would; returns the rows per category."""
         backfill = self.backfill
         scope, store, sent, valid = backfill.scope, backfill.store, backfill._sent, backfill._valid
