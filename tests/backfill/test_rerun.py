@@ -14,7 +14,7 @@ from workbench.config import load_config
 from workbench.errors import SinkError
 from workbench.sinks.local import LocalSink
 
-from .conftest import LEADS, SAMPLES, config_with, email_of, export_rows, rows, run
+from .conftest import LEADS, SAMPLES, config_with, email_of, export_rows, rows, run, scalar
 from .test_sync import (
     HEADER,
     SET_ALL,
@@ -110,6 +110,23 @@ def test_rows_that_failed_before_anything_was_sent_count_as_failed_again(store, 
     third = run(store, config, failures=report)
     assert third.counts["failed"] == failed
     assert len(export_rows(report)) == failed
+
+
+def test_a_row_remembered_as_failed_is_not_logged_again_once_the_run_sent_something(store, tmp_path):
+    """A remembered row that applied a target is planned again once the run has sent something
+    (an earlier row may just have changed that target); one that failed before anything was sent
+    applies none, so it ends as it did and its failure stays logged once."""
+    config = config_of(tmp_path, "identify", [identify()])
+    export = tmp_path / "leads.csv"
+    write_rows(export, HEADER, [["ann@acme.com", "Ann", "acme.com", "Acme"], ["", "Bo", "acme.com", "Acme"]])
+    first = run(store, config, export=export)
+    assert (first.counts["applied"], first.counts["failed"]) == (1, 1)
+    write_rows(
+        export, HEADER, [["ann@acme.com", "Ann B.", "acme.com", "Acme"], ["", "Bo", "acme.com", "Acme"]]
+    )
+    again = run(store, config, export=export)
+    assert (again.counts["applied"], again.counts["failed"]) == (1, 1)
+    assert scalar(store, "SELECT count(*) FROM events WHERE status = 'failed'") == 1
 
 
 def test_rows_a_sink_failed_or_queued_are_sent_again(store, tmp_path):

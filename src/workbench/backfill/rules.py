@@ -135,8 +135,10 @@ class RowRules:
     def _apply(self, batch: list[Row], memory: dict[str, str]) -> None:
         for row in batch:
             if row.remembered is not None and row.plan is None and not row.status:
-                if not self._sent:
-                    # Nothing was sent to a target yet in this run: the row ends as it last did.
+                if not self._sent or row.remembered != "done":
+                    # Nothing was sent to a target yet in this run, or the row applies none (it
+                    # ended skipped, invalid, unmapped or failed before anything was sent): it
+                    # ends as it last did.
                     row.status = "unchanged" if row.remembered == "done" else row.remembered
                     continue
                 # It may set a target an earlier row just changed: planned, it goes again if so.
