@@ -41,7 +41,7 @@ class RowRules:
     `_apply` (hand the rest to the sink) and `_write` (log it, remember what it applied and how
     it ended). `Backfill` runs them batch by batch; `columnar.OrdinaryBatches` follows the same
     rules for the rows it plans in bulk. They read the run's `engine`, `scope`, `store`, `full`,
-    `retrigger`, `digest`, `_valid` (rows remembered under this config) and `_sent` (what this
+    `retrigger`, `digest`, `valid` (rows remembered under this config) and `sent` (what this
     run sent to each target)."""
 
     def forget_other_configs(self, conn) -> None:
@@ -54,7 +54,7 @@ class RowRules:
         row.event_id = event_id
         if self.digest is not None:
             row.fingerprint = fingerprint = row_fingerprint(row.cells, build.reads)
-            row.remembered = self._valid.get(fingerprint) if fingerprint is not None else None
+            row.remembered = self.valid.get(fingerprint) if fingerprint is not None else None
             if row.remembered is not None:
                 return  # planned only once this run sent something before it (see `_apply`)
         self._plan_row(row, build)
@@ -108,7 +108,7 @@ class RowRules:
                 continue
             plan.outcome.idempotency_key, plan.outcome.idempotency_note = row.key, row.note
             todo = []
-            sent = self._sent
+            sent = self.sent
             for mapping, result, targets in row.targets:
                 # A trigger runs once per row, mapping and payload, --full or not, unless retriggered.
                 trigger = mapping.action == "workflows_trigger"
@@ -135,7 +135,7 @@ class RowRules:
     def _apply(self, batch: list[Row], memory: dict[str, str]) -> None:
         for row in batch:
             if row.remembered is not None and row.plan is None and not row.status:
-                if not self._sent or row.remembered != "done":
+                if not self.sent or row.remembered != "done":
                     # Nothing was sent to a target yet in this run, or the row applies none (it
                     # ended skipped, invalid, unmapped or failed before anything was sent): it
                     # ends as it last did.

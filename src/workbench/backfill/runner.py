@@ -105,11 +105,11 @@ class Backfill(RowRules):
         self.note: Callable[[str], None] | None = None  # what the run waits for, on its progress bar
         # Target: the payload hash this run last sent to it, both cut to 64-bit numbers (a run may
         # send to millions of targets; a clash of two would only send something once more).
-        self._sent: dict[int, int] = {}
+        self.sent: dict[int, int] = {}
         # Rows remembered by fingerprint under this config (see `fingerprints`): a run's digest and
         # {fingerprint: how the row ended} of those that still hold.
         self.digest: str | None = None
-        self._valid: dict[str, str] = {}
+        self.valid: dict[str, str] = {}
         self._forgotten = False
         self._build: Callable[[list[Any]], dict] | None = None
         self._batch_conn = None  # see `_batch_connection`
@@ -142,12 +142,12 @@ class Backfill(RowRules):
         """
         summary = BackfillSummary()
         self.digest = config_digest(self.config, self.env.name, self.event_override, self.headers)
-        self._valid, self._forgotten = {}, False
+        self.valid, self._forgotten = {}, False
         if not (self.full or self.retrigger):
             with self.store.engine.connect() as conn:
-                self._valid = valid_rows(conn, self.scope, self.digest)
+                self.valid = valid_rows(conn, self.scope, self.digest)
             if failures:  # their rows go to the failures file again
-                self._valid = {f: s for f, s in self._valid.items() if s not in FAILURE_STATUSES}
+                self.valid = {f: s for f, s in self.valid.items() if s not in FAILURE_STATUSES}
             if limit is None and self._compared_in_bulk(source, summary):
                 return summary
         writer = FailureWriter(failures, source.header) if failures else None
@@ -173,7 +173,7 @@ class Backfill(RowRules):
         and found remembered (see `fingerprints`), so it is counted as it ended and nothing is
         read, sent or written. False (nothing counted) when some row is not, or DuckDB cannot
         read the export as `ExportReader` does (its count of rows differs)."""
-        if not self._valid:
+        if not self.valid:
             return False
         started = time.perf_counter()
         build = body_builder(source.columns, self.template, self.default_event)
@@ -183,7 +183,7 @@ class Backfill(RowRules):
         import duckdb  # the clay extra, as the sources
 
         try:
-            found = bulk.match(self._valid)
+            found = bulk.match(self.valid)
         except duckdb.Error:
             return False
         if found.get(None) or sum(found.values()) != source.total:
@@ -211,7 +211,7 @@ class Backfill(RowRules):
         """What `run` would do, applying and writing nothing: counts per action and category, and
         the first `examples` rows of each (the diff before the sync)."""
         plan = SyncPlan(examples=examples)
-        self.digest, self._valid = None, {}
+        self.digest, self.valid = None, {}
 
         def batch_plan(batch, build):
             self._run_batch(batch, build, dry=True)
@@ -227,7 +227,7 @@ class Backfill(RowRules):
         from tqdm.auto import tqdm  # picks the notebook or terminal bar; loads on the first run
 
         started = time.perf_counter()
-        self._sent, self._summary, self._written = {}, summary, {}
+        self.sent, self._summary, self._written = {}, summary, {}
         if progress is False:
             total = None  # no bar to show it on
         else:

@@ -35,7 +35,7 @@ class OrdinaryRow:
     payload_hash: str
     memory_key: str
     fingerprint: str
-    target: int  # the target cut to 64 bits, as a run tracks what it sent (`Backfill._sent`)
+    target: int  # the target cut to 64 bits, as a run tracks what it sent (`Backfill.sent`)
     sent: int  # the payload hash, cut alike
 
 

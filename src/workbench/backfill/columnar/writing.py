@@ -43,7 +43,7 @@ class OrdinaryBatches:
         """Apply and remember one batch of ordinary rows, in export order, as `rules.RowRules._compare`,
         `_apply` and `_write` would; returns the rows per category."""
         backfill = self.backfill
-        scope, store, sent, valid = backfill.scope, backfill.store, backfill._sent, backfill._valid
+        scope, store, sent, valid = backfill.scope, backfill.store, backfill.sent, backfill.valid
         # Read even with --full: the targets found are upserted, the others inserted (`remember`).
         memory = remembered(conn, scope, [r.memory_key for r in rows])
         known = set(memory)
