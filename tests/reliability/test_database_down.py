@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 import uuid
 
 import pytest
@@ -82,3 +84,60 @@ def test_receiver_answers_503_while_postgres_is_down_and_recovers_by_itself(tmp_
     # Nothing of the refused requests was written; the two answered ones are there, processed.
     assert sorted(e["id"] for e in logged) == sorted([before.json["id"], after.json["id"]])
     assert {e["status"] for e in logged} == {"processed"}
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_ends_mid_batch_is_an_outage(postgres_server):
+    """A server that ends a connection (a restart, an administrator) while a multi-row statement
+    is being sent is an outage (503), and the pool drops the connection."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from workbench.store.applied import remember
+
+    store = Store(postgres_server.create_database())
+    try:
+        rows = [(f"t{i}", "h", "evt_x") for i in range(20_000)]
+        with store.engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            conn.commit()
+
+            def terminate():  # while the batch is being sent
+                time.sleep(0.05)
+                with store.engine.connect() as other:
+                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                    other.commit()
+
+            killer = threading.Thread(target=terminate)
+            killer.start()
+            try:
+                with pytest.raises(StoreUnavailable, match="unavailable"), conn.begin():
+                    remember(conn, ("clay", "development"), rows, datetime(2026, 1, 1, tzinfo=UTC))
+            finally:
+                killer.join()
+        # The pool dropped the dead connection: the next one works.
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        store.close()
+
+
+def test_the_server_gone_is_found_behind_another_error():
+    """psycopg may report a shutdown that lands mid-pipeline as "cannot exit pipeline mode while
+    busy", which SQLAlchemy does not take for a disconnect: the server's own error is in its chain
+    (as a receiver logged it while PostgreSQL restarted under load)."""
+    from psycopg import OperationalError, errors
+
+    from workbench.store.db import server_gone
+
+    try:
+        try:
+            raise errors.AdminShutdown("terminating connection due to administrator command")
+        except errors.AdminShutdown:
+            raise OperationalError("cannot exit pipeline mode while busy")  # noqa: B904 (as psycopg does)
+    except OperationalError as exc:
+        assert server_gone(exc)
+    assert not server_gone(OperationalError("cannot exit pipeline mode while busy"))
+    assert not server_gone(errors.UniqueViolation("duplicate key"))
+    assert server_gone(errors.lookup("08006")("connection failure"))

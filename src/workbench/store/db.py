@@ -115,12 +115,33 @@ def _report_unavailable(engine: Engine) -> None:
         # A failed pre-ping is the pool's to handle: it reconnects once the server is back.
         if context.is_pre_ping:
             return
+        if not context.is_disconnect and server_gone(context.original_exception):
+            context.is_disconnect = True  # the pool drops the connection, as for any disconnect
         if context.is_disconnect or context.connection is None:
             where = engine.url.render_as_string(hide_password=True)
             raise StoreUnavailable(
                 f"the event-log database is unavailable ({_first_line(context.original_exception)}); "
                 f"try again shortly (store {where})"
             ) from context.original_exception
+
+
+# SQLSTATE classes of a server that went away: 08 (connection exception), 57P (the server shut
+# down, crashed, or cannot take connections yet).
+_GONE_STATES = ("08", "57P")
+
+
+def server_gone(exc: BaseException | None) -> bool:
+    """Whether the server went away under `exc`: a shutdown mid-statement can surface as another
+    error (psycopg's "cannot exit pipeline mode while busy", which SQLAlchemy does not take for a
+    disconnect), with the server's own one in its chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        state = getattr(exc, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_GONE_STATES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
