@@ -17,6 +17,9 @@ from .fingerprints import row_fingerprint
 
 @dataclass(slots=True)
 class Row:
+    """One export row as the per-row path carries it through a batch: its cells, then its plan,
+    targets and outcome, and how it ended (`status`, `reason`: what the failures file says)."""
+
     number: int
     cells: list[Any]
     status: str = ""
