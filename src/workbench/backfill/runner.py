@@ -227,7 +227,7 @@ class Backfill(RowRules):
         from tqdm.auto import tqdm  # picks the notebook or terminal bar; loads on the first run
 
         started = time.perf_counter()
-        self.sent, self._summary, self._written = {}, summary, {}
+        self.sent = {}
         if progress is False:
             total = None  # no bar to show it on
         else:
@@ -247,16 +247,11 @@ class Backfill(RowRules):
                 def flush():
                     if batch and bulk:  # one transaction for both
                         first = min(batch[0].number, bulk[0].number)
-                        handle(
-                            batch,
-                            build,
-                            lambda conn, now: self._write_ordinary(ordinary, conn, bulk, now),
-                            first,
-                        )
+                        handle(batch, build, lambda conn, now: ordinary.write(conn, bulk, now), first)
                     elif batch:
                         handle(batch, build)
                     elif bulk:
-                        self._flush_ordinary(ordinary, bulk)
+                        self._flush_ordinary(ordinary, bulk, summary)
                     bar.update(len(batch) + len(bulk))
                     bar.set_postfix(summary.postfix(), refresh=False)
                     batch.clear()
@@ -307,31 +302,26 @@ class Backfill(RowRules):
         self, batch: list[Row], build, summary: BackfillSummary, writer, also=None, first=None
     ) -> None:
         with self._kept(first or batch[0].number):
-            self._run_batch(batch, build, also=also)
-        self._count_ordinary()
+            written = self._run_batch(batch, build, also=also)
+        _count(summary, written)  # once committed
         for row in batch:
             summary.counts[row.status] += 1
             if writer and row.status in FAILURE_STATUSES:
                 writer.write(row)
 
-    def _flush_ordinary(self, ordinary: OrdinaryBatches, rows: list[OrdinaryRow]) -> None:
+    def _flush_ordinary(
+        self, ordinary: OrdinaryBatches, rows: list[OrdinaryRow], summary: BackfillSummary
+    ) -> None:
         conn = self._batch_connection()
         with self._kept(rows[0].number), conn.begin():
-            self._write_ordinary(ordinary, conn, rows, self.clock())
-        self._count_ordinary()
+            written = ordinary.write(conn, rows, self.clock())
+        _count(summary, written)  # once committed
 
-    def _write_ordinary(self, ordinary: OrdinaryBatches, conn, rows: list[OrdinaryRow], now) -> None:
-        self._written = ordinary.write(conn, rows, now)
-
-    def _count_ordinary(self) -> None:
-        """Count the bulk rows of a batch once its transaction is committed."""
-        for category, count in self._written.items():
-            self._summary.counts[category] += count
-        self._written = {}
-
-    def _run_batch(self, batch: list[Row], build, dry: bool = False, also=None) -> None:
-        """Plan, apply and write one batch; `also(conn, now)` writes more in its transaction."""
+    def _run_batch(self, batch: list[Row], build, dry: bool = False, also=None) -> dict[str, int] | None:
+        """Plan, apply and write one batch; `also(conn, now)` writes more in its transaction (a sink
+        bound to the store's connection only), and what it returns is returned."""
         now = self.clock()
+        written = None
         for row, event_id in zip(batch, new_event_ids(len(batch), now), strict=True):
             self._prepare(row, build, event_id)
         if dry:
@@ -350,7 +340,7 @@ class Backfill(RowRules):
                 bound.flush()
                 self._write(conn, batch, now)
                 if also is not None:
-                    also(conn, now)
+                    written = also(conn, now)
         else:
             with self.store.engine.begin() as conn:
                 memory = self._memory(conn, batch)
@@ -365,6 +355,7 @@ class Backfill(RowRules):
                 settle(batch, sink.flush())
             with self.store.engine.begin() as conn:
                 self._write(conn, batch, now)
+        return written
 
     def _batch_connection(self):
         """The one connection a run's batches take turns on (with a transactional sink). On SQLite
@@ -390,6 +381,12 @@ class Backfill(RowRules):
                 set_pragmas(conn, restore)
         finally:
             conn.close()
+
+
+def _count(summary: BackfillSummary, written: dict[str, int] | None) -> None:
+    """Add the rows a batch wrote in bulk, per category, to the run's counts."""
+    for category, count in (written or {}).items():
+        summary.counts[category] += count
 
 
 @contextmanager
