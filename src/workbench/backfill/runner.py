@@ -141,6 +141,7 @@ class Backfill(RowRules):
         running again completes the rest.
         """
         summary = BackfillSummary()
+        self._build = body_builder(source.columns, self.template, self.default_event)
         self.digest = config_digest(self.config, self.env.name, self.event_override, self.headers)
         self.valid, self._forgotten = {}, False
         if not (self.full or self.retrigger):
@@ -176,8 +177,7 @@ class Backfill(RowRules):
         if not self.valid:
             return False
         started = time.perf_counter()
-        build = body_builder(source.columns, self.template, self.default_event)
-        bulk = source.fingerprinted(build.reads)
+        bulk = source.fingerprinted(self._build.reads)
         if bulk is None:
             return False
         import duckdb  # the clay extra, as the sources
@@ -200,8 +200,7 @@ class Backfill(RowRules):
             return None
         if self.store.engine.dialect.name != "sqlite" or not source.columns:
             return None
-        build = body_builder(source.columns, self.template, self.default_event)
-        plan = ColumnarPlan.for_run(self, source.columns, build.reads)
+        plan = ColumnarPlan.for_run(self, source.columns, self._build.reads)
         where = source.in_duckdb() if plan is not None else None
         return OrdinaryBatches(self, plan, where) if where is not None else None
 
@@ -211,6 +210,7 @@ class Backfill(RowRules):
         """What `run` would do, applying and writing nothing: counts per action and category, and
         the first `examples` rows of each (the diff before the sync)."""
         plan = SyncPlan(examples=examples)
+        self._build = body_builder(source.columns, self.template, self.default_event)
         self.digest, self.valid = None, {}
 
         def batch_plan(batch, build):
@@ -235,7 +235,7 @@ class Backfill(RowRules):
         bar = tqdm(
             total=total, unit="row", desc="backfill", disable=(not progress) if progress is not None else None
         )
-        build = self._build = body_builder(source.columns, self.template, self.default_event)
+        build = self._build  # made by `run` or `plan` for this source
         self.note = lambda text: bar.set_postfix_str(text, refresh=True)
         try:
             with _fewer_collections():
