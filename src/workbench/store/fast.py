@@ -204,7 +204,7 @@ def insert_many(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
         return
     names = tuple(rows[0])
     processors, sql = _insert_statement(conn, table, names)
-    conn.exec_driver_sql(sql, _driver_rows(tuple(zip(names, processors, strict=True)), rows))
+    conn.exec_driver_sql(sql, _by_columns(processors, ([row[name] for row in rows] for name in names)))
 
 
 def insert_rows(conn: Connection, table, names: Sequence[str], rows: list[tuple]) -> None:
@@ -258,21 +258,18 @@ def upsert_rows(conn: Connection, table, key: Sequence[str], names: Sequence[str
 
 
 def _converted(processors, rows: list[tuple]) -> list[tuple]:
-    """Driver-ready rows: each value converted by its column's processor, column by column."""
+    """Driver-ready rows from tuples: each value converted by its column's processor."""
     if not any(processors):
         return rows
-    columns = [
+    return _by_columns(processors, zip(*rows, strict=True))
+
+
+def _by_columns(processors, columns) -> list[tuple]:
+    """The driver's parameter tuples from a batch's columns, each value converted by its column's
+    bind processor. Column by column: one comprehension per column is far cheaper than a
+    generator per row."""
+    converted = [
         values if process is None else [None if v is None else process(v) for v in values]
-        for process, values in zip(processors, zip(*rows, strict=True), strict=True)
+        for process, values in zip(processors, columns, strict=True)
     ]
-    return list(zip(*columns, strict=True))
-
-
-def _driver_rows(pairs, rows: list[dict[str, Any]]) -> list[tuple]:
-    """The rows as the driver's parameter tuples, each value converted by its column's bind
-    processor. Column by column: one comprehension per column is far cheaper than a generator per row."""
-    columns = []
-    for name, process in pairs:
-        values = [row[name] for row in rows]
-        columns.append(values if process is None else [None if v is None else process(v) for v in values])
-    return list(zip(*columns, strict=True))
+    return list(zip(*converted, strict=True))
