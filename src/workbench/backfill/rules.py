@@ -174,8 +174,11 @@ class RowRules:
         # each of its keys (the database forgets it when a later batch or writer takes one over).
         claims: dict[str, str | None] = {}
         for row in batch:
-            # Rows counted as they last ended, without being planned, write nothing.
-            fresh = row.fingerprint is not None and (row.remembered is None or row.plan is not None)
+            # Rows counted as they last ended write nothing: those not planned, and those planned
+            # again (see `_apply`) that found every target unchanged, as the bulk path leaves them.
+            fresh = row.fingerprint is not None and (
+                row.remembered is None or (row.plan is not None and row.status != "unchanged")
+            )
             how = self._ended(row) if fresh else None
             fingerprint = row.fingerprint if how is not None else None
             keys = [
