@@ -139,14 +139,14 @@ _MARK = (
 # table (NOT INDEXED): through the primary key it would look up every row of the environment.
 _VALID = {
     dialect: text(
-        f"SELECT status, {joined} FROM applied_rows "
+        f"SELECT status, {joined.format('fingerprint')} FROM applied_rows "
         "WHERE source = :s AND environment = :e AND config_digest = :d GROUP BY status "
-        f"UNION ALL SELECT 'done', {joined.replace('fingerprint', 'row_fingerprint')} FROM applied_payloads{hint} "
+        f"UNION ALL SELECT 'done', {joined.format('row_fingerprint')} FROM applied_payloads{hint} "
         "WHERE source = :s AND environment = :e AND row_config = :d"
     )
     for dialect, joined, hint in (
-        ("sqlite", "group_concat(fingerprint, ',')", " NOT INDEXED"),
-        ("postgresql", "string_agg(fingerprint, ',')", ""),
+        ("sqlite", "group_concat({}, ',')", " NOT INDEXED"),
+        ("postgresql", "string_agg({}, ',')", ""),
     )
 }
 

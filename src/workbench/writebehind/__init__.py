@@ -62,17 +62,7 @@ from ..store.claims import ClaimArbiter
 from ..store.idempotency import Lookout
 from ..store.journal import Entry, Journal
 from .recovery import Recovery
-from .writer import MAX_BATCH, SETTLE_TIMEOUT, SWEEP_SECONDS, Item, Writer
-
-__all__ = [
-    "DEFAULT_PAUSE",
-    "MAX_BATCH",
-    "SETTLE_TIMEOUT",
-    "SWEEP_SECONDS",
-    "WriteBehind",
-    "journal_folder",
-    "with_write_behind",
-]
+from .writer import Item, Writer
 
 log = logging.getLogger(__name__)
 
