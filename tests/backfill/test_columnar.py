@@ -81,10 +81,10 @@ ROW = st.fixed_dictionaries(
         "Notes": cell_text(WORDS),
     }
 )
-# Rows of plain cells, which the bulk path takes.
+# Rows of plain cells, which the bulk path takes (those without a user id fail there).
 PLAIN_ROW = st.fixed_dictionaries(
     {
-        "Work Email": st.sampled_from(EMAILS[:3]),
+        "Work Email": st.sampled_from([*EMAILS[:3], "", "❌ No email found"]),
         "Full Name": st.sampled_from(["Ann", "Zoë"]),
         "ICP Score": st.sampled_from(["70", "85"]),
     }
@@ -102,7 +102,22 @@ def store_state(store):
         rows(store, "SELECT target, payload_hash, row_fingerprint, row_config FROM applied_payloads")
     )
     remembered = sorted(rows(store, "SELECT fingerprint, config_digest, status FROM applied_rows"))
-    return users, applied, remembered
+    return users, applied, remembered, logged_whole(store)
+
+
+def logged_whole(store):
+    """The log entries of rows that did not apply in bulk (failed ones above all), with their
+    actions: all but their ids and times."""
+    return sorted(
+        rows(
+            store,
+            "SELECT e.status, e.event, e.origin, e.body, e.body_bytes, e.headers, e.idempotency_key, "
+            "e.idempotency_note, e.error, a.position, a.mapping, a.action, a.status, a.params, a.payload, "
+            "a.result, a.error, a.attempts FROM events e LEFT JOIN actions a ON a.event_id = e.id "
+            "WHERE e.body NOT LIKE '{\"backfill_batch\"%' AND e.status != 'processed'",
+        ),
+        key=repr,
+    )
 
 
 def failures_of(path):
@@ -149,6 +164,7 @@ def export_and_seed(draw):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=export_and_seed())
 @example(case=([{**ANN, "Work Email": "u2@x.io"}, {**ANN, "Full Name": "✅ Ann"}, ANN], [ANN]))
+@example(case=([{**ANN, "Work Email": ""}, ANN], [{**ANN, "Work Email": ""}]))  # remembered as failed
 def test_rows_planned_in_bulk_end_as_the_per_row_path_leaves_them(tmp_path_factory, case):
     export, seed = case
     tmp_path = tmp_path_factory.mktemp("columnar")
@@ -194,6 +210,41 @@ def test_a_batch_entry_points_at_the_rows_and_is_not_replayed(store, tmp_path):
     with pytest.raises(NotReplayable, match="run the backfill of that export again"):
         live_service(config_with(tmp_path), store).replay(event_id)
     assert store.get_event(event_id) == entry
+
+
+def test_a_row_without_a_user_id_fails_in_bulk_logged_whole_and_can_be_replayed(store, tmp_path, monkeypatch):
+    failing = [n for n, r in enumerate(export_rows(LEADS), start=1) if not email_of(r)]
+    taken = []
+    original = columnar.OrdinaryBatches._failed
+
+    def counted(self, rows, now):
+        taken.extend(r.number for r in rows)
+        return original(self, rows, now)
+
+    monkeypatch.setattr(columnar.OrdinaryBatches, "_failed", counted)
+    summary = run(store, failures=tmp_path / "failed.csv")
+    assert failing and taken == failing and summary.counts["failed"] == len(failing)
+    assert [int(n) for n, *_ in failures_of(tmp_path / "failed.csv")] == failing
+    (event_id, body), *_ = rows(store, "SELECT id, body FROM events WHERE status = 'failed' ORDER BY id")
+    entry = store.get_event(event_id)
+    assert json.loads(body)["full_name"] and "email" not in json.loads(body)
+    assert entry["actions"][0]["error"] == "param `id`: path `body.email` resolved to nothing"
+    assert entry["actions"][0]["payload"]["properties"] == json.loads(body)
+
+    # The mapping mended (the user named by another key), the logged row is replayed from its body.
+    mended = json.loads(config_with(tmp_path).read_text())
+    mended["environments"]["development"]["mappings"][0]["params"]["id"] = "body.full_name"
+    config = tmp_path / "mended.json"
+    config.write_text(json.dumps(mended))
+    replayed = live_service(config, store).replay(event_id)
+    assert replayed["status"] == "processed" and replayed["replays"] == 1
+    user = json.loads(body)["full_name"]
+    assert rows(store, "SELECT count(*) FROM local_users WHERE id = :u", u=user) == [(1,)]
+
+    # A re-run remembers them as failed: nothing is logged twice.
+    logged = rows(store, "SELECT count(*) FROM events")
+    again = run(store)
+    assert again.counts["failed"] == len(failing) and rows(store, "SELECT count(*) FROM events") == logged
 
 
 def test_rows_naming_one_user_are_applied_in_export_order_whichever_path_takes_them(store, tmp_path):

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,7 +37,7 @@ from ..sinks.batched import BatchedUsers
 from ..store import Store, StoreError
 from ..store.applied import valid_rows
 from ..store.db import describe, set_pragmas, tune_for_batches
-from .columnar import EVERY, ColumnarPlan, OrdinaryBatches, OrdinaryRow, OtherRow
+from .columnar import EVERY, ColumnarPlan, FailedRow, OrdinaryBatches, OrdinaryRow, OtherRow
 from .fingerprints import config_digest
 from .report import FAILURE_STATUSES, BackfillSummary, FailureWriter, SyncPlan
 from .rules import Row, RowRules, identified_ids, settle
@@ -159,10 +160,11 @@ class Backfill(RowRules):
                 limit,
                 progress,
                 summary,
-                lambda batch, build, also=None, first=None: self._flush(
-                    batch, build, summary, writer, also, first
+                lambda batch, build, also=None, first=None, failed=(): self._flush(
+                    batch, build, summary, writer, also, first, failed
                 ),
                 ordinary,
+                writer,
             )
         finally:
             if writer:
@@ -222,7 +224,14 @@ class Backfill(RowRules):
         return plan
 
     def _each_batch(
-        self, source: RowSource, limit, progress, summary: BackfillSummary, handle, ordinary=None
+        self,
+        source: RowSource,
+        limit,
+        progress,
+        summary: BackfillSummary,
+        handle,
+        ordinary=None,
+        failures=None,
     ) -> None:
         from tqdm.auto import tqdm  # picks the notebook or terminal bar; loads on the first run
 
@@ -240,18 +249,23 @@ class Backfill(RowRules):
         try:
             with _fewer_collections():
                 batch: list[Row] = []
-                bulk: list[OrdinaryRow] = []  # rows planned in bulk (see `columnar`)
+                bulk: list[OrdinaryRow | FailedRow] = []  # rows planned in bulk (see `columnar`)
                 users: set[str] = set()  # the users `bulk` names
                 bulk_size = self.batch_size
 
                 def flush():
+                    # The bulk rows that failed, for the failures file once their batch is kept.
+                    failed = [r for r in bulk if type(r) is FailedRow] if failures is not None else []
                     if batch and bulk:  # one transaction for both
                         first = min(batch[0].number, bulk[0].number)
-                        handle(batch, build, lambda conn, now: ordinary.write(conn, bulk, now), first)
+                        also = lambda conn, now: ordinary.write(conn, bulk, now)  # noqa: E731
+                        handle(batch, build, also, first, failed)
                     elif batch:
                         handle(batch, build)
                     elif bulk:
                         self._flush_ordinary(ordinary, bulk, summary)
+                        for row in failed:
+                            failures.write(row)
                     bar.update(len(batch) + len(bulk))
                     bar.set_postfix(summary.postfix(), refresh=False)
                     batch.clear()
@@ -265,6 +279,8 @@ class Backfill(RowRules):
                     if type(item) is OrdinaryRow:
                         bulk.append(item)
                         users.add(item.user_id)
+                    elif type(item) is FailedRow:
+                        bulk.append(item)  # it names no user
                     elif type(item) is OtherRow:
                         # The rows of a flush go per-row first: one naming a user an earlier row
                         # of `bulk` names waits for that row to be written.
@@ -299,18 +315,22 @@ class Backfill(RowRules):
             ) from exc
 
     def _flush(
-        self, batch: list[Row], build, summary: BackfillSummary, writer, also=None, first=None
+        self, batch: list[Row], build, summary: BackfillSummary, writer, also=None, first=None, failed=()
     ) -> None:
+        """Run and keep a batch (with `also`'s rows, of which `failed` failed); then count it and
+        write its failed rows to the failures file, in export order."""
         with self._kept(first or batch[0].number):
             written = self._run_batch(batch, build, also=also)
         _count(summary, written)  # once committed
         for row in batch:
             summary.counts[row.status] += 1
-            if writer and row.status in FAILURE_STATUSES:
+        if writer:
+            rows = [row for row in batch if row.status in FAILURE_STATUSES]
+            for row in sorted([*rows, *failed], key=attrgetter("number")) if failed else rows:
                 writer.write(row)
 
     def _flush_ordinary(
-        self, ordinary: OrdinaryBatches, rows: list[OrdinaryRow], summary: BackfillSummary
+        self, ordinary: OrdinaryBatches, rows: list[OrdinaryRow | FailedRow], summary: BackfillSummary
     ) -> None:
         conn = self._batch_connection()
         with self._kept(rows[0].number), conn.begin():

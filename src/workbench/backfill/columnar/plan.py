@@ -112,6 +112,9 @@ class ColumnarPlan:
         if mapping.action != "users_identify" or not mapping.active or mapping.when:
             return None
         plan = cls(backfill, columns, reads, event, mapping)
+        # A row that fails for want of a user id is logged with its body in the template's order:
+        # SQL writes that order as `clay.body_builder` does unless the event comes from a column.
+        plan.fails_in_bulk = spec is None or (isinstance(spec, Mapping) and "value" in spec)
         try:
             plan.keys = plan._body_keys()
             plan.slots = {key: f"k_{i}" for i, key in enumerate(plan.keys)}  # their SQL columns
@@ -184,6 +187,9 @@ class ColumnarPlan:
             raise _NotColumnar
         if template_column(self.backfill.template.get(params["id"][1])) is None:
             raise _NotColumnar  # a literal user id
+        # What the engine says of a row whose user id is blank (`Engine._resolve`): the one
+        # required param of users_identify resolved to nothing.
+        self.failure = f"param `id`: {self.mapping.params['id'].describe()} resolved to nothing"
         return params
 
     def _template(self, spec: Template) -> str | None:
@@ -213,10 +219,11 @@ class ColumnarPlan:
 
     def query(self, source: str, numbered: bool = False) -> str:
         """Every row of `source` (the export, columns c0…, and its row number `n` when
-        `numbered`), in order: whether it is ordinary, the
-        user it names (for the others, a wider key: `_group`); for ordinary rows the user's record,
-        the payload hash, the memory key, the fingerprint and the target's first 16 hex digits;
-        for the others their cells."""
+        `numbered`), in order: its kind (`ORDINARY`, `FAILED` or NULL for the others), the user it
+        names (for the others, a wider key: `_group`); for ordinary rows the user's record, the
+        payload hash, the memory key, the fingerprint and the target's first 16 hex digits; for
+        failed rows the body, the payload (JSON text, in the engine's order), the idempotency
+        key and the fingerprint; for the others and the failed rows their cells."""
         slots = self.slots
         cells = ", ".join(f"c{i}" for i in range(len(self.columns)))
         body = _object(sorted(slots.items()))
@@ -229,14 +236,22 @@ class ColumnarPlan:
         # One match over the cells read, joined by the unit separator (which no ordinary cell holds).
         pattern = chr(0x1F).join(_NUMBER if i in self.numbers else _TEXT_CELL for i in read)
         joined = ", ".join(f"coalesce(c{i}, '')" for i in read)
+        cells_ok = f"regexp_full_match(concat_ws(chr(31), {joined}), {sql_literal(pattern)})"
+        small = f"strlen(body_json) < {_PROPERTIES_LIMIT}"
         ordinary = " AND ".join(
             [
-                f"regexp_full_match(concat_ws(chr(31), {joined}), {sql_literal(pattern)})",
+                cells_ok,
                 "uid IS NOT NULL",
                 f"strlen(uid) <= {MAX_USER_ID}",
                 "NOT contains(uid, '/') AND NOT contains(uid, '#')",
-                f"strlen(body_json) < {_PROPERTIES_LIMIT}",
+                small,
             ]
+        )
+        failed = f"{cells_ok} AND uid IS NULL AND {small}" if self.fails_in_bulk else "false"
+        # The failed rows' body in the template's order, and their payload in the params'.
+        ordered = _object((key, slots[key]) for key in self.keys)
+        resolved = _object(
+            (name, "body_text" if value == "body_json" else value) for name, (value, _) in self.params.items()
         )
         return f"""
             WITH rows AS (SELECT {cells}{", n" if numbered else ""} FROM {source}),
@@ -247,21 +262,29 @@ class ColumnarPlan:
             planned AS (
                 SELECT *, {_clean(id_cell)} AS uid, {body} AS body_json FROM keyed
             ),
-            checked AS (SELECT *, coalesce({ordinary}, false) AS ordinary FROM planned),
+            checked AS (
+                SELECT *, CASE WHEN coalesce({ordinary}, false) THEN {ORDINARY}
+                               WHEN coalesce({failed}, false) THEN {FAILED} END AS kind
+                FROM planned
+            ),
             targeted AS (
-                SELECT *, CASE WHEN ordinary THEN sha256(concat('["user",', {_json_text("uid")}, ']')) END
-                    AS target
+                SELECT *,
+                    CASE WHEN kind = {ORDINARY} THEN sha256(concat('["user",', {_json_text("uid")}, ']')) END
+                    AS target,
+                    CASE WHEN kind = {FAILED} THEN {ordered} END AS body_text
                 FROM checked
             )
-            SELECT ordinary,
-                   CASE WHEN ordinary THEN uid ELSE {_group(id_cell)} END,
-                   CASE WHEN ordinary THEN {record} END,
-                   CASE WHEN ordinary THEN sha256(concat('["users_identify",', {payload}, ']')) END,
-                   CASE WHEN ordinary THEN sha256(concat(
-                       target, chr(10), {sql_literal(self.scope_text)}, '"', sha256(body_json), '"]')) END,
-                   CASE WHEN ordinary THEN {fingerprint} END,
-                   CASE WHEN ordinary THEN left(target, 16) END,
-                   CASE WHEN NOT ordinary THEN [{cells}] END,
+            SELECT kind,
+                   CASE WHEN kind = {ORDINARY} THEN uid WHEN kind IS NULL THEN {_group(id_cell)} END,
+                   CASE WHEN kind = {ORDINARY} THEN {record} ELSE body_text END,
+                   CASE WHEN kind = {ORDINARY} THEN sha256(concat('["users_identify",', {payload}, ']'))
+                        WHEN kind = {FAILED} THEN {resolved} END,
+                   CASE WHEN kind = {ORDINARY} THEN sha256(concat(
+                       target, chr(10), {sql_literal(self.scope_text)}, '"', sha256(body_json), '"]'))
+                        WHEN kind = {FAILED} THEN sha256(body_json) END,
+                   CASE WHEN kind IS NOT NULL THEN {fingerprint} END,
+                   CASE WHEN kind = {ORDINARY} THEN left(target, 16) END,
+                   CASE WHEN kind IS DISTINCT FROM {ORDINARY} THEN [{cells}] END,
                    {"n" if numbered else "NULL"}
             FROM targeted"""
 
@@ -288,6 +311,10 @@ class ColumnarPlan:
     def _cell_of(self, key: str) -> str:
         spec = self.backfill.template[key]
         return f"c{self.columns.index(template_column(spec))}"
+
+
+# A row's kind, as the query gives it (NULL: the per-row path's).
+ORDINARY, FAILED = 1, 2
 
 
 class _NotColumnar(Exception):

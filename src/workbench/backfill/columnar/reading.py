@@ -1,5 +1,5 @@
-"""DuckDB reading an export for the plan, a thread ahead of the run: ordinary rows and the others,
-in export order (see the package)."""
+"""DuckDB reading an export for the plan, a thread ahead of the run: ordinary rows, failed rows and
+the others, in export order (see the package)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import duckdb
 
 from ...clay.loading import quote
 from ..fingerprints import csv_from
-from .plan import ColumnarPlan
+from .plan import ORDINARY, ColumnarPlan
 
 # Rows a fetch takes. DuckDB makes a fetch's Python objects holding Python's lock, which the run's
 # writing thread needs between its SQLite statements: a small fetch hands it back sooner
@@ -40,6 +40,23 @@ class OrdinaryRow:
     fingerprint: str
     target: int  # the target cut to 64 bits, as a run tracks what it sent (`Backfill.sent`)
     sent: int  # the payload hash, cut alike
+
+
+@dataclass(slots=True)
+class FailedRow:
+    """A row whose user id is blank and every other cell read ordinary: its identify fails, as the
+    engine fails it (`ColumnarPlan.failure`), and the log keeps it whole. Its body and payload
+    are JSON text; `key` is its idempotency key (the hash of its body); `cells` and `reason` are
+    what the failures file writes."""
+
+    number: int
+    body: str
+    payload: str
+    key: str
+    fingerprint: str
+    cells: list[Any]
+    reason: str
+    status: str = "failed"
 
 
 # The `group` of a row that may name any user.
@@ -103,14 +120,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 class ColumnarRows:
     """The rows of an export as `ColumnarPlan` splits them, streamed in export order:
-    `OrdinaryRow`s and `OtherRow`s. Should DuckDB fail to read the export (a line it cannot
+    `OrdinaryRow`s, `FailedRow`s and `OtherRow`s. Should DuckDB fail to read the export (a line it cannot
     parse, memory), the rows it did not give come from `rows` (the source's own reading, which
     names a bad line precisely), every one for the per-row path."""
 
     def __init__(self, plan: ColumnarPlan, source: DuckSource, rows: Callable[[], Iterator] | None = None):
         self.plan, self.source, self.rows = plan, source, rows
 
-    def __iter__(self) -> Iterator[OrdinaryRow | OtherRow]:
+    def __iter__(self) -> Iterator[OrdinaryRow | FailedRow | OtherRow]:
         """DuckDB computes and converts the rows in a thread of its own, a few chunks ahead: the
         run writes a batch (SQLite, without Python's lock) while the next ones are computed."""
         chunks: queue.Queue = queue.Queue(maxsize=AHEAD)
@@ -146,6 +163,7 @@ class ColumnarRows:
             # Rows come in the file's order (DuckDB preserves it where a query has no ORDER BY),
             # numbered from 1 as `ExportReader` numbers them, unless the source numbers them.
             numbers = itertools.count(1)
+            reason = f"{self.plan.mapping.action}: {self.plan.failure}"  # as `rules._failed_reason` says
             while not stop.is_set() and (fetched := cursor.fetchmany(FETCH)):
                 chunk = [
                     OrdinaryRow(
@@ -158,10 +176,20 @@ class ColumnarRows:
                         int(target, 16),
                         int(digest[:16], 16),
                     )
-                    if ordinary
+                    if kind == ORDINARY
                     else OtherRow(number or n, ["" if c is None else c for c in cells], who)
+                    if kind is None
+                    else FailedRow(
+                        number or n,
+                        record,
+                        digest,
+                        key,
+                        fingerprint,
+                        ["" if c is None else c for c in cells],
+                        reason,
+                    )
                     # (`fetched` first: zip stops at its end without taking one more number)
-                    for (ordinary, who, record, digest, key, fingerprint, target, cells, number), n in zip(
+                    for (kind, who, record, digest, key, fingerprint, target, cells, number), n in zip(
                         fetched, numbers, strict=False
                     )
                 ]
