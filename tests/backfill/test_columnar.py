@@ -16,7 +16,7 @@ from workbench.clay import ExportError, load_export
 from workbench.config import load_config
 from workbench.errors import NotReplayable
 from workbench.sinks.local import LocalSink
-from workbench.store import Store
+from workbench.store import Store, checkpoints
 
 from .conftest import LEADS, batch_entries, config_with, email_of, export_rows, rows, rows_in_batches, run
 from .test_sync import live_service
@@ -321,3 +321,30 @@ def test_a_loaded_table_is_planned_in_bulk_as_the_per_row_path_plans_it(tmp_path
         states.append((summary.counts, store_state(store)))
     assert states[0] == states[1]
     con.close()
+
+
+def test_the_log_is_checkpointed_beside_the_batches_and_the_store_ends_the_same(tmp_path, monkeypatch):
+    path = tmp_path / "many.csv"
+    write_rows(
+        path, ["Work Email", "Full Name"], [[f"u{i}@x.io" if i % 7 else "", f"U{i}"] for i in range(6000)]
+    )
+    made = []
+    original = checkpoints.BackgroundCheckpoints.__init__
+
+    def kept(self, *args):
+        made.append(self)
+        original(self, *args)
+
+    monkeypatch.setattr(checkpoints.BackgroundCheckpoints, "__init__", kept)
+    states = []
+    for name in ("beside", "plain"):
+        store = Store(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+        if name == "beside":
+            summary = run(store, export=path, batch_size=500)
+        else:
+            with checkpoints.disabled():
+                summary = run(store, export=path, batch_size=500)
+        states.append((summary.counts, store_state(store)))
+        store.close()
+    assert len(made) == 1 and not made[0]._thread.is_alive()  # one for the run, stopped with it
+    assert states[0] == states[1] and states[0][0]["failed"] == 6000 // 7 + 1

@@ -36,6 +36,7 @@ from ..engine import (
 from ..sinks.batched import BatchedUsers
 from ..store import Store, StoreError
 from ..store.applied import valid_rows
+from ..store.checkpoints import Checkpoints, checkpoints_for
 from ..store.db import describe, set_pragmas, tune_for_batches
 from .columnar import EVERY, ColumnarPlan, FailedRow, OrdinaryBatches, OrdinaryRow, OtherRow
 from .fingerprints import config_digest
@@ -115,6 +116,7 @@ class Backfill(RowRules):
         self._build: Callable[[list[Any]], dict] | None = None
         self._batch_conn = None  # see `_batch_connection`
         self._batch_restore: dict[str, int] = {}  # the PRAGMAs it had before
+        self._checkpoints: Checkpoints = Checkpoints()  # of its database's log (see `_batch_connection`)
 
     def missing_columns(self, columns: Iterable[str]) -> list[str]:
         """Columns the body template names that the export does not have."""
@@ -335,6 +337,7 @@ class Backfill(RowRules):
         conn = self._batch_connection()
         with self._kept(rows[0].number), conn.begin():
             written = ordinary.write(conn, rows, self.clock())
+        self._checkpoints.committed()
         _count(summary, written)  # once committed
 
     def _run_batch(self, batch: list[Row], build, dry: bool = False, also=None) -> dict[str, int] | None:
@@ -361,6 +364,7 @@ class Backfill(RowRules):
                 self._write(conn, batch, now)
                 if also is not None:
                     written = also(conn, now)
+            self._checkpoints.committed()
         else:
             with self.store.engine.begin() as conn:
                 memory = self._memory(conn, batch)
@@ -381,11 +385,13 @@ class Backfill(RowRules):
         """The one connection a run's batches take turns on (with a transactional sink). On SQLite
         it gets a page cache of BACKFILL_CACHE_KIB, which then holds the indexes a backfill
         touches all over from one batch to the next, and checkpoints of the write-ahead log every
-        BACKFILL_CHECKPOINT_BYTES instead of every few batches (each one waits for the disk).
-        Neither changes what a commit guarantees."""
+        BACKFILL_CHECKPOINT_BYTES instead of every few batches (each one waits for the disk),
+        which `store.checkpoints` runs beside the batches as they commit. None of it changes what
+        a commit guarantees."""
         if self._batch_conn is None:
             conn = self.store.engine.connect()
             self._batch_restore = tune_for_batches(conn, BACKFILL_CACHE_KIB, BACKFILL_CHECKPOINT_BYTES)
+            self._checkpoints = checkpoints_for(conn)
             self._batch_conn = conn
         return self._batch_conn
 
@@ -395,6 +401,8 @@ class Backfill(RowRules):
         conn, self._batch_conn = self._batch_conn, None
         if conn is None:
             return
+        checkpoints, self._checkpoints = self._checkpoints, Checkpoints()
+        checkpoints.close()
         restore, self._batch_restore = self._batch_restore, {}
         try:
             if restore and not conn.invalidated:
