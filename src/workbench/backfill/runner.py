@@ -155,7 +155,7 @@ class Backfill(RowRules):
             if limit is None and self._compared_in_bulk(source, summary):
                 return summary
         writer = FailureWriter(failures, source.header) if failures else None
-        ordinary = self._ordinary(source) if limit is None else None
+        ordinary = self._ordinary(source, every_cell=writer is not None) if limit is None else None
         try:
             self._each_batch(
                 source,
@@ -197,7 +197,7 @@ class Backfill(RowRules):
         summary.seconds = time.perf_counter() - started
         return True
 
-    def _ordinary(self, source: RowSource) -> OrdinaryBatches | None:
+    def _ordinary(self, source: RowSource, every_cell: bool = True) -> OrdinaryBatches | None:
         """The run's ordinary rows planned in bulk (see `columnar`), when the run can: the local
         sink on SQLite, an export DuckDB reads, and a config of the shape `ColumnarPlan` computes."""
         if not self.bulk or self.bind is None or self.sink.name != "local":
@@ -206,7 +206,7 @@ class Backfill(RowRules):
             return None
         plan = ColumnarPlan.for_run(self, source.columns, self._build.reads)
         where = source.in_duckdb() if plan is not None else None
-        return OrdinaryBatches(self, plan, where) if where is not None else None
+        return OrdinaryBatches(self, plan, where, every_cell) if where is not None else None
 
     def plan(
         self, source: RowSource, *, limit: int | None = None, progress: bool | None = None, examples: int = 3

@@ -20,6 +20,9 @@ export order:
   remembers it as `failed`, as the per-row path does;
 - every other row (`OtherRow`), with its cells, for the runner's per-row path.
 
+Without a failures file, which writes every cell of a row that fails, DuckDB reads only the
+columns the template reads (the per-row path reads no other): the others are not materialized.
+
 `OrdinaryBatches.write` then applies a batch of ordinary rows by the run's rules (what the run
 sent, the memory, which row holds a target) and writes it with a few statements: the users
 merged, what each row applied remembered, and one entry in the event log standing for the batch

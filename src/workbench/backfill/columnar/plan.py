@@ -217,15 +217,19 @@ class ColumnarPlan:
 
     # -- the query -------------------------------------------------------------------------
 
-    def query(self, source: str, numbered: bool = False) -> str:
+    def query(self, source: str, numbered: bool = False, every_cell: bool = True) -> str:
         """Every row of `source` (the export, columns c0…, and its row number `n` when
         `numbered`), in order: its kind (`ORDINARY`, `FAILED` or NULL for the others), the user it
         names (for the others, a wider key: `_group`); for ordinary rows the user's record, the
         payload hash, the memory key, the fingerprint and the target's first 16 hex digits; for
         failed rows the body, the payload (JSON text, in the engine's order), the idempotency
-        key and the fingerprint; for the others and the failed rows their cells."""
+        key and the fingerprint; for the others and the failed rows their cells. Without
+        `every_cell`, only the cells the template reads (`reads`, in order), and only for the
+        others: DuckDB then leaves the other columns unread."""
         slots = self.slots
         cells = ", ".join(f"c{i}" for i in range(len(self.columns)))
+        given = cells if every_cell else ", ".join(f"c{i}" for i in self.reads)
+        cells_of = f"kind IS DISTINCT FROM {ORDINARY}" if every_cell else "kind IS NULL"
         body = _object(sorted(slots.items()))
         payload = _object(sorted((name, value) for name, (value, _) in self.params.items()))
         record = self._record(slots)
@@ -284,7 +288,7 @@ class ColumnarPlan:
                         WHEN kind = {FAILED} THEN sha256(body_json) END,
                    CASE WHEN kind IS NOT NULL THEN {fingerprint} END,
                    CASE WHEN kind = {ORDINARY} THEN left(target, 16) END,
-                   CASE WHEN kind IS DISTINCT FROM {ORDINARY} THEN [{cells}] END,
+                   CASE WHEN {cells_of} THEN [{given}] END,
                    {"n" if numbered else "NULL"}
             FROM targeted"""
 

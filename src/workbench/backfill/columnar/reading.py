@@ -46,15 +46,15 @@ class OrdinaryRow:
 class FailedRow:
     """A row whose user id is blank and every other cell read ordinary: its identify fails, as the
     engine fails it (`ColumnarPlan.failure`), and the log keeps it whole. Its body and payload
-    are JSON text; `key` is its idempotency key (the hash of its body); `cells` and `reason` are
-    what the failures file writes."""
+    are JSON text; `key` is its idempotency key (the hash of its body); `cells` (given only when
+    the run writes a failures file) and `reason` are what the failures file writes."""
 
     number: int
     body: str
     payload: str
     key: str
     fingerprint: str
-    cells: list[Any]
+    cells: list[Any] | None
     reason: str
     status: str = "failed"
 
@@ -113,6 +113,23 @@ def table_source(con: Any, table: str, columns: Sequence[str]) -> DuckSource:
     return DuckSource(sql, con.cursor, True, lambda: {"table": table})
 
 
+def _all(cells: list | None) -> list:
+    return ["" if c is None else c for c in cells or ()]
+
+
+def _spread(width: int, reads: Sequence[int]) -> Callable[[list | None], list]:
+    """Cells given for the columns `reads` only, as a row of `width` cells (blank elsewhere)."""
+
+    def spread(cells: list | None) -> list:
+        row = [""] * width
+        for i, c in zip(reads, cells or (), strict=False):
+            if c is not None:
+                row[i] = c
+        return row
+
+    return spread
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
@@ -124,8 +141,14 @@ class ColumnarRows:
     parse, memory), the rows it did not give come from `rows` (the source's own reading, which
     names a bad line precisely), every one for the per-row path."""
 
-    def __init__(self, plan: ColumnarPlan, source: DuckSource, rows: Callable[[], Iterator] | None = None):
-        self.plan, self.source, self.rows = plan, source, rows
+    def __init__(
+        self,
+        plan: ColumnarPlan,
+        source: DuckSource,
+        rows: Callable[[], Iterator] | None = None,
+        every_cell: bool = True,
+    ):
+        self.plan, self.source, self.rows, self.every_cell = plan, source, rows, every_cell
 
     def __iter__(self) -> Iterator[OrdinaryRow | FailedRow | OtherRow]:
         """DuckDB computes and converts the rows in a thread of its own, a few chunks ahead: the
@@ -159,7 +182,10 @@ class ColumnarRows:
 
     def _compute(self, con, chunks: queue.Queue, stop: threading.Event) -> None:
         try:
-            cursor = con.execute(self.plan.query(self.source.sql, self.source.numbered))
+            every = self.every_cell
+            cursor = con.execute(self.plan.query(self.source.sql, self.source.numbered, every))
+            # Without every cell, the others' cells the template reads, where the per-row path reads them.
+            cells_of = _all if every else _spread(len(self.plan.columns), self.plan.reads)
             # Rows come in the file's order (DuckDB preserves it where a query has no ORDER BY),
             # numbered from 1 as `ExportReader` numbers them, unless the source numbers them.
             numbers = itertools.count(1)
@@ -177,16 +203,10 @@ class ColumnarRows:
                         int(digest[:16], 16),
                     )
                     if kind == ORDINARY
-                    else OtherRow(number or n, ["" if c is None else c for c in cells], who)
+                    else OtherRow(number or n, cells_of(cells), who)
                     if kind is None
                     else FailedRow(
-                        number or n,
-                        record,
-                        digest,
-                        key,
-                        fingerprint,
-                        ["" if c is None else c for c in cells],
-                        reason,
+                        number or n, record, digest, key, fingerprint, cells and cells_of(cells), reason
                     )
                     # (`fetched` first: zip stops at its end without taking one more number)
                     for (kind, who, record, digest, key, fingerprint, target, cells, number), n in zip(

@@ -38,13 +38,14 @@ class OrdinaryBatches:
     """A run's ordinary rows (`ColumnarRows`), written a batch at a time in the run's transaction:
     the users merged, what each row applied remembered, one log entry for the batch."""
 
-    def __init__(self, backfill: Any, plan: ColumnarPlan, source: DuckSource):
+    def __init__(self, backfill: Any, plan: ColumnarPlan, source: DuckSource, every_cell: bool = True):
         self.backfill, self.plan, self.source = backfill, plan, source
+        self.every_cell = every_cell  # a failures file writes every cell of the rows that fail
 
     def rows(
         self, fallback: Callable[[], Iterator] | None = None
     ) -> Iterator[OrdinaryRow | FailedRow | OtherRow]:
-        return iter(ColumnarRows(self.plan, self.source, fallback))
+        return iter(ColumnarRows(self.plan, self.source, fallback, self.every_cell))
 
     def write(self, conn, batch: list[OrdinaryRow | FailedRow], now) -> dict[str, int]:
         """Apply and remember one batch of ordinary rows, in export order, as `rules.RowRules._compare`,
