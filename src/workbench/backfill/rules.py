@@ -133,7 +133,7 @@ class RowRules:
             plan.todo = todo
             if dry:
                 row.status = _row_status(plan.outcome.actions, applied=bool(todo), unchanged=row.unchanged)
-                row.reason = _failed_reason(plan.outcome)
+                row.reason = failed_reason(plan.outcome)
 
     def _apply(self, batch: list[Row], memory: dict[str, str]) -> None:
         for row in batch:
@@ -164,7 +164,7 @@ class RowRules:
                     # A row repeated within the export is unchanged the second time.
                     memory.update((k, h) for _, k, h in targets)
             row.status = _row_status(outcome.actions, applied=bool(sent), unchanged=row.unchanged)
-            row.reason = _failed_reason(outcome)
+            row.reason = failed_reason(outcome)
 
     def _write(self, conn, batch: list[Row], now: datetime) -> None:
         source, environment = self.scope
@@ -253,7 +253,7 @@ def _row_status(actions: list[ActionResult], *, applied: bool, unchanged: int) -
     return "unchanged" if unchanged else "skipped"
 
 
-def _failed_reason(outcome: Outcome) -> str | None:
+def failed_reason(outcome: Outcome) -> str | None:
     failed = [f"{a.action}: {a.error}" for a in outcome.actions if a.status == "failed"]
     return "; ".join(failed) if failed else None
 
@@ -280,7 +280,7 @@ def settle(batch: list[Row], settled: dict) -> None:
         if changed:
             outcome.status = rolled_up_status(outcome.actions)
             row.status = _row_status(outcome.actions, applied=True, unchanged=row.unchanged)
-            row.reason = _failed_reason(outcome)
+            row.reason = failed_reason(outcome)
 
 
 def identified_ids(batch: list[Row], memory: dict[str, str]) -> list[str]:

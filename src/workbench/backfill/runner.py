@@ -162,9 +162,7 @@ class Backfill(RowRules):
                 limit,
                 progress,
                 summary,
-                lambda batch, build, also=None, first=None, failed=(): self._flush(
-                    batch, build, summary, writer, also, first, failed
-                ),
+                lambda batch, build, also=None, first=None: self._flush(batch, build, summary, also, first),
                 ordinary,
                 writer,
             )
@@ -256,18 +254,15 @@ class Backfill(RowRules):
                 bulk_size = self.batch_size
 
                 def flush():
-                    # The bulk rows that failed, for the failures file once their batch is kept.
-                    failed = [r for r in bulk if type(r) is FailedRow] if failures is not None else []
                     if batch and bulk:  # one transaction for both
                         first = min(batch[0].number, bulk[0].number)
-                        also = lambda conn, now: ordinary.write(conn, bulk, now)  # noqa: E731
-                        handle(batch, build, also, first, failed)
+                        handle(batch, build, lambda conn, now: ordinary.write(conn, bulk, now), first)
                     elif batch:
                         handle(batch, build)
                     elif bulk:
                         self._flush_ordinary(ordinary, bulk, summary)
-                        for row in failed:
-                            failures.write(row)
+                    if failures is not None:  # once the batch is kept
+                        _write_failures(failures, batch, bulk)
                     bar.update(len(batch) + len(bulk))
                     bar.set_postfix(summary.postfix(), refresh=False)
                     batch.clear()
@@ -316,20 +311,12 @@ class Backfill(RowRules):
                 f"the batch from row {first} was not kept, run the same backfill again"
             ) from exc
 
-    def _flush(
-        self, batch: list[Row], build, summary: BackfillSummary, writer, also=None, first=None, failed=()
-    ) -> None:
-        """Run and keep a batch (with `also`'s rows, of which `failed` failed); then count it and
-        write its failed rows to the failures file, in export order."""
+    def _flush(self, batch: list[Row], build, summary: BackfillSummary, also=None, first=None) -> None:
         with self._kept(first or batch[0].number):
             written = self._run_batch(batch, build, also=also)
         _count(summary, written)  # once committed
         for row in batch:
             summary.counts[row.status] += 1
-        if writer:
-            rows = [row for row in batch if row.status in FAILURE_STATUSES]
-            for row in sorted([*rows, *failed], key=attrgetter("number")) if failed else rows:
-                writer.write(row)
 
     def _flush_ordinary(
         self, ordinary: OrdinaryBatches, rows: list[OrdinaryRow | FailedRow], summary: BackfillSummary
@@ -409,6 +396,15 @@ class Backfill(RowRules):
                 set_pragmas(conn, restore)
         finally:
             conn.close()
+
+
+def _write_failures(writer: FailureWriter, batch: list[Row], bulk: list) -> None:
+    """A kept batch's failed rows to the failures file, in export order: those of the per-row
+    path and those that failed in bulk."""
+    failed = [row for row in batch if row.status in FAILURE_STATUSES]
+    failed += [row for row in bulk if type(row) is FailedRow]
+    for row in sorted(failed, key=attrgetter("number")):
+        writer.write(row)
 
 
 def _count(summary: BackfillSummary, written: dict[str, int] | None) -> None:

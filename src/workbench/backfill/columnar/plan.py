@@ -11,11 +11,12 @@ from typing import Any
 
 from ...actions import MAX_USER_ID, USER_FIELDS
 from ...clay.bodies import FAILURE_MARKS, template_column
-from ...engine import row_identity
+from ...engine import SourceEvent, row_identity
 from ...jsontext import compact_json
 from ...paths import MISSING
 from ...specs import Literal, PathValue, Template
 from ..fingerprints import BulkFingerprints, sql_literal
+from ..rules import failed_reason
 
 _enabled = True
 
@@ -121,6 +122,11 @@ class ColumnarPlan:
             plan.params = plan._params()
         except _NotColumnar:
             return None
+        # How the engine fails a row whose user id is blank, whatever else the row holds: the one
+        # required param of users_identify resolves to nothing (asked of a body with no other key).
+        failed = backfill.engine.plan(SourceEvent({"event": event}, backfill.headers, origin="backfill"))
+        (result,) = failed.outcome.actions
+        plan.failure, plan.reason = result.error, failed_reason(failed.outcome)
         return plan
 
     def _body_keys(self) -> dict[str, _Key]:
@@ -187,9 +193,6 @@ class ColumnarPlan:
             raise _NotColumnar
         if template_column(self.backfill.template.get(params["id"][1])) is None:
             raise _NotColumnar  # a literal user id
-        # What the engine says of a row whose user id is blank (`Engine._resolve`): the one
-        # required param of users_identify resolved to nothing.
-        self.failure = f"param `id`: {self.mapping.params['id'].describe()} resolved to nothing"
         return params
 
     def _template(self, spec: Template) -> str | None:
@@ -229,7 +232,7 @@ class ColumnarPlan:
         slots = self.slots
         cells = ", ".join(f"c{i}" for i in range(len(self.columns)))
         given = cells if every_cell else ", ".join(f"c{i}" for i in self.reads)
-        cells_of = f"kind IS DISTINCT FROM {ORDINARY}" if every_cell else "kind IS NULL"
+        with_cells = f"kind IS DISTINCT FROM {ORDINARY}" if every_cell else "kind IS NULL"
         body = _object(sorted(slots.items()))
         payload = _object(sorted((name, value) for name, (value, _) in self.params.items()))
         record = self._record(slots)
@@ -288,7 +291,7 @@ class ColumnarPlan:
                         WHEN kind = {FAILED} THEN sha256(body_json) END,
                    CASE WHEN kind IS NOT NULL THEN {fingerprint} END,
                    CASE WHEN kind = {ORDINARY} THEN left(target, 16) END,
-                   CASE WHEN {cells_of} THEN [{given}] END,
+                   CASE WHEN {with_cells} THEN [{given}] END,
                    {"n" if numbered else "NULL"}
             FROM targeted"""
 

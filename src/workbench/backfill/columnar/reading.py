@@ -10,7 +10,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 
@@ -45,7 +45,7 @@ class OrdinaryRow:
 @dataclass(slots=True)
 class FailedRow:
     """A row whose user id is blank and every other cell read ordinary: its identify fails, as the
-    engine fails it (`ColumnarPlan.failure`), and the log keeps it whole. Its body and payload
+    engine fails it (`ColumnarPlan.failure`, `.reason`), and the log keeps it whole. Its body and payload
     are JSON text; `key` is its idempotency key (the hash of its body); `cells` (given only when
     the run writes a failures file) and `reason` are what the failures file writes."""
 
@@ -56,7 +56,7 @@ class FailedRow:
     fingerprint: str
     cells: list[Any] | None
     reason: str
-    status: str = "failed"
+    status: ClassVar[str] = "failed"
 
 
 # The `group` of a row that may name any user.
@@ -189,7 +189,7 @@ class ColumnarRows:
             # Rows come in the file's order (DuckDB preserves it where a query has no ORDER BY),
             # numbered from 1 as `ExportReader` numbers them, unless the source numbers them.
             numbers = itertools.count(1)
-            reason = f"{self.plan.mapping.action}: {self.plan.failure}"  # as `rules._failed_reason` says
+            reason = self.plan.reason
             while not stop.is_set() and (fetched := cursor.fetchmany(FETCH)):
                 chunk = [
                     OrdinaryRow(

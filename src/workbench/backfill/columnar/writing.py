@@ -116,7 +116,7 @@ class OrdinaryBatches:
         todo = []
         for row in rows:
             # A row remembered under this config ends as it did, writing nothing (`RowRules._apply`).
-            how = None if backfill.full else backfill.valid.get(row.fingerprint)
+            how = backfill.valid.get(row.fingerprint)  # (none with --full)
             if how is None:
                 todo.append(row)
             else:
